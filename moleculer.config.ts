@@ -1,0 +1,97 @@
+/**
+ * Broker options for every Tickstream node, built from the parsed configuration.
+ *
+ * One node or many, the options are the same; only `TRANSPORTER` decides whether nodes talk
+ * over NATS or in-process. `scripts/node.ts` builds a broker from `brokerOptions(loadConfig())`;
+ * the default export serves `moleculer-runner` users.
+ */
+import type { BrokerOptions, Errors } from "moleculer";
+import { loadConfig, type Config } from "./src/config";
+
+export function brokerOptions(config: Config): BrokerOptions {
+  return {
+    namespace: config.namespace,
+    nodeID: config.nodeID,
+    // NATS when configured (discovery, heartbeats and calls all ride on it); otherwise one process.
+    transporter: config.transporter
+      ? { type: "NATS", options: { url: config.transporter, maxReconnectAttempts: -1 } }
+      : null,
+    serializer: config.serializer,
+
+    logger: {
+      type: "Pino",
+      options: {
+        level: config.logLevel,
+        pino: {
+          options: {
+            level: config.logLevel,
+            base: undefined,
+            timestamp: () => `,"time":"${new Date().toISOString()}"`,
+            formatters: { level: (label: string) => ({ level: label }) },
+          },
+        },
+      },
+    },
+
+    // Calls never wait forever: a lost node or a stuck actor surfaces as a retryable timeout.
+    requestTimeout: config.requestTimeoutMs,
+    retryPolicy: {
+      enabled: true,
+      retries: config.retries,
+      delay: 100,
+      maxDelay: 2000,
+      factor: 2,
+      check: (err: Error) => Boolean((err as Errors.MoleculerError).retryable),
+    },
+
+    // Fast failure detection (see README "Scaling out" for the heartbeat traffic this costs).
+    heartbeatInterval: config.heartbeat.intervalS,
+    heartbeatTimeout: config.heartbeat.timeoutS,
+
+    tracking: { enabled: true, shutdownTimeout: 10_000 },
+
+    registry: { strategy: "RoundRobin", preferLocal: true },
+
+    // Enabled at broker level: per-action breakers with metrics throw when they trip.
+    circuitBreaker: {
+      enabled: true,
+      threshold: config.circuitBreakerThreshold,
+      windowTime: 60,
+      minRequestCount: 20,
+      halfOpenTime: 10_000,
+      check: (err: Error) => ((err as Errors.MoleculerError).code ?? 0) >= 500,
+    },
+
+    // Bounded queues per action: the backpressure that keeps memory flat under a fast producer.
+    bulkhead: {
+      enabled: true,
+      concurrency: config.bulkhead.concurrency,
+      maxQueueSize: config.bulkhead.maxQueueSize,
+    },
+
+    metrics: {
+      enabled: config.metrics.enabled,
+      // Quantiles over a sliding minute, so p99 reflects now rather than since start.
+      defaultMaxAgeSeconds: 60,
+      defaultAgeBuckets: 10,
+      reporter: [
+        {
+          type: "Prometheus",
+          options: { port: config.metrics.port, path: "/metrics", defaultLabels: () => ({}) },
+        },
+      ],
+    },
+
+    tracing: {
+      enabled: config.tracing.enabled,
+      exporter:
+        config.tracing.exporter === "Zipkin"
+          ? [{ type: "Zipkin", options: { baseURL: config.tracing.zipkinUrl } }]
+          : [{ type: "Console", options: { width: 100 } }],
+    },
+
+    validator: true,
+  };
+}
+
+export default brokerOptions(loadConfig());

@@ -1,0 +1,282 @@
+//! The `tag=value<SOH>` field walk, with length-prefixed data fields.
+//!
+//! The walk is the decoder's inner loop, so it is written for speed: one forward pass, no
+//! allocation, and no UTF-8 validation (values are handed out as bytes).
+
+use crate::reason::Reason;
+
+/// The FIX field delimiter, Start Of Header.
+pub const SOH: u8 = 0x01;
+
+/// The data tag whose length a length tag gives (`95` → `96` RawData, `212` → `213` XmlData …).
+///
+/// When a length tag is followed immediately by its data tag, the data value is exactly that
+/// many bytes and may contain SOH, `=` and even `10=`.
+#[inline]
+pub const fn data_tag_for(length_tag: u32) -> Option<u32> {
+    match length_tag {
+        90 => Some(91),     // SecureDataLen → SecureData
+        93 => Some(89),     // SignatureLength → Signature
+        95 => Some(96),     // RawDataLength → RawData
+        212 => Some(213),   // XmlDataLen → XmlData
+        348 => Some(349),   // EncodedIssuerLen → EncodedIssuer
+        350 => Some(351),   // EncodedSecurityDescLen → EncodedSecurityDesc
+        352 => Some(353),   // EncodedListExecInstLen → EncodedListExecInst
+        354 => Some(355),   // EncodedTextLen → EncodedText
+        356 => Some(357),   // EncodedSubjectLen → EncodedSubject
+        358 => Some(359),   // EncodedHeadlineLen → EncodedHeadline
+        360 => Some(361),   // EncodedAllocTextLen → EncodedAllocText
+        362 => Some(363),   // EncodedUnderlyingIssuerLen → EncodedUnderlyingIssuer
+        364 => Some(365),   // EncodedUnderlyingSecurityDescLen → EncodedUnderlyingSecurityDesc
+        445 => Some(446),   // EncodedListStatusTextLen → EncodedListStatusText
+        618 => Some(619),   // EncodedLegIssuerLen → EncodedLegIssuer
+        621 => Some(622),   // EncodedLegSecurityDescLen → EncodedLegSecurityDesc
+        1184 => Some(1185), // SecurityXMLLen → SecurityXML
+        1277 => Some(1278), // DerivativeEncodedIssuerLen → DerivativeEncodedIssuer
+        1401 => Some(1402), // EncryptedPasswordLen → EncryptedPassword
+        _ => None,
+    }
+}
+
+/// Finds the next SOH at or after `from`.
+///
+/// Eight bytes at a time (SWAR): FIX values are short (a few to ~25 bytes), too short for
+/// `memchr`'s vector set-up to pay off, but long enough that a byte loop dominated the
+/// decode profile. See the crate's bench notes in `benches/decode.rs`.
+#[inline(always)]
+fn find_soh(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // Bytes equal to SOH become zero; the classic has-zero-byte test then sets the high
+        // bit of the first zero byte (bits above it may be spurious, so take the lowest).
+        let x = word ^ ONES;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    buf.get(i..)?
+        .iter()
+        .position(|&b| b == SOH)
+        .map(|p| i + p)
+}
+
+/// A data length seen in the previous field, awaiting its data tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    None,
+    /// The previous field was a length tag for `tag`; `len` is `None` if it was not a number.
+    Data { tag: u32, len: Option<usize> },
+}
+
+/// Parses a data length value: 1–9 ASCII digits.
+#[inline]
+fn parse_len(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || value.len() > 9 {
+        return None;
+    }
+    let mut n = 0usize;
+    for &b in value {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + usize::from(d);
+    }
+    Some(n)
+}
+
+/// Iterates the `tag=value<SOH>` fields of a byte string, honouring data fields.
+///
+/// Syntax (any violation is [`Reason::Garbled`] and ends the iteration): the tag is 1–10 ASCII
+/// digits without a leading zero that fit a `u32`, then `=`, then the value, then SOH. Values
+/// may be empty (a required field with an empty value fails its own check later). After a
+/// length tag (see [`data_tag_for`]) the next field, if it is the paired data tag, takes
+/// exactly that many bytes, which must be followed by SOH; a non-numeric length followed by
+/// its data tag is garbled. A data tag without its length tag is an ordinary field.
+#[derive(Debug, Clone)]
+pub struct FieldIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    pending: Pending,
+}
+
+impl<'a> FieldIter<'a> {
+    /// Starts a walk at the beginning of `buf` (a whole frame or just a body).
+    #[inline]
+    pub fn new(buf: &'a [u8]) -> Self {
+        FieldIter {
+            buf,
+            pos: 0,
+            pending: Pending::None,
+        }
+    }
+
+    /// Byte offset of the next field within the walked buffer.
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Marks the walk as finished and returns the error, so that iteration stops after it.
+    #[cold]
+    fn fail<T>(&mut self) -> Result<T, Reason> {
+        self.pos = self.buf.len();
+        Err(Reason::Garbled)
+    }
+
+    /// Reads the next field: `Ok(Some((tag, value)))`, `Ok(None)` at the end.
+    ///
+    /// # Errors
+    ///
+    /// [`Reason::Garbled`] when the bytes at the current position are not a field; the walk
+    /// is then finished.
+    #[inline(always)]
+    pub fn next_field(&mut self) -> Result<Option<(u32, &'a [u8])>, Reason> {
+        let buf = self.buf;
+        let mut pos = self.pos;
+        let Some(&first) = buf.get(pos) else {
+            return Ok(None);
+        };
+        // Tag: first digit 1–9 (no leading zero), then digits up to '='.
+        let d = first.wrapping_sub(b'1');
+        if d > 8 {
+            return self.fail();
+        }
+        // Accumulate in u64: ten digits cannot overflow it, and one range check at the end
+        // replaces an overflow check per digit.
+        let mut wide = u64::from(d) + 1;
+        let digits_start = pos;
+        pos += 1;
+        loop {
+            let Some(&b) = buf.get(pos) else {
+                return self.fail();
+            };
+            pos += 1;
+            if b == b'=' {
+                break;
+            }
+            let d = b.wrapping_sub(b'0');
+            if d > 9 || pos - digits_start > 10 {
+                return self.fail();
+            }
+            wide = wide * 10 + u64::from(d);
+        }
+        let Ok(tag) = u32::try_from(wide) else {
+            return self.fail();
+        };
+
+        let start = pos;
+        let end = match self.pending {
+            Pending::Data { tag: data_tag, len } if data_tag == tag => {
+                let end = match len.and_then(|l| start.checked_add(l)) {
+                    Some(end) if buf.get(end) == Some(&SOH) => end,
+                    _ => return self.fail(),
+                };
+                end
+            }
+            _ => match find_soh(buf, start) {
+                Some(end) => end,
+                None => return self.fail(),
+            },
+        };
+        let value = &buf[start..end];
+        self.pending = match data_tag_for(tag) {
+            Some(data_tag) => Pending::Data {
+                tag: data_tag,
+                len: parse_len(value),
+            },
+            None => Pending::None,
+        };
+        self.pos = end + 1;
+        Ok(Some((tag, value)))
+    }
+
+    /// Walks the remaining fields only to check their syntax.
+    ///
+    /// # Errors
+    ///
+    /// [`Reason::Garbled`] at the first malformed field.
+    #[inline]
+    pub fn check_rest(&mut self) -> Result<(), Reason> {
+        while self.next_field()?.is_some() {}
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = Result<(u32, &'a [u8]), Reason>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_field().transpose()
+    }
+}
+
+/// Walks the `tag=value<SOH>` fields of `buf` (a frame from `8=` to the final SOH, or a body).
+pub fn fields(buf: &[u8]) -> FieldIter<'_> {
+    FieldIter::new(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(s: &str) -> Result<Vec<(u32, Vec<u8>)>, Reason> {
+        let bytes: Vec<u8> = s.bytes().map(|b| if b == b'|' { SOH } else { b }).collect();
+        fields(&bytes)
+            .map(|r| r.map(|(t, v)| (t, v.to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn walks_plain_fields() {
+        let got = walk("35=0|49=TW|58=|").unwrap();
+        assert_eq!(
+            got,
+            vec![(35, b"0".to_vec()), (49, b"TW".to_vec()), (58, vec![])]
+        );
+    }
+
+    #[test]
+    fn data_fields_take_their_length() {
+        let got = walk("95=7|96=a|b=10=|58=x|").unwrap();
+        assert_eq!(got[1], (96, b"a|b=10=".iter().map(|&b| if b == b'|' { SOH } else { b }).collect()));
+        assert_eq!(got[2], (58, b"x".to_vec()));
+        // Data tag without its length tag is a normal field.
+        assert_eq!(walk("96=ABC=DE|").unwrap(), vec![(96, b"ABC=DE".to_vec())]);
+        // A length tag followed by another field leaves that field alone.
+        assert_eq!(walk("212=4|384=2|").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn garbled_syntax() {
+        for bad in [
+            "49garbled=TW|",
+            "=x|",
+            "035=0|",
+            "35|",
+            "35=0",
+            "4294967296=x|",
+            "95=7|96=short|",
+            "95=x|96=abc|",
+            "95=3|96=abcd|",
+            "a=b|",
+        ] {
+            assert_eq!(walk(bad), Err(Reason::Garbled), "{bad}");
+        }
+        assert!(walk("4294967295=x|").is_ok());
+    }
+
+    #[test]
+    fn iteration_stops_after_an_error() {
+        let bytes = b"a=1\x0135=0\x01";
+        let mut it = fields(bytes);
+        assert_eq!(it.next(), Some(Err(Reason::Garbled)));
+        assert_eq!(it.next(), None);
+    }
+}

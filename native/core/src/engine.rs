@@ -1,0 +1,809 @@
+//! The aggregation engine: applies packed batches to per-symbol state.
+//!
+//! Symbols are independent actors: a symbol's trades are applied in batch row order (its
+//! arrival order); symbols do not interact, so an owner can be sharded by symbol with
+//! [`crate::batch::partition`] and each shard run on its own engine.
+
+use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
+use crate::bars::{Bar, BarConfig, BarError, BarSpec};
+use crate::batch::TradeBatchView;
+use crate::dedupe::{DedupeError, IdDedupe};
+use crate::state::{ApplyOptions, DedupeConfig, OrderStatus, StateConfig, StateError, SymbolCounters, SymbolState, TradeStatus};
+use crate::types::Trade;
+use ahash::AHashMap;
+use std::sync::Arc;
+
+/// Engine-wide configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Grace period and retention of bars.
+    pub bars: BarConfig,
+    /// Default detector plus per-symbol overrides (applied when a symbol is first seen).
+    pub detector: DetectorSettings,
+    /// Id dedupe limits per symbol.
+    pub dedupe: DedupeConfig,
+    /// Maintain bars (when false, only the event clock and `TooLate` are kept).
+    pub enable_bars: bool,
+    /// Run the anomaly detector.
+    pub enable_detector: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            bars: BarConfig::default(),
+            detector: DetectorSettings::default(),
+            dedupe: DedupeConfig::default(),
+            enable_bars: true,
+            enable_detector: true,
+        }
+    }
+}
+
+/// Invalid engine configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Bar settings out of range.
+    #[error(transparent)]
+    Bars(#[from] BarError),
+    /// Detector settings out of range.
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+    /// Dedupe settings out of range.
+    #[error(transparent)]
+    Dedupe(#[from] DedupeError),
+}
+
+impl EngineConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bars.validate()?;
+        self.detector.validate()?;
+        IdDedupe::new(self.dedupe.cap, self.dedupe.window_ns)?;
+        Ok(())
+    }
+
+    fn state_config(&self, symbol: &str) -> StateConfig {
+        StateConfig {
+            bars: self.bars,
+            detector: self.detector.for_symbol(symbol),
+            dedupe: self.dedupe,
+        }
+    }
+}
+
+/// Counts of one call (or, in [`Engine::totals`], of the engine's life).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    /// Trade rows seen.
+    pub trades: u64,
+    /// Trades applied.
+    pub applied: u64,
+    /// Trades dropped because their id was already applied.
+    pub duplicates_id: u64,
+    /// Trades dropped because their seq is below the source's watermark.
+    pub duplicates_offset: u64,
+    /// Applied trades that changed an already closed bar.
+    pub revised: u64,
+    /// Trades older than every interval's retention (reported in [`ApplyOutcome::too_late`]).
+    pub too_late: u64,
+    /// Trades with out-of-range values or an unusable symbol.
+    pub invalid: u64,
+    /// Anomalies flagged.
+    pub anomalies: u64,
+    /// Order rows seen.
+    pub orders: u64,
+    /// Orders added to order flow.
+    pub orders_applied: u64,
+    /// Orders dropped because their seq is below the source's watermark.
+    pub orders_duplicates: u64,
+    /// Orders older than every interval's retention.
+    pub orders_too_late: u64,
+    /// Orders with out-of-range values or an unusable symbol.
+    pub orders_invalid: u64,
+    /// Applied orders that changed an already closed bar.
+    pub orders_revised: u64,
+    /// Bars closed.
+    pub bars_closed: u64,
+}
+
+impl ApplyCounts {
+    fn add(&mut self, o: &ApplyCounts) {
+        self.trades += o.trades;
+        self.applied += o.applied;
+        self.duplicates_id += o.duplicates_id;
+        self.duplicates_offset += o.duplicates_offset;
+        self.revised += o.revised;
+        self.too_late += o.too_late;
+        self.invalid += o.invalid;
+        self.anomalies += o.anomalies;
+        self.orders += o.orders;
+        self.orders_applied += o.orders_applied;
+        self.orders_duplicates += o.orders_duplicates;
+        self.orders_too_late += o.orders_too_late;
+        self.orders_invalid += o.orders_invalid;
+        self.orders_revised += o.orders_revised;
+        self.bars_closed += o.bars_closed;
+    }
+}
+
+/// A bar that closed, with its symbol (the interval is `bar.spec()`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedBar {
+    /// The symbol.
+    pub symbol: Arc<str>,
+    /// The bar, closed.
+    pub bar: Bar,
+}
+
+/// A trade rejected as `TooLate` (reason [`crate::Reason::TooLate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLateRow {
+    /// Trade row index in the batch.
+    pub row: u32,
+    /// Record index of the row.
+    pub record: u32,
+}
+
+/// Everything one [`Engine::apply_batch`] call did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplyOutcome {
+    /// Counts.
+    pub counts: ApplyCounts,
+    /// Trades rejected as too late, in row order.
+    pub too_late: Vec<TooLateRow>,
+    /// Anomalies, in row order.
+    pub anomalies: Vec<Anomaly>,
+    /// Bars that closed during the call (including bars born closed by late trades).
+    pub closed: Vec<ClosedBar>,
+    /// Symbols with at least one row in the batch, in order of first appearance.
+    pub touched: Vec<Arc<str>>,
+}
+
+/// How [`Engine::import_symbol`] treats an existing state of the symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Replace it.
+    Replace,
+    /// Merge with it ([`SymbolState::merge`], existing state first).
+    Merge,
+}
+
+/// One line of [`Engine::symbol_summaries`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolSummary {
+    /// The symbol.
+    pub symbol: Arc<str>,
+    /// Trades applied.
+    pub trades_applied: u64,
+    /// Price mantissa of the latest trade by (time, arrival).
+    pub last_price: Option<i64>,
+    /// Event time of that trade.
+    pub last_trade_ns: Option<i64>,
+    /// All counters.
+    pub counters: SymbolCounters,
+}
+
+/// Approximate heap use, from [`Engine::memory_estimate`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Symbols held.
+    pub symbols: usize,
+    /// Bars held, all intervals.
+    pub bars: usize,
+    /// Trade ids remembered.
+    pub ids: usize,
+    /// Bytes of all symbol states (bars, detectors, id sets, watermarks).
+    pub state_bytes: usize,
+    /// Bytes of the engine's symbol index.
+    pub index_bytes: usize,
+}
+
+const UNRESOLVED: u32 = u32::MAX;
+const INVALID_SYMBOL: u32 = u32::MAX - 1;
+
+/// Per-batch working memory, kept between calls to avoid allocation.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Batch symbol index → state slot (or UNRESOLVED / INVALID_SYMBOL).
+    slots: Vec<u32>,
+    /// Batch symbol index → the source's watermark at the start of the batch.
+    watermark: Vec<u64>,
+    /// Batch symbol index → max(seq) + 1 of its rows (0: no row).
+    next_seq: Vec<u64>,
+    closed: Vec<Bar>,
+    /// Batch counter (starts at 1 for the first batch).
+    batch: u64,
+    /// State slot → last batch that listed it as touched.
+    touched_mark: Vec<u64>,
+}
+
+/// Per-symbol bars, detectors and dedupe for every symbol an owner is responsible for.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    /// States in a slab so that a batch can map its symbol indices to slots once and then
+    /// index directly, instead of hashing the symbol per trade.
+    states: Vec<SymbolState>,
+    index: AHashMap<Arc<str>, u32>,
+    totals: ApplyCounts,
+    scratch: Scratch,
+}
+
+impl Engine {
+    /// Creates an empty engine.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when a setting is out of range.
+    pub fn new(config: EngineConfig) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        Ok(Engine {
+            config,
+            states: Vec::new(),
+            index: AHashMap::new(),
+            totals: ApplyCounts::default(),
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Counts accumulated over every call.
+    pub fn totals(&self) -> &ApplyCounts {
+        &self.totals
+    }
+
+    /// Number of symbols held.
+    pub fn symbol_count(&self) -> usize {
+        self.states.len()
+    }
+
+    /// The state of `symbol`.
+    pub fn state(&self, symbol: &str) -> Option<&SymbolState> {
+        let slot = *self.index.get(symbol)?;
+        self.states.get(slot as usize)
+    }
+
+    fn slot_or_create(&mut self, symbol: &str) -> Option<u32> {
+        if let Some(&slot) = self.index.get(symbol) {
+            return Some(slot);
+        }
+        let slot = u32::try_from(self.states.len()).ok().filter(|&s| s < INVALID_SYMBOL)?;
+        let state = SymbolState::new(symbol, &self.config.state_config(symbol)).ok()?;
+        self.index.insert(state.symbol_arc().clone(), slot);
+        self.states.push(state);
+        Some(slot)
+    }
+
+    fn options(&self) -> ApplyOptions {
+        ApplyOptions {
+            bars: self.config.enable_bars,
+            detector: self.config.enable_detector,
+        }
+    }
+
+    /// Applies a batch: trades then orders, each in row order.
+    ///
+    /// Per row: offset watermark of (symbol, batch source) → id dedupe → retention
+    /// (`TooLate`) → bars → detector. After the batch each touched symbol's watermark for the
+    /// source moves to its largest seq + 1 (so all trades of a record in the batch apply, and
+    /// a redelivered batch is dropped). `now_ns` is the wall clock stamped as bars' ts_init.
+    pub fn apply_batch(&mut self, view: &TradeBatchView<'_>, now_ns: i64) -> ApplyOutcome {
+        let mut s = std::mem::take(&mut self.scratch);
+        let n = view.symbols().len();
+        s.slots.clear();
+        s.slots.resize(n, UNRESOLVED);
+        s.watermark.clear();
+        s.watermark.resize(n, 0);
+        s.next_seq.clear();
+        s.next_seq.resize(n, 0);
+        s.batch += 1;
+        let source = view.source();
+        let options = self.options();
+        let mut out = ApplyOutcome::default();
+        let c = &mut out.counts;
+
+        // The row's symbol index is cached with its slot: consecutive rows often share a symbol.
+        let mut last: Option<(u32, u32)> = None;
+        for (i, row) in view.trade_rows().enumerate() {
+            c.trades += 1;
+            let slot = match last {
+                Some((si, slot)) if si == row.symbol_index => slot,
+                _ => {
+                    let slot = self.resolve(&mut s, view, row.symbol_index, &mut out.touched);
+                    last = Some((row.symbol_index, slot));
+                    slot
+                }
+            };
+            let t = &row.trade;
+            let si = row.symbol_index as usize;
+            let (Some(state), Some(wm), Some(next)) = (self.states.get_mut(slot as usize), s.watermark.get(si), s.next_seq.get_mut(si)) else {
+                c.invalid += 1;
+                continue;
+            };
+            *next = (*next).max(t.arrival.seq.saturating_add(1));
+            if t.arrival.seq < *wm {
+                c.duplicates_offset += 1;
+                state.count_duplicate_offset();
+                continue;
+            }
+            match state.apply_trade(t, now_ns, options, &mut s.closed) {
+                TradeStatus::Applied { revised, anomaly } => {
+                    c.applied += 1;
+                    c.revised += u64::from(revised);
+                    if let Some(f) = anomaly {
+                        c.anomalies += 1;
+                        out.anomalies.push(Anomaly::new(state.symbol_arc().clone(), t.time_ns, t.arrival, state.detector().name(), f));
+                    }
+                }
+                TradeStatus::DuplicateId => c.duplicates_id += 1,
+                TradeStatus::TooLate => {
+                    c.too_late += 1;
+                    out.too_late.push(TooLateRow {
+                        row: i as u32,
+                        record: row.record,
+                    });
+                }
+                TradeStatus::Invalid => c.invalid += 1,
+            }
+            if !s.closed.is_empty() {
+                c.bars_closed += s.closed.len() as u64;
+                let symbol = state.symbol_arc();
+                out.closed.extend(s.closed.drain(..).map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+            }
+        }
+
+        for row in view.order_rows() {
+            c.orders += 1;
+            let slot = self.resolve(&mut s, view, row.symbol_index, &mut out.touched);
+            let o = &row.order;
+            let si = row.symbol_index as usize;
+            let (Some(state), Some(wm), Some(next)) = (self.states.get_mut(slot as usize), s.watermark.get(si), s.next_seq.get_mut(si)) else {
+                c.orders_invalid += 1;
+                continue;
+            };
+            *next = (*next).max(o.arrival.seq.saturating_add(1));
+            if o.arrival.seq < *wm {
+                c.orders_duplicates += 1;
+                state.count_duplicate_offset();
+                continue;
+            }
+            match state.apply_order(o, now_ns, options.bars, &mut s.closed) {
+                OrderStatus::Applied { revised } => {
+                    c.orders_applied += 1;
+                    c.orders_revised += u64::from(revised);
+                }
+                OrderStatus::TooLate => c.orders_too_late += 1,
+                OrderStatus::Invalid => c.orders_invalid += 1,
+            }
+            if !s.closed.is_empty() {
+                c.bars_closed += s.closed.len() as u64;
+                let symbol = state.symbol_arc();
+                out.closed.extend(s.closed.drain(..).map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+            }
+        }
+
+        for (&slot, &next) in s.slots.iter().zip(&s.next_seq) {
+            if next > 0 {
+                if let Some(state) = self.states.get_mut(slot as usize) {
+                    state.advance_watermark(source, next);
+                }
+            }
+        }
+        self.totals.add(&out.counts);
+        self.scratch = s;
+        out
+    }
+
+    /// Maps a batch symbol index to its state slot, creating the state on first sight.
+    fn resolve(&mut self, s: &mut Scratch, view: &TradeBatchView<'_>, si: u32, touched: &mut Vec<Arc<str>>) -> u32 {
+        let Some(&cached) = s.slots.get(si as usize) else {
+            return INVALID_SYMBOL;
+        };
+        if cached != UNRESOLVED {
+            return cached;
+        }
+        let symbol = view.symbols().get(si as usize).copied().unwrap_or("");
+        let slot = self.slot_or_create(symbol).unwrap_or(INVALID_SYMBOL);
+        if let Some(state) = self.states.get(slot as usize) {
+            if let Some(w) = s.watermark.get_mut(si as usize) {
+                *w = state.watermarks().get(view.source());
+            }
+            // A symbol table written by BatchBuilder has no repeats, but a foreign one might:
+            // report each symbol once (the mark holds the batch number that last reported it).
+            let slot = slot as usize;
+            if s.touched_mark.len() <= slot {
+                s.touched_mark.resize(slot + 1, 0);
+            }
+            if s.touched_mark[slot] != s.batch {
+                s.touched_mark[slot] = s.batch;
+                touched.push(state.symbol_arc().clone());
+            }
+        }
+        if let Some(x) = s.slots.get_mut(si as usize) {
+            *x = slot;
+        }
+        slot
+    }
+
+    /// Applies one trade from `source` as a batch of one (for tests and tools).
+    pub fn apply_trade(&mut self, source: &str, trade: &Trade<'_>, now_ns: i64) -> ApplyOutcome {
+        let mut out = ApplyOutcome::default();
+        let options = self.options();
+        let c = &mut out.counts;
+        c.trades = 1;
+        let Some(slot) = self.slot_or_create(trade.symbol) else {
+            c.invalid = 1;
+            self.totals.add(c);
+            return out;
+        };
+        let Some(state) = self.states.get_mut(slot as usize) else {
+            c.invalid = 1;
+            self.totals.add(c);
+            return out;
+        };
+        out.touched.push(state.symbol_arc().clone());
+        if trade.arrival.seq < state.watermarks().get(source) {
+            c.duplicates_offset = 1;
+            state.count_duplicate_offset();
+        } else {
+            let mut closed = Vec::new();
+            match state.apply_trade(trade, now_ns, options, &mut closed) {
+                TradeStatus::Applied { revised, anomaly } => {
+                    c.applied = 1;
+                    c.revised = u64::from(revised);
+                    if let Some(f) = anomaly {
+                        c.anomalies = 1;
+                        out.anomalies.push(Anomaly::new(state.symbol_arc().clone(), trade.time_ns, trade.arrival, state.detector().name(), f));
+                    }
+                }
+                TradeStatus::DuplicateId => c.duplicates_id = 1,
+                TradeStatus::TooLate => {
+                    c.too_late = 1;
+                    out.too_late.push(TooLateRow { row: 0, record: 0 });
+                }
+                TradeStatus::Invalid => c.invalid = 1,
+            }
+            c.bars_closed = closed.len() as u64;
+            let symbol = state.symbol_arc();
+            out.closed.extend(closed.into_iter().map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+            state.advance_watermark(source, trade.arrival.seq.saturating_add(1));
+        }
+        self.totals.add(&out.counts);
+        out
+    }
+
+    /// Closes, in every symbol, the bars whose end + grace ≤ `now_ns` (live feeds only).
+    pub fn close_by_wall_clock(&mut self, now_ns: i64) -> Vec<ClosedBar> {
+        let mut out = Vec::new();
+        let mut closed = Vec::new();
+        for state in &mut self.states {
+            state.bars_mut().close_by_wall_clock(now_ns, &mut closed);
+            let symbol = state.symbol_arc();
+            out.extend(closed.drain(..).map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+        }
+        self.totals.bars_closed += out.len() as u64;
+        out
+    }
+
+    /// Bars of `symbol` and `spec` starting in `[from_ns, to_ns)`, oldest first, at most the
+    /// newest `limit`; `None` for an unknown symbol.
+    pub fn bars(&self, symbol: &str, spec: BarSpec, from_ns: i64, to_ns: i64, limit: usize) -> Option<Vec<Bar>> {
+        Some(self.state(symbol)?.bars().bars(spec, from_ns, to_ns, limit))
+    }
+
+    /// One summary per symbol, sorted by symbol.
+    pub fn symbol_summaries(&self) -> Vec<SymbolSummary> {
+        let mut v: Vec<SymbolSummary> = self
+            .states
+            .iter()
+            .map(|s| {
+                let c = *s.counters();
+                SymbolSummary {
+                    symbol: s.symbol_arc().clone(),
+                    trades_applied: c.trades_applied,
+                    last_price: c.last.map(|l| l.price),
+                    last_trade_ns: c.last.map(|l| l.key.time_ns),
+                    counters: c,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        v
+    }
+
+    /// Exports the state of `symbol` ([`SymbolState::export`]); `None` when unknown.
+    pub fn export_symbol(&self, symbol: &str) -> Option<Vec<u8>> {
+        Some(self.state(symbol)?.export())
+    }
+
+    /// Imports an exported state, replacing or merging with the existing one; returns the symbol.
+    ///
+    /// The imported state keeps the configuration it was exported with (bars, detector,
+    /// dedupe); a merge keeps the existing state's configuration.
+    ///
+    /// # Errors
+    /// Any [`StateError`] of [`SymbolState::import`] or [`SymbolState::merge`].
+    pub fn import_symbol(&mut self, bytes: &[u8], mode: ImportMode) -> Result<Arc<str>, StateError> {
+        let imported = SymbolState::import(bytes)?;
+        let symbol = imported.symbol_arc().clone();
+        match self.index.get(&*symbol).copied() {
+            Some(slot) => {
+                let existing = self.states.get_mut(slot as usize).ok_or(StateError::Invalid("engine index out of sync"))?;
+                *existing = match mode {
+                    ImportMode::Replace => imported,
+                    ImportMode::Merge => SymbolState::merge(existing, &imported)?,
+                };
+                Ok(existing.symbol_arc().clone())
+            }
+            None => {
+                let slot = u32::try_from(self.states.len()).ok().filter(|&s| s < INVALID_SYMBOL).ok_or(StateError::Invalid("too many symbols"))?;
+                self.index.insert(symbol.clone(), slot);
+                self.states.push(imported);
+                Ok(symbol)
+            }
+        }
+    }
+
+    /// Removes a symbol and returns its state.
+    pub fn remove_symbol(&mut self, symbol: &str) -> Option<SymbolState> {
+        let slot = self.index.remove(symbol)? as usize;
+        if slot >= self.states.len() {
+            return None;
+        }
+        let removed = self.states.swap_remove(slot);
+        if let Some(moved) = self.states.get(slot) {
+            if let Some(s) = self.index.get_mut(moved.symbol()) {
+                *s = slot as u32;
+            }
+        }
+        Some(removed)
+    }
+
+    /// Approximate memory held by the engine.
+    pub fn memory_estimate(&self) -> MemoryEstimate {
+        MemoryEstimate {
+            symbols: self.states.len(),
+            bars: self.states.iter().map(|s| s.bars().bar_count()).sum(),
+            ids: self.states.iter().map(|s| s.dedupe().len()).sum(),
+            state_bytes: self.states.iter().map(SymbolState::memory_bytes).sum(),
+            index_bytes: self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::{DetectorKind, DetectorOverride};
+    use crate::bars::test_support::*;
+    use crate::batch::partition;
+    use crate::types::{Side, SCALE};
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig::default()).unwrap()
+    }
+
+    fn run(e: &mut Engine, source: &str, trades: &[OwnedTrade]) -> ApplyOutcome {
+        let bytes = batch(source, trades, &[]);
+        e.apply_batch(&view(&bytes), 0)
+    }
+
+    #[test]
+    fn duplicates_by_id_within_and_across_batches() {
+        let mut e = engine();
+        let mut a = tr("X", 1.0, T0, 1);
+        a.id = Some("E1".into());
+        let mut b = tr("X", 1.0, T0, 2);
+        b.id = Some("E1".into());
+        let out = run(&mut e, "trades/0", &[a.clone(), b.clone()]);
+        assert_eq!((out.counts.applied, out.counts.duplicates_id), (1, 1));
+        // Same id from another source / later offset: still a duplicate.
+        b.seq = 50;
+        let out = run(&mut e, "trades/1", &[b]);
+        assert_eq!(out.counts.duplicates_id, 1);
+        // Trades without ids are never id duplicates.
+        let out = run(&mut e, "trades/0", &[tr("X", 1.0, T0, 7), tr("X", 1.0, T0, 7)]);
+        assert_eq!(out.counts.applied, 2);
+        assert_eq!(e.totals().duplicates_id, 2);
+    }
+
+    #[test]
+    fn duplicates_by_offset_watermark() {
+        let mut e = engine();
+        // Three trades of one record (same seq) and one of the next record.
+        let mut rows: Vec<OwnedTrade> = (0..3).map(|ord| OwnedTrade { ord, ..tr("X", 1.0, T0, 10) }).collect();
+        rows.push(tr("X", 1.0, T0 + SEC, 11));
+        let out = run(&mut e, "trades/3", &rows);
+        assert_eq!((out.counts.applied, out.counts.duplicates_offset), (4, 0));
+        assert_eq!(e.state("X").unwrap().watermarks().get("trades/3"), 12);
+        // Redelivery of the whole batch: every row is an offset duplicate.
+        let out = run(&mut e, "trades/3", &rows);
+        assert_eq!((out.counts.applied, out.counts.duplicates_offset), (0, 4));
+        // Overlapping redelivery: seq 11 is old, 12 is new.
+        let out = run(&mut e, "trades/3", &[tr("X", 1.0, T0 + SEC, 11), tr("X", 1.0, T0 + 2 * SEC, 12)]);
+        assert_eq!((out.counts.applied, out.counts.duplicates_offset), (1, 1));
+        // Another source has its own watermark.
+        let out = run(&mut e, "trades/4", &[tr("X", 1.0, T0 + 3 * SEC, 0)]);
+        assert_eq!(out.counts.applied, 1);
+        assert_eq!(e.state("X").unwrap().counters().duplicates_offset, 5);
+        // The single-trade path follows the same rule.
+        let t = tr("X", 1.0, T0 + 4 * SEC, 12);
+        assert_eq!(e.apply_trade("trades/3", &t.as_trade(), 0).counts.duplicates_offset, 1);
+        let t = tr("X", 1.0, T0 + 4 * SEC, 13);
+        assert_eq!(e.apply_trade("trades/3", &t.as_trade(), 0).counts.applied, 1);
+        assert_eq!(e.state("X").unwrap().watermarks().get("trades/3"), 14);
+    }
+
+    #[test]
+    fn too_late_rows_are_reported_with_their_index() {
+        let mut e = engine();
+        let day = 86_400 * SEC;
+        let rows = [tr("X", 1.0, T0 + 40 * day, 0), tr("Y", 1.0, T0, 1), tr("X", 1.0, T0, 2), tr("X", 1.0, T0 + 20 * day, 3)];
+        let out = run(&mut e, "t", &rows);
+        assert_eq!(out.counts.too_late, 1);
+        assert_eq!(out.too_late, vec![TooLateRow { row: 2, record: 2 }]);
+        assert_eq!(out.counts.applied, 3);
+        // The 20-day-old trade is only within the 1h retention; its hour bar is born closed,
+        // which counts as a revision and is reported as a closed bar.
+        assert_eq!(out.counts.revised, 1);
+        assert_eq!(out.closed.len(), 1);
+        assert_eq!((out.closed[0].bar.spec(), out.closed[0].bar.start_ns()), (BarSpec::H1, T0 + 20 * day));
+        assert!(out.closed[0].bar.is_revised());
+        let touched: Vec<&str> = out.touched.iter().map(|s| &**s).collect();
+        assert_eq!(touched, vec!["X", "Y"]);
+    }
+
+    #[test]
+    fn orders_feed_order_flow_and_are_deduplicated_by_offset() {
+        let mut e = engine();
+        run(&mut e, "trades/0", &[tr("X", 1.0, T0, 0)]);
+        let orders = vec![
+            OwnedOrder {
+                symbol: "X".into(),
+                side: Side::Buy,
+                qty: 2 * SCALE,
+                price: Some(SCALE),
+                time_ns: T0 + SEC,
+                seq: 5,
+            },
+            OwnedOrder {
+                symbol: "X".into(),
+                side: Side::Sell,
+                qty: 3 * SCALE,
+                price: None,
+                time_ns: T0 + 2 * SEC,
+                seq: 6,
+            },
+        ];
+        let bytes = batch("orders/0", &[], &orders);
+        let out = e.apply_batch(&view(&bytes), 0);
+        assert_eq!(out.counts.orders_applied, 2);
+        let out = e.apply_batch(&view(&bytes), 0);
+        assert_eq!(out.counts.orders_duplicates, 2);
+        let bar = e.bars("X", BarSpec::M1, T0, T0 + MIN, 10).unwrap()[0];
+        assert_eq!(bar.order_flow().count, 2);
+        assert_eq!((bar.order_flow().buy_qty, bar.order_flow().sell_qty), (2 * i128::from(SCALE), 3 * i128::from(SCALE)));
+        assert_eq!(bar.trades(), 1);
+    }
+
+    #[test]
+    fn per_symbol_detector_overrides() {
+        let mut config = EngineConfig::default();
+        config.detector.default.min_samples = 10;
+        config.detector.overrides.insert(
+            "JUMPY".into(),
+            DetectorOverride {
+                threshold: Some(1.0),
+                kind: Some(DetectorKind::Ewma),
+                ..DetectorOverride::default()
+            },
+        );
+        let mut e = Engine::new(config).unwrap();
+        let mut rows = random_walk("JUMPY", 300, 1, 0.001);
+        rows.extend(random_walk("CALM", 300, 1, 0.001));
+        let out = run(&mut e, "t", &rows);
+        assert!(out.anomalies.iter().all(|a| &*a.symbol == "JUMPY" && a.detector == "ewma"));
+        assert!(out.anomalies.len() > 10, "|z| ≥ 1 is common: {}", out.anomalies.len());
+        assert_eq!(e.state("CALM").unwrap().detector().name(), "zscore");
+        assert_eq!(e.state("JUMPY").unwrap().detector().config().threshold, 1.0);
+    }
+
+    #[test]
+    fn switches_disable_bars_or_detector() {
+        let config = EngineConfig {
+            enable_bars: false,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config).unwrap();
+        let out = run(&mut e, "t", &random_walk("X", 100, 2, 0.001));
+        assert_eq!(out.counts.applied, 100);
+        assert_eq!(e.memory_estimate().bars, 0);
+        assert_eq!(e.state("X").unwrap().detector().samples(), 99);
+        let config = EngineConfig {
+            enable_detector: false,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(config).unwrap();
+        run(&mut e, "t", &random_walk("X", 100, 2, 0.001));
+        assert_eq!(e.state("X").unwrap().detector().samples(), 0);
+        assert!(e.memory_estimate().bars > 0);
+        assert!(Engine::new(EngineConfig {
+            dedupe: DedupeConfig { cap: 0, ..DedupeConfig::default() },
+            ..EngineConfig::default()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn wall_clock_closing_summaries_export_import_and_removal() {
+        let mut e = engine();
+        run(&mut e, "t", &[tr("A", 2.0, T0, 0), tr("B", 3.0, T0 + SEC, 1), tr("A", 2.5, T0 + 2 * SEC, 2)]);
+        assert!(e.close_by_wall_clock(T0 + MIN).is_empty());
+        let closed = e.close_by_wall_clock(T0 + MIN + 2 * SEC);
+        assert_eq!(closed.len(), 2);
+        assert_eq!(e.totals().bars_closed, 2);
+        let s = e.symbol_summaries();
+        assert_eq!(s.len(), 2);
+        assert_eq!((&*s[0].symbol, s[0].trades_applied, s[0].last_price, s[0].last_trade_ns), ("A", 2, Some(2_500_000_000), Some(T0 + 2 * SEC)));
+
+        let a = e.export_symbol("A").unwrap();
+        assert!(e.export_symbol("nope").is_none());
+        assert!(e.remove_symbol("A").is_some());
+        assert!(e.remove_symbol("A").is_none());
+        assert_eq!(e.symbol_count(), 1);
+        assert!(e.state("B").is_some(), "the moved slot is re-indexed");
+        assert_eq!(&*e.import_symbol(&a, ImportMode::Replace).unwrap(), "A");
+        assert_eq!(e.export_symbol("A").unwrap(), a);
+        // Merge: another shard's trades of A.
+        let mut other = engine();
+        run(&mut other, "t2", &[tr("A", 9.0, T0 + 3 * SEC, 0)]);
+        e.import_symbol(&other.export_symbol("A").unwrap(), ImportMode::Merge).unwrap();
+        let bar = e.bars("A", BarSpec::M1, T0, T0 + MIN, 1).unwrap()[0];
+        assert_eq!((bar.trades(), bar.high(), bar.close()), (3, Some(9 * SCALE), Some(9 * SCALE)));
+        assert!(e.import_symbol(b"garbage", ImportMode::Merge).is_err());
+        assert!(e.bars("nope", BarSpec::M1, 0, 1, 1).is_none());
+    }
+
+    #[test]
+    fn sharding_by_partition_gives_the_same_bars() {
+        let mut rows: Vec<OwnedTrade> = Vec::new();
+        for (k, sym) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+            rows.extend(random_walk(sym, 200, k as u64, 0.002));
+        }
+        rows.sort_by_key(|t| (t.time_ns, t.symbol.clone()));
+        let bytes = batch("t", &rows, &[]);
+        let v = view(&bytes);
+        let mut whole = engine();
+        let all = whole.apply_batch(&v, 0);
+        let owners: Vec<u32> = (0..v.symbols().len() as u32).map(|i| i % 3).collect();
+        let mut shards: Vec<Engine> = (0..3).map(|_| engine()).collect();
+        let mut anomalies = 0;
+        for (shard, part) in shards.iter_mut().zip(partition(&v, &owners, 3).unwrap()) {
+            anomalies += shard.apply_batch(&view(&part), 0).anomalies.len();
+        }
+        assert_eq!(anomalies, all.anomalies.len());
+        for sym in v.symbols() {
+            let shard = shards.iter().find(|s| s.state(sym).is_some()).unwrap();
+            assert_eq!(shard.export_symbol(sym), whole.export_symbol(sym));
+        }
+    }
+
+    #[test]
+    fn memory_at_full_retention() {
+        let mut e = engine();
+        // One trade a minute for 30 days fills all three retentions.
+        let rows: Vec<OwnedTrade> = (0..30 * 1_440).map(|m| tr("X", 1.0, T0 + m * MIN, m as u64)).collect();
+        run(&mut e, "t", &rows);
+        let m = e.memory_estimate();
+        assert_eq!(m.bars, 1_440 + 2_016 + 720);
+        let bars = e.state("X").unwrap().bars().memory_bytes();
+        assert!(bars <= 4_176 * 160 + 1_024, "{bars}");
+    }
+}

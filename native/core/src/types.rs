@@ -1,0 +1,117 @@
+//! The market's vocabulary shared by the decoder and the aggregation engine.
+//!
+//! Prices and quantities are fixed-point: an `i64` mantissa with [`SCALE_DIGITS`] implied
+//! decimal places. Sums (volume, notional) are `i128` so that no realistic bar overflows.
+//! Floats appear only at the edge (JSON output, the z-score).
+
+use serde::{Deserialize, Serialize};
+
+/// Number of implied decimal places of every price and quantity mantissa.
+pub const SCALE_DIGITS: u32 = 9;
+/// `10^SCALE_DIGITS`: the mantissa of the value `1`.
+pub const SCALE: i64 = 1_000_000_000;
+
+/// Converts a fixed-point mantissa to a float, for output and statistics only.
+#[inline]
+pub fn fixed_to_f64(mantissa: i64) -> f64 {
+    mantissa as f64 / SCALE as f64
+}
+
+/// Converts a wide fixed-point sum (scale [`SCALE`]) to a float.
+#[inline]
+pub fn wide_to_f64(mantissa: i128) -> f64 {
+    mantissa as f64 / SCALE as f64
+}
+
+/// Aggressor or order side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[repr(u8)]
+pub enum Side {
+    #[default]
+    Unknown = 0,
+    Buy = 1,
+    Sell = 2,
+}
+
+impl Side {
+    /// Maps the wire code used in batches back to a side; unknown codes are `Unknown`.
+    pub fn from_code(code: u8) -> Side {
+        match code {
+            1 => Side::Buy,
+            2 => Side::Sell,
+            _ => Side::Unknown,
+        }
+    }
+
+    /// Lower-case name used in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Unknown => "unknown",
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+/// Position of a trade in its source's arrival order.
+///
+/// `seq` is the record's sequence in its source (a Kafka offset, or the message index of a
+/// replayed file); `ord` numbers the trades decoded from that record (entries of one
+/// MarketDataIncrementalRefresh). Together with the event time it totally orders the trades
+/// of a symbol, which makes "ties by arrival" well defined and bar merges exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Arrival {
+    pub seq: u64,
+    pub ord: u32,
+}
+
+/// A validated trade, borrowing its text fields from the decoded buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trade<'a> {
+    pub symbol: &'a str,
+    /// Price mantissa, scale [`SCALE`]; always > 0.
+    pub price: i64,
+    /// Quantity mantissa, scale [`SCALE`]; ≥ 0 (market-data trades may carry no size).
+    pub qty: i64,
+    /// Event time, nanoseconds since the Unix epoch (UTC).
+    pub time_ns: i64,
+    pub arrival: Arrival,
+    /// ExecID / TradeReportID / entry id; `None` when the source has none (no id dedupe then).
+    pub id: Option<&'a str>,
+    pub side: Side,
+}
+
+/// An order from the orders flow (NewOrderSingle), counted into its bar's order flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order<'a> {
+    pub symbol: &'a str,
+    pub side: Side,
+    /// OrderQty mantissa, scale [`SCALE`]; > 0.
+    pub qty: i64,
+    /// Limit price mantissa, `None` for market orders.
+    pub price: Option<i64>,
+    pub time_ns: i64,
+    pub arrival: Arrival,
+    /// ClOrdID.
+    pub cl_ord_id: Option<&'a str>,
+}
+
+/// What a trade cancel or correction refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum CorrectionKind {
+    Cancel = 1,
+    Correct = 2,
+}
+
+/// A trade cancel (ExecType H, TradeReportTransType 1) or correction (G, 2): reported, never
+/// applied as a new trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Correction<'a> {
+    pub kind: CorrectionKind,
+    pub symbol: Option<&'a str>,
+    /// The id of the report itself (ExecID / TradeReportID).
+    pub id: Option<&'a str>,
+    /// The id of the trade it refers to (ExecRefID 19 / TradeReportRefID 572).
+    pub ref_id: Option<&'a str>,
+}

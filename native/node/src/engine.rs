@@ -1,0 +1,413 @@
+//! `Engine`: per-symbol bars and detectors; `partitionBatch` splits a batch between owners.
+
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tickstream_core::anomaly::{Anomaly, DetectorKind, DetectorOverride};
+use tickstream_core::bars::{Bar, BarSpec};
+use tickstream_core::batch::{partition, TradeBatchView};
+use tickstream_core::engine::{ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode};
+use tickstream_core::types::wide_to_f64;
+
+use crate::convert::{iso_ns, ns_to_ms, num};
+
+const NS_PER_MS: i64 = 1_000_000;
+
+/// Options of an engine; every field has the documented default.
+#[napi(object)]
+pub struct EngineOptions {
+    /// Maintain bars (aggregator role).
+    pub bars: Option<bool>,
+    /// Run the anomaly detector (anomaly role).
+    pub detector: Option<bool>,
+    pub grace_ms: Option<f64>,
+    pub retention_1m_ms: Option<f64>,
+    pub retention_5m_ms: Option<f64>,
+    pub retention_1h_ms: Option<f64>,
+    pub dedupe_capacity: Option<u32>,
+    /// `zscore`, `ewma` or `mad`.
+    pub detector_kind: Option<String>,
+    pub window: Option<u32>,
+    pub min_samples: Option<u32>,
+    pub threshold: Option<f64>,
+    pub lambda: Option<f64>,
+    /// Per-symbol detector settings as JSON: `{"SYM": {"window": 50, "threshold": 6, …}}`.
+    pub overrides: Option<String>,
+}
+
+/// One bar as JS sees it (prices and quantities as numbers).
+#[napi(object, js_name = "Bar")]
+pub struct BarJs {
+    pub start_ms: f64,
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: Option<f64>,
+    pub volume: f64,
+    pub vwap: Option<f64>,
+    pub trades: u32,
+    pub closed: bool,
+    pub revised: bool,
+    pub order_count: u32,
+    pub buy_qty: f64,
+    pub sell_qty: f64,
+    /// Event time of the bar's latest trade, epoch ms.
+    pub last_event_ms: Option<f64>,
+}
+
+/// A bar with its symbol and interval (closed bars, forming-bar updates).
+#[napi(object)]
+pub struct SymbolBar {
+    pub symbol: String,
+    pub interval: String,
+    pub bar: BarJs,
+}
+
+/// An anomalous trade.
+#[napi(object, js_name = "Anomaly")]
+pub struct AnomalyJs {
+    pub symbol: String,
+    pub time_ms: f64,
+    /// Event time, ISO-8601 UTC with full precision.
+    pub time: String,
+    pub price: f64,
+    pub prev_price: f64,
+    pub ret: f64,
+    pub zscore: f64,
+    pub mean: f64,
+    pub std: f64,
+    pub detector: String,
+}
+
+/// What one `applyBatch` call did.
+#[napi(object)]
+pub struct ApplyResult {
+    pub trades: u32,
+    pub applied: u32,
+    pub duplicates_id: u32,
+    pub duplicates_offset: u32,
+    pub revised: u32,
+    pub too_late: u32,
+    /// Record indices (of the decode call) of the too-late trades.
+    pub too_late_records: Vec<u32>,
+    pub invalid: u32,
+    pub orders: u32,
+    pub anomalies: Vec<AnomalyJs>,
+    pub closed: Vec<SymbolBar>,
+    /// Symbols with rows in the batch.
+    pub touched: Vec<String>,
+}
+
+/// One symbol held by the engine.
+#[napi(object, js_name = "SymbolSummary")]
+pub struct SymbolSummaryJs {
+    pub symbol: String,
+    pub trades: f64,
+    pub last_price: Option<f64>,
+    pub last_trade_ms: Option<f64>,
+}
+
+/// Engine-wide counters.
+#[napi(object)]
+pub struct EngineStats {
+    pub symbols: u32,
+    pub bars: f64,
+    pub ids: f64,
+    pub state_bytes: f64,
+    pub applied: f64,
+    pub duplicates: f64,
+    pub revised: f64,
+    pub too_late: f64,
+    pub anomalies: f64,
+    pub orders: f64,
+}
+
+fn ms_to_ns(ms: f64, name: &str) -> Result<i64> {
+    if !ms.is_finite() || ms < 0.0 || ms > 9.0e12 {
+        return Err(Error::new(Status::InvalidArg, format!("{name} must be a non-negative number of ms")));
+    }
+    Ok((ms * NS_PER_MS as f64) as i64)
+}
+
+fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
+    let mut c = EngineConfig::default();
+    let Some(o) = o else { return Ok(c) };
+    if let Some(b) = o.bars {
+        c.enable_bars = b;
+    }
+    if let Some(d) = o.detector {
+        c.enable_detector = d;
+    }
+    if let Some(ms) = o.grace_ms {
+        c.bars.grace_ns = ms_to_ns(ms, "graceMs")?;
+    }
+    for (i, v) in [o.retention_1m_ms, o.retention_5m_ms, o.retention_1h_ms].into_iter().enumerate() {
+        if let Some(ms) = v {
+            c.bars.retention_ns[i] = ms_to_ns(ms, "retention")?;
+        }
+    }
+    // Ids are remembered as long as 1m bars are kept.
+    c.dedupe.window_ns = c.bars.retention_ns[0];
+    if let Some(cap) = o.dedupe_capacity {
+        c.dedupe.cap = cap as usize;
+    }
+    let d = &mut c.detector.default;
+    if let Some(kind) = o.detector_kind.as_deref() {
+        d.kind = DetectorKind::parse(kind).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+    }
+    if let Some(w) = o.window {
+        d.window = w as usize;
+    }
+    if let Some(m) = o.min_samples {
+        d.min_samples = m as usize;
+    }
+    if let Some(t) = o.threshold {
+        d.threshold = t;
+    }
+    if let Some(l) = o.lambda {
+        d.lambda = l;
+    }
+    if let Some(json) = o.overrides.as_deref().filter(|s| !s.trim().is_empty()) {
+        c.detector.overrides = parse_overrides(json)?;
+    }
+    c.validate().map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+    Ok(c)
+}
+
+fn parse_overrides(json: &str) -> Result<HashMap<String, DetectorOverride>> {
+    let bad = |m: String| Error::new(Status::InvalidArg, format!("overrides: {m}"));
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let obj = value.as_object().ok_or_else(|| bad("expected an object".into()))?;
+    let mut out = HashMap::new();
+    for (symbol, v) in obj {
+        let fields = v.as_object().ok_or_else(|| bad(format!("{symbol}: expected an object")))?;
+        let mut o = DetectorOverride::default();
+        for (k, x) in fields {
+            let n = || x.as_f64().ok_or_else(|| bad(format!("{symbol}.{k}: expected a number")));
+            match k.as_str() {
+                "window" => o.window = Some(n()? as usize),
+                "minSamples" => o.min_samples = Some(n()? as usize),
+                "threshold" => o.threshold = Some(n()?),
+                "lambda" => o.lambda = Some(n()?),
+                "kind" => {
+                    let s = x.as_str().ok_or_else(|| bad(format!("{symbol}.kind: expected a string")))?;
+                    o.kind = Some(DetectorKind::parse(s).map_err(|e| bad(e.to_string()))?);
+                }
+                _ => return Err(bad(format!("{symbol}.{k}: unknown setting"))),
+            }
+        }
+        out.insert(symbol.clone(), o);
+    }
+    Ok(out)
+}
+
+fn bar_js(b: &Bar) -> BarJs {
+    let flow = b.order_flow();
+    BarJs {
+        start_ms: ns_to_ms(b.start_ns()),
+        open: b.open().map(num),
+        high: b.high().map(num),
+        low: b.low().map(num),
+        close: b.close().map(num),
+        volume: wide_to_f64(b.volume()),
+        vwap: b.vwap(),
+        trades: b.trades(),
+        closed: b.is_closed(),
+        revised: b.is_revised(),
+        order_count: flow.count,
+        buy_qty: wide_to_f64(flow.buy_qty),
+        sell_qty: wide_to_f64(flow.sell_qty),
+        last_event_ms: b.last_event_ns().map(ns_to_ms),
+    }
+}
+
+fn symbol_bar(c: &ClosedBar) -> SymbolBar {
+    SymbolBar { symbol: c.symbol.to_string(), interval: c.bar.spec().as_str().to_owned(), bar: bar_js(&c.bar) }
+}
+
+fn anomaly_js(a: &Anomaly) -> AnomalyJs {
+    AnomalyJs {
+        symbol: a.symbol.to_string(),
+        time_ms: ns_to_ms(a.time_ns),
+        time: iso_ns(a.time_ns),
+        price: a.price,
+        prev_price: a.prev_price,
+        ret: a.ret,
+        zscore: a.zscore,
+        mean: a.mean,
+        std: a.std,
+        detector: a.detector.to_owned(),
+    }
+}
+
+fn bad_batch(e: impl std::fmt::Display) -> Error {
+    // The "bad batch" prefix lets the service map it to a client error (4xx).
+    Error::new(Status::InvalidArg, format!("bad batch: {e}"))
+}
+
+fn clamp(n: u64) -> u32 {
+    n.min(u32::MAX as u64) as u32
+}
+
+/// Per-symbol bars, detectors, dedupe and watermarks of the symbols this node owns.
+#[napi]
+pub struct Engine {
+    inner: CoreEngine,
+}
+
+#[napi]
+impl Engine {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(options: Option<EngineOptions>) -> Result<Self> {
+        let inner = CoreEngine::new(config(options)?).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        Ok(Engine { inner })
+    }
+
+    /// Applies a packed trade batch (from `FixDecoder.decodeBatch` or `partitionBatch`).
+    #[napi(catch_unwind)]
+    pub fn apply_batch(&mut self, batch: &[u8], now_ms: f64) -> Result<ApplyResult> {
+        let view = TradeBatchView::parse(batch).map_err(bad_batch)?;
+        let now_ns = ms_to_ns(now_ms, "nowMs")?;
+        let out = self.inner.apply_batch(&view, now_ns);
+        let c = &out.counts;
+        Ok(ApplyResult {
+            trades: clamp(c.trades),
+            applied: clamp(c.applied),
+            duplicates_id: clamp(c.duplicates_id),
+            duplicates_offset: clamp(c.duplicates_offset + c.orders_duplicates),
+            revised: clamp(c.revised + c.orders_revised),
+            too_late: clamp(c.too_late + c.orders_too_late),
+            too_late_records: out.too_late.iter().map(|r| r.record).collect(),
+            invalid: clamp(c.invalid + c.orders_invalid),
+            orders: clamp(c.orders_applied),
+            anomalies: out.anomalies.iter().map(anomaly_js).collect(),
+            closed: out.closed.iter().map(symbol_bar).collect(),
+            touched: out.touched.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// Closes bars whose end plus grace has passed on the wall clock (while the feed is live).
+    #[napi(catch_unwind)]
+    pub fn close_by_wall_clock(&mut self, now_ms: f64) -> Result<Vec<SymbolBar>> {
+        let now_ns = ms_to_ns(now_ms, "nowMs")?;
+        Ok(self.inner.close_by_wall_clock(now_ns).iter().map(symbol_bar).collect())
+    }
+
+    /// Bars of a symbol, oldest first (the newest `limit` within [from, to] by start);
+    /// `null` when the engine does not hold the symbol.
+    #[napi(catch_unwind)]
+    pub fn bars(
+        &self,
+        symbol: String,
+        interval: String,
+        from_ms: Option<f64>,
+        to_ms: Option<f64>,
+        limit: Option<u32>,
+    ) -> Result<Option<Vec<BarJs>>> {
+        let spec = BarSpec::parse(&interval).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let to_ns = |ms: Option<f64>, default: i64| match ms {
+            Some(v) if v.is_finite() => (v.clamp(-9.2e12, 9.2e12) * NS_PER_MS as f64) as i64,
+            _ => default,
+        };
+        let bars = self.inner.bars(
+            &symbol,
+            spec,
+            to_ns(from_ms, i64::MIN),
+            to_ns(to_ms, i64::MAX),
+            limit.unwrap_or(500) as usize,
+        );
+        Ok(bars.map(|v| v.iter().map(bar_js).collect()))
+    }
+
+    /// The newest bar of every interval of each given symbol (forming-bar updates).
+    #[napi(catch_unwind)]
+    pub fn latest(&self, symbols: Vec<String>) -> Vec<SymbolBar> {
+        let mut out = Vec::with_capacity(symbols.len() * BarSpec::ALL.len());
+        for symbol in symbols {
+            for spec in BarSpec::ALL {
+                if let Some(bar) = self.inner.bars(&symbol, spec, i64::MIN, i64::MAX, 1).and_then(|v| v.last().copied()) {
+                    out.push(SymbolBar { symbol: symbol.clone(), interval: spec.as_str().to_owned(), bar: bar_js(&bar) });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every symbol held, with its trade count and latest trade.
+    #[napi(catch_unwind)]
+    pub fn symbols(&self) -> Vec<SymbolSummaryJs> {
+        self.inner
+            .symbol_summaries()
+            .into_iter()
+            .map(|s| SymbolSummaryJs {
+                symbol: s.symbol.to_string(),
+                trades: s.trades_applied as f64,
+                last_price: s.last_price.map(num),
+                last_trade_ms: s.last_trade_ns.map(ns_to_ms),
+            })
+            .collect()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn symbol_count(&self) -> u32 {
+        self.inner.symbol_count() as u32
+    }
+
+    /// Engine-wide counters and memory estimate.
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> EngineStats {
+        let t = self.inner.totals();
+        let m = self.inner.memory_estimate();
+        EngineStats {
+            symbols: m.symbols as u32,
+            bars: m.bars as f64,
+            ids: m.ids as f64,
+            state_bytes: (m.state_bytes + m.index_bytes) as f64,
+            applied: t.applied as f64,
+            duplicates: (t.duplicates_id + t.duplicates_offset + t.orders_duplicates) as f64,
+            revised: (t.revised + t.orders_revised) as f64,
+            too_late: (t.too_late + t.orders_too_late) as f64,
+            anomalies: t.anomalies as f64,
+            orders: t.orders_applied as f64,
+        }
+    }
+
+    /// A symbol's whole state (bars, detector, dedupe, watermarks) as versioned bytes.
+    #[napi(catch_unwind)]
+    pub fn export_symbol(&self, symbol: String) -> Option<Buffer> {
+        self.inner.export_symbol(&symbol).map(Buffer::from)
+    }
+
+    /// Installs an exported state, replacing or merging with the held one; returns the symbol.
+    #[napi(catch_unwind)]
+    pub fn import_symbol(&mut self, state: &[u8], merge: bool) -> Result<String> {
+        let mode = if merge { ImportMode::Merge } else { ImportMode::Replace };
+        self.inner
+            .import_symbol(state, mode)
+            .map(|s| s.to_string())
+            .map_err(|e| Error::new(Status::InvalidArg, format!("bad state: {e}")))
+    }
+
+    /// Forgets a symbol (after handing it to its new owner); true when it was held.
+    #[napi(catch_unwind)]
+    pub fn remove_symbol(&mut self, symbol: String) -> bool {
+        self.inner.remove_symbol(&symbol).is_some()
+    }
+}
+
+/// Splits a batch between owners: `ownerOfSymbol[i]` is the owner of the batch's symbol i.
+/// Returns one batch per owner (empty owners get an empty batch), row order kept.
+#[napi(catch_unwind)]
+pub fn partition_batch(batch: &[u8], owner_of_symbol: Uint32Array, owners: u32) -> Result<Vec<Buffer>> {
+    let view = TradeBatchView::parse(batch).map_err(bad_batch)?;
+    let parts = partition(&view, &owner_of_symbol, owners as usize).map_err(bad_batch)?;
+    Ok(parts.into_iter().map(Buffer::from).collect())
+}
+
+/// The distinct symbols of a packed batch, by batch symbol index.
+#[napi(catch_unwind)]
+pub fn batch_symbols(batch: &[u8]) -> Result<Vec<String>> {
+    let view = TradeBatchView::parse(batch).map_err(bad_batch)?;
+    Ok(view.symbols().iter().map(|s| (*s).to_owned()).collect())
+}

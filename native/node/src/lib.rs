@@ -1,0 +1,10 @@
+//! napi-rs binding of `tickstream-core`: wrappers, conversions and error mapping only.
+//!
+//! Every entry point is `catch_unwind`: a panic in the core becomes a JS exception instead of
+//! aborting the Node process. Bad input is never a panic: it comes back as a reason code (decoder)
+//! or an `InvalidArg` error (malformed batch or state).
+
+mod convert;
+mod decoder;
+mod engine;
+mod util;

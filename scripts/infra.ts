@@ -1,0 +1,284 @@
+/**
+ * Local development infrastructure, no Docker:
+ *
+ *   node dist/scripts/infra.js up       start Kafka on 127.0.0.1:9092 (controller 9093, data .infra/kafka/data)
+ *                                        and nats-server on 127.0.0.1:4222 (JetStream, store .infra/nats),
+ *                                        detached (they outlive this command); waits until both are ready.
+ *                                        Idempotent: what already runs (pid file + live pid + port) is kept.
+ *   node dist/scripts/infra.js down     SIGTERM both, SIGKILL after a deadline (data is kept).
+ *   node dist/scripts/infra.js status   exit code 0 if both are up and ready, 1 otherwise.
+ *
+ * Pid files live in .infra/run/. Wipe all local data with `down` then `rm -rf .infra/kafka/data .infra/nats`.
+ * The heavy lifting (Maven fetch of the broker jars, KRaft formatting, readiness probes) is in
+ * test/support/infra.ts, shared with the integration tests.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  isPidAlive,
+  kafkaDescribeCluster,
+  pidCommandLine,
+  probePort,
+  readNatsInfo,
+  repoRoot,
+  startKafka,
+  startNats,
+  stopPid,
+  waitFor,
+} from "../test/support/infra";
+
+interface ServiceDef {
+  name: "kafka" | "nats";
+  port: number;
+  /** Substring of /proc/<pid>/cmdline proving the pid is ours (not a recycled pid). */
+  marker: string;
+  stopTimeoutMs: number;
+  pidFile: string;
+  /** Where it is, for humans. */
+  describe(): string;
+  isReady(): Promise<boolean>;
+  start(): Promise<number | undefined>;
+}
+
+type State =
+  | { kind: "running"; pid: number; ready: boolean }
+  | { kind: "stopped" }
+  | { kind: "foreign" } // port taken by something without (a valid) pid file
+  | { kind: "stale"; pid: number }; // pid file, but that pid is gone or is something else
+
+const root = repoRoot();
+const runDir = path.join(root, ".infra", "run");
+const rel = (p: string): string => path.relative(process.cwd(), p) || ".";
+
+const KAFKA_PORT = 9092;
+const KAFKA_CONTROLLER_PORT = 9093;
+const NATS_PORT = 4222;
+const kafkaData = path.join(root, ".infra", "kafka", "data");
+const natsStore = path.join(root, ".infra", "nats");
+
+const services: ServiceDef[] = [
+  {
+    name: "kafka",
+    port: KAFKA_PORT,
+    marker: "kafka.Kafka",
+    stopTimeoutMs: 30_000,
+    pidFile: path.join(runDir, "kafka.pid"),
+    describe: () =>
+      `127.0.0.1:${KAFKA_PORT} (controller 127.0.0.1:${KAFKA_CONTROLLER_PORT}, data ${rel(kafkaData)}, ` +
+      `log ${rel(path.join(kafkaData, "logs", "server.log"))})`,
+    isReady: async () => {
+      try {
+        await kafkaDescribeCluster(`127.0.0.1:${KAFKA_PORT}`);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    start: async () => {
+      const k = await startKafka({
+        port: KAFKA_PORT,
+        controllerPort: KAFKA_CONTROLLER_PORT,
+        dataDir: kafkaData,
+        numPartitions: 1,
+        detached: true,
+      });
+      return k.pid;
+    },
+  },
+  {
+    name: "nats",
+    port: NATS_PORT,
+    marker: "nats-server",
+    stopTimeoutMs: 10_000,
+    pidFile: path.join(runDir, "nats.pid"),
+    describe: () =>
+      `nats://127.0.0.1:${NATS_PORT} (JetStream, store ${rel(natsStore)}, ` +
+      `log ${rel(path.join(natsStore, "nats-server.log"))})`,
+    isReady: async () => {
+      try {
+        return (await readNatsInfo(NATS_PORT)).jetstream === true;
+      } catch {
+        return false;
+      }
+    },
+    start: async () => {
+      const n = await startNats({
+        port: NATS_PORT,
+        jetstream: true,
+        storeDir: natsStore,
+        detached: true,
+      });
+      return n.pid;
+    },
+  },
+];
+
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(file, "utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isOurs(svc: ServiceDef, pid: number): boolean {
+  if (!isPidAlive(pid)) return false;
+  const cmd = pidCommandLine(pid);
+  return cmd === undefined || cmd.includes(svc.marker);
+}
+
+async function inspect(svc: ServiceDef): Promise<State> {
+  const pid = readPid(svc.pidFile);
+  if (pid !== undefined) {
+    if (isOurs(svc, pid)) {
+      const ready = (await probePort(svc.port)) && (await svc.isReady());
+      return { kind: "running", pid, ready };
+    }
+    if (await probePort(svc.port)) return { kind: "foreign" };
+    return { kind: "stale", pid };
+  }
+  return (await probePort(svc.port)) ? { kind: "foreign" } : { kind: "stopped" };
+}
+
+async function up(svc: ServiceDef): Promise<boolean> {
+  const state = await inspect(svc);
+  if (state.kind === "running") {
+    if (!state.ready) {
+      // Started by another `up` a moment ago: wait for it instead of starting a second one.
+      try {
+        await waitFor(
+          async () => {
+            if (!isPidAlive(state.pid)) throw new Error(`pid ${state.pid} exited`);
+            return svc.isReady();
+          },
+          {
+            timeoutMs: 120_000,
+            intervalMs: 250,
+            what: `${svc.name} (pid ${state.pid}) to become ready`,
+          },
+        );
+      } catch (err) {
+        console.error(
+          `${svc.name.padEnd(5)} ${err instanceof Error ? err.message : String(err)}; see its log`,
+        );
+        return false;
+      }
+    }
+    console.log(`${svc.name.padEnd(5)} already running  ${svc.describe()}  pid ${state.pid}`);
+    return true;
+  }
+  if (state.kind === "foreign") {
+    console.error(
+      `${svc.name.padEnd(5)} port 127.0.0.1:${svc.port} is in use by a process this script did not start ` +
+        `(no valid ${rel(svc.pidFile)}); stop it or free the port`,
+    );
+    return false;
+  }
+  if (state.kind === "stale") fs.rmSync(svc.pidFile, { force: true });
+
+  const t0 = Date.now();
+  try {
+    const pid = await svc.start();
+    if (pid === undefined) throw new Error("exited right after becoming ready");
+    fs.mkdirSync(runDir, { recursive: true });
+    fs.writeFileSync(svc.pidFile, `${pid}\n`);
+    console.log(
+      `${svc.name.padEnd(5)} started in ${((Date.now() - t0) / 1000).toFixed(1)} s  ${svc.describe()}  pid ${pid}`,
+    );
+    return true;
+  } catch (err) {
+    console.error(
+      `${svc.name.padEnd(5)} failed to start: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    return false;
+  }
+}
+
+async function down(svc: ServiceDef): Promise<boolean> {
+  const pid = readPid(svc.pidFile);
+  if (pid === undefined || !isOurs(svc, pid)) {
+    fs.rmSync(svc.pidFile, { force: true });
+    const busy = await probePort(svc.port);
+    console.log(
+      `${svc.name.padEnd(5)} not running` +
+        (busy ? ` (but port ${svc.port} is in use by a process this script did not start)` : ""),
+    );
+    return true;
+  }
+  const how = await stopPid(pid, svc.stopTimeoutMs);
+  fs.rmSync(svc.pidFile, { force: true });
+  console.log(
+    `${svc.name.padEnd(5)} ${how === "killed" ? "killed (SIGKILL after timeout)" : "stopped"}  pid ${pid}`,
+  );
+  return true;
+}
+
+async function status(svc: ServiceDef): Promise<boolean> {
+  const s = await inspect(svc);
+  switch (s.kind) {
+    case "running":
+      console.log(
+        `${svc.name.padEnd(5)} ${s.ready ? "ready   " : "starting"}  ${svc.describe()}  pid ${s.pid}`,
+      );
+      return s.ready;
+    case "foreign":
+      console.log(
+        `${svc.name.padEnd(5)} port ${svc.port} in use by a process this script did not start`,
+      );
+      return false;
+    case "stale":
+      console.log(
+        `${svc.name.padEnd(5)} stopped (stale pid file ${rel(svc.pidFile)}: pid ${s.pid})`,
+      );
+      return false;
+    case "stopped":
+      console.log(`${svc.name.padEnd(5)} stopped`);
+      return false;
+  }
+}
+
+// kafkajs 2.2.4 schedules a negative setTimeout, which Node 24 reports as TimeoutNegativeWarning; it is
+// harmless and would clutter this CLI's output.
+function silenceKafkajsTimeoutWarning(): void {
+  const listeners = process.listeners("warning");
+  process.removeAllListeners("warning");
+  process.on("warning", (w: Error) => {
+    if (w.name === "TimeoutNegativeWarning") return;
+    for (const l of listeners) l(w);
+  });
+}
+
+async function main(): Promise<number> {
+  const cmd = process.argv[2];
+  silenceKafkajsTimeoutWarning();
+  switch (cmd) {
+    case "up": {
+      const ok = await Promise.all(services.map(up));
+      if (ok.every(Boolean)) {
+        console.log(
+          `\nexport KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT} TRANSPORTER=nats://127.0.0.1:${NATS_PORT}`,
+        );
+        return 0;
+      }
+      return 1;
+    }
+    case "down":
+      return (await Promise.all(services.map(down))).every(Boolean) ? 0 : 1;
+    case "status":
+      return (await Promise.all(services.map(status))).every(Boolean) ? 0 : 1;
+    default:
+      console.error("usage: infra.js up | down | status");
+      return 2;
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

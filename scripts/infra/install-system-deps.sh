@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Tickstream's local infrastructure and tests need, and only those missing.
+#
+#   nats-server  NATS broker for the Moleculer transporter (JetStream included)      — scripts/infra.ts, tests
+#   kcat         independent Kafka client used by the integration tests               — test/infra.test.ts
+#   chromium     headless browser for dashboard end-to-end tests                       — later issues
+#   prometheus   real scraper for the end-to-end metrics check                         — later issues
+#   openjdk-17-jre-headless, maven   run/fetch the Kafka broker jars (scripts/infra/kafka/pom.xml)
+#
+# Usage:  sudo scripts/infra/install-system-deps.sh [package ...]
+#   With no arguments installs the full list above. With arguments installs only those (e.g. `nats-server kcat`).
+# Idempotent: packages already installed are skipped; `apt-get update` runs only if something must be installed.
+# Non-interactive (DEBIAN_FRONTEND=noninteractive), suitable for CI running as root.
+set -euo pipefail
+
+DEFAULT_PACKAGES=(nats-server kcat chromium prometheus openjdk-17-jre-headless maven)
+if [ "$#" -gt 0 ]; then PACKAGES=("$@"); else PACKAGES=("${DEFAULT_PACKAGES[@]}"); fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+is_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if is_installed "$p"; then
+    echo "ok       $p ($(dpkg-query -W -f='${Version}' "$p"))"
+  else
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "All system dependencies present."
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "error: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "Installing: ${missing[*]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# The services Debian would auto-start (nats-server, prometheus) are not wanted: the project starts its own.
+# policy-rc.d exit 101 stops invoke-rc.d from starting them during installation (only while we install).
+POLICY=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod +x "$POLICY"
+  created_policy=1
+fi
+cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$POLICY"; fi; }
+trap cleanup EXIT
+
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+
+for p in "${missing[@]}"; do
+  if ! is_installed "$p"; then echo "error: $p did not install" >&2; exit 1; fi
+  echo "installed $p ($(dpkg-query -W -f='${Version}' "$p"))"
+done

@@ -1,0 +1,152 @@
+/**
+ * The aggregator: per-symbol OHLCV bar actors (1m, 5m, 1h) on the Rust engine.
+ *
+ * Closed bars are published as `bars.closed` as they close; forming bars of the symbols that
+ * traded are published as `bars.updated` at most every FORMING_THROTTLE_MS (best-effort fan-out
+ * for live views; trades themselves only ever travel by acknowledged calls).
+ */
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Config } from "../../src/config";
+import { unknownSymbol } from "../../src/errors";
+import { M } from "../../src/metrics";
+import type { Binding } from "../../src/native";
+import { symbolActorsMixin, type ApplyParams, type SymbolActorsVars } from "../../mixins/symbol-actors.mixin";
+import { toBarJson, type BarJson } from "./bar-json";
+
+const FORMING_THROTTLE_MS = 250;
+const WALL_CLOCK_CLOSE_MS = 1000;
+
+export interface BarsParams {
+  symbol: string;
+  interval: "1m" | "5m" | "1h";
+  fromMs?: number;
+  toMs?: number;
+  limit: number;
+}
+
+interface Vars extends SymbolActorsVars {
+  dirty: Set<string>;
+  liveSources: Map<string, boolean>;
+  timers: NodeJS.Timeout[];
+}
+
+interface Methods {
+  onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
+  publishClosed(closed: Binding.SymbolBar[]): void;
+  publishForming(): void;
+  closeByWallClock(): void;
+}
+
+type This = Service & Vars & Methods;
+
+export function aggregatorService(config: Config): ServiceSchema {
+  const schema: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
+    name: "aggregator",
+    mixins: [symbolActorsMixin(config, { bars: true, detector: false })],
+
+    actions: {
+      bars: {
+        params: {
+          symbol: { type: "string", max: 64 },
+          interval: { type: "enum", values: ["1m", "5m", "1h"] },
+          fromMs: { type: "number", optional: true },
+          toMs: { type: "number", optional: true },
+          limit: { type: "number", integer: true, min: 1, max: 10_000 },
+        },
+        handler(this: This, ctx: Context<BarsParams>): { symbol: string; interval: string; bars: BarJson[] } {
+          const { symbol, interval, fromMs, toMs, limit } = ctx.params;
+          const bars = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
+          if (bars === null) throw unknownSymbol(symbol);
+          return { symbol, interval, bars: bars.map(toBarJson) };
+        },
+      },
+
+      symbols: {
+        handler(this: This) {
+          return this.actors.engine.symbols().map((s) => ({
+            symbol: s.symbol,
+            trades: s.trades,
+            lastPrice: s.lastPrice ?? null,
+            lastTradeTime: s.lastTradeMs === undefined || s.lastTradeMs === null ? null : new Date(s.lastTradeMs).toISOString(),
+          }));
+        },
+      },
+
+      stats: {
+        handler(this: This) {
+          return { ...this.actors.totals, symbols: this.actors.engine.symbolCount() };
+        },
+      },
+    },
+
+    events: {
+      /** Ingest nodes say whether their source is live; wall-clock closing only runs while one is. */
+      "ingest.status"(this: This, ctx: Context<{ nodeID: string; live: boolean }>) {
+        this.liveSources.set(ctx.params.nodeID, ctx.params.live);
+      },
+      "$node.disconnected"(this: This, ctx: Context<{ node: { id: string } }>) {
+        this.liveSources.delete(ctx.params.node.id);
+      },
+    },
+
+    methods: {
+      onApplied(this: This, result: Binding.ApplyResult, params: ApplyParams) {
+        const metrics = this.broker.metrics;
+        if (this.broker.isMetricsEnabled()) {
+          metrics.increment(M.tradesApplied, undefined, result.applied);
+          if (result.duplicatesId > 0) metrics.increment(M.duplicates, { by: "id" }, result.duplicatesId);
+          if (result.duplicatesOffset > 0) metrics.increment(M.duplicates, { by: "offset" }, result.duplicatesOffset);
+          if (result.revised > 0) metrics.increment(M.revised, undefined, result.revised);
+          if (result.tooLate > 0) metrics.increment(M.tooLate, undefined, result.tooLate);
+          if (result.orders > 0) metrics.increment(M.orders, undefined, result.orders);
+          if (params.producedAtMs !== undefined && result.applied > 0)
+            metrics.observe(M.e2eLatency, Date.now() - params.producedAtMs);
+        }
+        for (const symbol of result.touched) this.dirty.add(symbol);
+        if (result.closed.length > 0) this.publishClosed(result.closed);
+      },
+
+      publishClosed(this: This, closed: Binding.SymbolBar[]) {
+        if (this.broker.isMetricsEnabled())
+          for (const c of closed) this.broker.metrics.increment(M.barsClosed, { interval: c.interval });
+        this.broker.broadcast("bars.closed", {
+          bars: closed.map((c) => ({ symbol: c.symbol, interval: c.interval, bar: toBarJson(c.bar) })),
+        });
+      },
+
+      publishForming(this: This) {
+        if (this.dirty.size === 0) return;
+        const symbols = [...this.dirty];
+        this.dirty.clear();
+        const latest = this.actors.engine.latest(symbols);
+        this.broker.broadcast("bars.updated", {
+          bars: latest.map((c) => ({ symbol: c.symbol, interval: c.interval, bar: toBarJson(c.bar) })),
+        });
+      },
+
+      closeByWallClock(this: This) {
+        if (![...this.liveSources.values()].some(Boolean)) return;
+        const closed = this.actors.engine.closeByWallClock(Date.now());
+        if (closed.length > 0) this.publishClosed(closed);
+      },
+    },
+
+    created(this: This) {
+      this.dirty = new Set();
+      this.liveSources = new Map();
+      this.timers = [];
+    },
+
+    started(this: This) {
+      this.timers.push(setInterval(() => this.publishForming(), FORMING_THROTTLE_MS));
+      this.timers.push(setInterval(() => this.closeByWallClock(), WALL_CLOCK_CLOSE_MS));
+      return Promise.resolve();
+    },
+
+    stopped(this: This) {
+      for (const t of this.timers) clearInterval(t);
+      return Promise.resolve();
+    },
+  };
+  return schema as unknown as ServiceSchema;
+}

@@ -1,0 +1,84 @@
+/**
+ * The anomaly service: per-symbol detectors (z-score by default; ewma and mad by configuration)
+ * with the same ownership as the aggregator. Keeps the most recent anomalies of this node and
+ * publishes each as `anomaly.detected`.
+ */
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import { RecentAnomalies, type AnomalyRecord } from "../../src/anomaly/recent";
+import type { Config } from "../../src/config";
+import { M } from "../../src/metrics";
+import type { Binding } from "../../src/native";
+import { symbolActorsMixin, type ApplyParams, type SymbolActorsVars } from "../../mixins/symbol-actors.mixin";
+
+export interface AnomalyListParams {
+  symbol?: string;
+  sinceMs?: number;
+  limit: number;
+}
+
+interface Vars extends SymbolActorsVars {
+  recent: RecentAnomalies;
+}
+
+interface Methods {
+  onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
+}
+
+type This = Service & Vars & Methods;
+
+export function toAnomalyRecord(a: Binding.Anomaly): AnomalyRecord {
+  return {
+    symbol: a.symbol,
+    time: new Date(a.timeMs).toISOString(),
+    timeMs: a.timeMs,
+    price: a.price,
+    prevPrice: a.prevPrice,
+    ret: a.ret,
+    zscore: a.zscore,
+    mean: a.mean,
+    std: a.std,
+    detector: a.detector,
+  };
+}
+
+export function anomalyService(config: Config): ServiceSchema {
+  const schema: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
+    name: "anomaly",
+    mixins: [symbolActorsMixin(config, { bars: false, detector: true })],
+
+    actions: {
+      list: {
+        params: {
+          symbol: { type: "string", max: 64, optional: true },
+          sinceMs: { type: "number", optional: true },
+          limit: { type: "number", integer: true, min: 1, max: 10_000 },
+        },
+        handler(this: This, ctx: Context<AnomalyListParams>) {
+          return this.recent.list(ctx.params);
+        },
+      },
+
+      stats: {
+        handler(this: This) {
+          return { anomalies: this.recent.added, kept: this.recent.size, symbols: this.actors.engine.symbolCount() };
+        },
+      },
+    },
+
+    methods: {
+      onApplied(this: This, result: Binding.ApplyResult) {
+        for (const a of result.anomalies) {
+          const record = toAnomalyRecord(a);
+          this.recent.add(record);
+          if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.anomalies, { detector: a.detector });
+          this.broker.broadcast("anomaly.detected", record);
+        }
+      },
+    },
+
+    created(this: This) {
+      this.recent = new RecentAnomalies(config.anomalyCapacity);
+    },
+  };
+  return schema as unknown as ServiceSchema;
+}

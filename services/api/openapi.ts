@@ -1,0 +1,242 @@
+/**
+ * The OpenAPI 3.1 description of the REST API. A test walks every route against a running node
+ * and validates the answers with these schemas; schemathesis fuzzes the API from this document.
+ */
+
+const nullableNumber = { type: ["number", "null"] };
+
+const error = {
+  type: "object",
+  required: ["name", "message", "code"],
+  properties: {
+    name: { type: "string" },
+    message: { type: "string" },
+    code: { type: "integer" },
+    type: { type: "string" },
+    data: {},
+  },
+};
+
+const bar = {
+  type: "object",
+  additionalProperties: false,
+  required: ["start", "startMs", "open", "high", "low", "close", "volume", "vwap", "trades", "closed", "revised", "orders"],
+  properties: {
+    start: { type: "string", format: "date-time", description: "Interval start, UTC" },
+    startMs: { type: "integer", description: "Interval start, epoch ms" },
+    open: { ...nullableNumber, description: "Null when the bar holds orders but no trade" },
+    high: nullableNumber,
+    low: nullableNumber,
+    close: nullableNumber,
+    volume: { type: "number", minimum: 0 },
+    vwap: { ...nullableNumber, description: "Σ price·qty / Σ qty; null when volume is 0" },
+    trades: { type: "integer", minimum: 0 },
+    closed: { type: "boolean" },
+    revised: { type: "boolean", description: "Updated by a late trade after it had closed" },
+    orders: {
+      type: "object",
+      additionalProperties: false,
+      required: ["count", "buyQty", "sellQty"],
+      properties: {
+        count: { type: "integer", minimum: 0 },
+        buyQty: { type: "number", minimum: 0 },
+        sellQty: { type: "number", minimum: 0 },
+      },
+    },
+  },
+};
+
+const anomaly = {
+  type: "object",
+  additionalProperties: false,
+  required: ["symbol", "time", "timeMs", "price", "prevPrice", "ret", "zscore", "mean", "std", "detector"],
+  properties: {
+    symbol: { type: "string" },
+    time: { type: "string", format: "date-time" },
+    timeMs: { type: "integer" },
+    price: { type: "number" },
+    prevPrice: { type: "number" },
+    ret: { type: "number", description: "ln(price / prevPrice)" },
+    zscore: { type: "number" },
+    mean: { type: "number" },
+    std: { type: "number" },
+    detector: { type: "string", enum: ["zscore", "ewma", "mad"] },
+  },
+};
+
+const json = (schema: object, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const errors = {
+  "422": json({ $ref: "#/components/schemas/Error" }, "A parameter is malformed; `data.parameter` names it"),
+  "429": json({ $ref: "#/components/schemas/Error" }, "Rate limit exceeded"),
+};
+
+const timeParam = (name: string, description: string) => ({
+  name,
+  in: "query",
+  required: false,
+  description: `${description}: ISO-8601 (UTC unless an offset is given) or epoch milliseconds`,
+  schema: { type: "string" },
+});
+
+const limitParam = (fallback: number) => ({
+  name: "limit",
+  in: "query",
+  required: false,
+  schema: { type: "integer", minimum: 1, maximum: 10000, default: fallback },
+});
+
+export function openApiDocument(): object {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Tickstream",
+      version: "0.1.0",
+      description: "Real-time OHLCV bars and price anomalies per symbol, computed from FIX and JSON trades.",
+    },
+    servers: [{ url: "/" }],
+    components: {
+      schemas: { Error: error, Bar: bar, Anomaly: anomaly },
+      securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } },
+    },
+    paths: {
+      "/api/health": {
+        get: {
+          summary: "Liveness",
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                required: ["status", "nodeID", "uptimeSec"],
+                properties: { status: { const: "ok" }, nodeID: { type: "string" }, uptimeSec: { type: "integer", minimum: 0 } },
+              },
+              "The node is alive",
+            ),
+          },
+        },
+      },
+      "/api/ready": {
+        get: {
+          summary: "Readiness: consuming (caught up), transporter connected, native core loaded",
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                required: ["ready", "nodeID", "checks"],
+                properties: {
+                  ready: { const: true },
+                  nodeID: { type: "string" },
+                  checks: { type: "object", additionalProperties: { type: "boolean" } },
+                },
+              },
+              "Ready",
+            ),
+            "503": json({ $ref: "#/components/schemas/Error" }, "Not ready yet; `message` lists the checks"),
+          },
+        },
+      },
+      "/api/symbols": {
+        get: {
+          summary: "Every symbol held by the cluster",
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                required: ["symbols"],
+                properties: {
+                  symbols: {
+                    type: "array",
+                    items: {
+                      type: "object",
+                      additionalProperties: false,
+                      required: ["symbol", "trades", "lastPrice", "lastTradeTime"],
+                      properties: {
+                        symbol: { type: "string" },
+                        trades: { type: "integer", minimum: 0, description: "Trades applied for the symbol" },
+                        lastPrice: nullableNumber,
+                        lastTradeTime: { type: ["string", "null"], format: "date-time" },
+                      },
+                    },
+                  },
+                },
+              },
+              "Symbols, sorted",
+            ),
+            "429": errors["429"],
+          },
+        },
+      },
+      "/api/bars/{symbol}": {
+        get: {
+          summary: "Bars of one symbol, oldest first; the forming bar is included with closed=false",
+          parameters: [
+            { name: "symbol", in: "path", required: true, schema: { type: "string", minLength: 1, maxLength: 64 } },
+            { name: "interval", in: "query", required: false, schema: { type: "string", enum: ["1m", "5m", "1h"], default: "1m" } },
+            timeParam("from", "Earliest interval start"),
+            timeParam("to", "Latest interval start"),
+            limitParam(500),
+          ],
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                required: ["symbol", "interval", "bars"],
+                properties: {
+                  symbol: { type: "string" },
+                  interval: { type: "string", enum: ["1m", "5m", "1h"] },
+                  bars: { type: "array", items: { $ref: "#/components/schemas/Bar" } },
+                },
+              },
+              "Bars",
+            ),
+            "404": json({ $ref: "#/components/schemas/Error" }, "Unknown symbol"),
+            ...errors,
+          },
+        },
+      },
+      "/api/anomalies": {
+        get: {
+          summary: "Recent anomalies, newest first",
+          parameters: [
+            { name: "symbol", in: "query", required: false, schema: { type: "string", maxLength: 64 } },
+            timeParam("since", "Earliest event time"),
+            limitParam(100),
+          ],
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                required: ["anomalies"],
+                properties: { anomalies: { type: "array", items: { $ref: "#/components/schemas/Anomaly" } } },
+              },
+              "Anomalies",
+            ),
+            ...errors,
+          },
+        },
+      },
+      "/api/stats": {
+        get: {
+          summary: "Pipeline counters per node",
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                required: ["nodes"],
+                properties: { nodes: { type: "array", items: { type: "object", required: ["nodeID"], properties: { nodeID: { type: "string" } } } } },
+              },
+              "Counters",
+            ),
+            "429": errors["429"],
+          },
+        },
+      },
+      "/api/openapi.json": {
+        get: { summary: "This document", responses: { "200": json({ type: "object" }, "OpenAPI 3.1") } },
+      },
+    },
+  };
+}

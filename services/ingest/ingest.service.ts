@@ -1,0 +1,79 @@
+/**
+ * Ingest: owns the trade source (synthetic feed, file replay, Kafka) and drives each of its
+ * batches through the pipeline. Broadcasts `ingest.status` so that aggregators know when the
+ * feed is live (wall-clock bar closing) and gateways can answer /api/ready.
+ */
+import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Config } from "../../src/config";
+import { registerMetrics } from "../../src/metrics";
+import { Pipeline } from "./pipeline";
+import { createSource, type TradeSource } from "./sources";
+
+const STATUS_INTERVAL_MS = 2000;
+
+interface Vars {
+  source: TradeSource;
+  pipeline: Pipeline;
+  statusTimer: NodeJS.Timeout | null;
+  lastLive: boolean | null;
+}
+
+interface Methods {
+  announce(force: boolean): void;
+}
+
+type This = Service & Vars & Methods;
+
+export function ingestService(config: Config): ServiceSchema {
+  const schema: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
+    name: "ingest",
+    dependencies: ["parser", "aggregator", "anomaly"],
+
+    actions: {
+      status: {
+        handler(this: This) {
+          return { source: this.source.name, live: this.source.live };
+        },
+      },
+      stats: {
+        handler(this: This) {
+          return { source: this.source.name, live: this.source.live, ...this.pipeline.counts, ...this.source.stats() };
+        },
+      },
+    },
+
+    methods: {
+      announce(this: This, force: boolean) {
+        const live = this.source.live;
+        if (!force && live === this.lastLive) return;
+        this.lastLive = live;
+        this.broker.broadcast("ingest.status", { nodeID: this.broker.nodeID, live });
+      },
+    },
+
+    created(this: This) {
+      registerMetrics(this.broker);
+      this.source = createSource(config);
+      this.pipeline = new Pipeline(this.broker, this.source.name.split(":")[0] ?? this.source.name);
+      this.statusTimer = null;
+      this.lastLive = null;
+    },
+
+    async started(this: This) {
+      await this.source.start(async (batch) => {
+        await this.pipeline.deliver(batch);
+        this.announce(false);
+      });
+      this.logger.info({ source: this.source.name }, "ingest started");
+      this.statusTimer = setInterval(() => this.announce(true), STATUS_INTERVAL_MS);
+      this.announce(true);
+    },
+
+    async stopped(this: This) {
+      if (this.statusTimer) clearInterval(this.statusTimer);
+      this.pipeline.stop();
+      await this.source.stop();
+    },
+  };
+  return schema as unknown as ServiceSchema;
+}

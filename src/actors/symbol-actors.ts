@@ -1,0 +1,82 @@
+/**
+ * Per-symbol actors on the Rust engine: the state the aggregator and the anomaly service own.
+ *
+ * Each symbol's state lives in exactly one engine and its updates are applied in order, one batch
+ * at a time: `apply` is a single synchronous native call on the event loop, so no two batches ever
+ * interleave on a symbol (actor semantics without a mailbox per symbol). Re-delivered batches are
+ * recognised by the engine's per-source offset watermarks and trade ids, so `apply` is idempotent
+ * and callers may retry it freely.
+ */
+import type { Config } from "../config";
+import { badBatch, nativeFailure } from "../errors";
+import { native, type Binding } from "../native";
+
+export interface ActorRole {
+  bars: boolean;
+  detector: boolean;
+}
+
+/** What became of one batch's trades. */
+export interface ApplyCounts {
+  applied: number;
+  duplicates: number;
+  revised: number;
+  tooLate: number;
+  orders: number;
+}
+
+export function engineOptions(config: Config, role: ActorRole): Binding.EngineOptions {
+  return {
+    bars: role.bars,
+    detector: role.detector,
+    graceMs: config.bars.graceMs,
+    retention1MMs: config.bars.retentionMs["1m"],
+    retention5MMs: config.bars.retentionMs["5m"],
+    retention1HMs: config.bars.retentionMs["1h"],
+    dedupeCapacity: config.bars.dedupeCapacity,
+    detectorKind: config.detector.kind,
+    window: config.detector.window,
+    minSamples: config.detector.minSamples,
+    threshold: config.detector.threshold,
+    lambda: config.detector.lambda,
+    overrides: JSON.stringify(config.detector.overrides),
+  };
+}
+
+export class SymbolActors {
+  readonly engine: Binding.Engine;
+  readonly totals: ApplyCounts = { applied: 0, duplicates: 0, revised: 0, tooLate: 0, orders: 0 };
+
+  constructor(config: Config, role: ActorRole) {
+    this.engine = new native.Engine(engineOptions(config, role));
+  }
+
+  /** Applies one packed batch; bad bytes are the caller's fault (4xx), a caught panic is ours. */
+  apply(batch: Buffer, nowMs: number): Binding.ApplyResult {
+    let result: Binding.ApplyResult;
+    try {
+      result = this.engine.applyBatch(batch, nowMs);
+    } catch (err: unknown) {
+      const message = (err as Error).message;
+      if (message.startsWith("bad batch")) throw badBatch(message, err);
+      throw nativeFailure(err);
+    }
+    const t = this.totals;
+    t.applied += result.applied;
+    t.duplicates += result.duplicatesId + result.duplicatesOffset;
+    t.revised += result.revised;
+    t.tooLate += result.tooLate;
+    t.orders += result.orders;
+    return result;
+  }
+
+  static counts(result: Binding.ApplyResult): ApplyCounts {
+    return {
+      applied: result.applied,
+      duplicates: result.duplicatesId + result.duplicatesOffset,
+      revised: result.revised,
+      tooLate: result.tooLate,
+      orders: result.orders,
+    };
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Cluster-wide views over the per-symbol actors, shared by the REST gateway and the REPL: a
+ * symbol's bars come from its owner; symbols, anomalies and stats are merged from every node.
+ */
+import type { Context, ServiceBroker } from "moleculer";
+import type { AnomalyRecord } from "../anomaly/recent";
+
+/** A `Context` (keeps the request id and trace) or, outside a request, the broker itself. */
+export type Caller = Context | ServiceBroker;
+
+function brokerOf(caller: Caller): ServiceBroker {
+  return "broker" in caller && caller.broker ? caller.broker : (caller as ServiceBroker);
+}
+
+/** Calls an action on every node that has it, in parallel. */
+export async function callEverywhere<T>(caller: Caller, action: string, params: object = {}): Promise<{ nodeID: string; result: T }[]> {
+  const list = brokerOf(caller).registry.getActionEndpoints(action);
+  const nodeIDs = list ? list.endpoints.filter((e) => e.isAvailable).map((e) => e.id) : [];
+  return Promise.all(nodeIDs.map(async (nodeID) => ({ nodeID, result: await caller.call<T, object>(action, params, { nodeID }) })));
+}
+
+export interface SymbolSummary {
+  symbol: string;
+  trades: number;
+  lastPrice: number | null;
+  lastTradeTime: string | null;
+}
+
+export async function symbolsView(caller: Caller): Promise<SymbolSummary[]> {
+  const parts = await callEverywhere<SymbolSummary[]>(caller, "aggregator.symbols");
+  const symbols = parts.flatMap((p) => p.result);
+  return symbols.sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
+}
+
+export interface AnomalyQuery {
+  symbol?: string;
+  sinceMs?: number;
+  limit: number;
+}
+
+export async function anomaliesView(caller: Caller, query: AnomalyQuery): Promise<AnomalyRecord[]> {
+  const parts = await callEverywhere<AnomalyRecord[]>(caller, "anomaly.list", query);
+  return parts
+    .flatMap((p) => p.result)
+    .sort((a, b) => b.timeMs - a.timeMs)
+    .slice(0, query.limit);
+}
+
+export interface NodeStats {
+  nodeID: string;
+  messages: { received: number; valid: number; rejected: Record<string, number>; ignored: Record<string, number> };
+  trades: { decoded: number; applied: number; duplicates: number; revised: number; tooLate: number; corrections: number };
+  orders: number;
+  anomalies: number;
+  symbols: number;
+  source: { name: string; live: boolean } | null;
+}
+
+interface ParserStats {
+  records: number;
+  valid: number;
+  trades: number;
+  corrections: number;
+  rejected: Record<string, number>;
+  ignored: Record<string, number>;
+}
+interface AggregatorStats {
+  applied: number;
+  duplicates: number;
+  revised: number;
+  tooLate: number;
+  orders: number;
+  symbols: number;
+}
+interface AnomalyStats {
+  anomalies: number;
+}
+interface IngestStats {
+  source: string;
+  live: boolean;
+}
+
+/** Per-node counters of the whole pipeline. */
+export async function statsView(caller: Caller): Promise<NodeStats[]> {
+  const [parser, aggregator, anomaly, ingest] = await Promise.all([
+    callEverywhere<ParserStats>(caller, "parser.stats"),
+    callEverywhere<AggregatorStats>(caller, "aggregator.stats"),
+    callEverywhere<AnomalyStats>(caller, "anomaly.stats"),
+    callEverywhere<IngestStats>(caller, "ingest.stats"),
+  ]);
+  const nodes = new Map<string, NodeStats>();
+  const node = (nodeID: string): NodeStats => {
+    let n = nodes.get(nodeID);
+    if (!n) {
+      n = {
+        nodeID,
+        messages: { received: 0, valid: 0, rejected: {}, ignored: {} },
+        trades: { decoded: 0, applied: 0, duplicates: 0, revised: 0, tooLate: 0, corrections: 0 },
+        orders: 0,
+        anomalies: 0,
+        symbols: 0,
+        source: null,
+      };
+      nodes.set(nodeID, n);
+    }
+    return n;
+  };
+  for (const { nodeID, result: p } of parser) {
+    const n = node(nodeID);
+    n.messages = { received: p.records, valid: p.valid, rejected: p.rejected, ignored: p.ignored };
+    n.trades.decoded = p.trades;
+    n.trades.corrections = p.corrections;
+  }
+  for (const { nodeID, result: a } of aggregator) {
+    const n = node(nodeID);
+    Object.assign(n.trades, { applied: a.applied, duplicates: a.duplicates, revised: a.revised, tooLate: a.tooLate });
+    n.orders = a.orders;
+    n.symbols = a.symbols;
+  }
+  for (const { nodeID, result: a } of anomaly) node(nodeID).anomalies = a.anomalies;
+  for (const { nodeID, result: i } of ingest) node(nodeID).source = { name: i.source, live: i.live };
+  return [...nodes.values()].sort((a, b) => a.nodeID.localeCompare(b.nodeID));
+}

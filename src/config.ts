@@ -1,0 +1,289 @@
+/**
+ * The one place where Tickstream reads its environment.
+ *
+ * Every setting is declared once in SETTINGS with its variable, default and meaning; the README's
+ * configuration table is checked against this list by a test, so the two cannot drift apart.
+ * Services and mixins receive the parsed `Config`; they never read `process.env` themselves.
+ */
+import os from "node:os";
+
+export interface Setting {
+  env: string;
+  default: string;
+  description: string;
+}
+
+/** Every environment variable Tickstream reads, with its default. */
+export const SETTINGS = [
+  // Cluster and transport
+  { env: "TRANSPORTER", default: "", description: "Moleculer transporter URL, e.g. `nats://127.0.0.1:4222`; empty runs in-process (one node)" },
+  { env: "NAMESPACE", default: "tickstream", description: "Moleculer namespace: nodes only see nodes of the same namespace" },
+  { env: "NODEID", default: "<hostname>-<pid>", description: "Node ID, unique in the namespace" },
+  { env: "SERVICES", default: "ingest,parser,aggregator,anomaly,api", description: "Services this node runs (`npm run node -- --services …` overrides)" },
+  { env: "SERIALIZER", default: "CBOR", description: "Moleculer serializer (JSON, CBOR, MsgPack, Notepack); CBOR carries trade batches as raw bytes" },
+  { env: "REQUEST_TIMEOUT_MS", default: "10000", description: "Timeout of every action call" },
+  { env: "RETRIES", default: "5", description: "Retries of a retryable call failure (exponential backoff from 100 ms)" },
+  { env: "CIRCUIT_BREAKER_THRESHOLD", default: "0.5", description: "Failure ratio in a 60 s window that opens an endpoint's circuit" },
+  { env: "BULKHEAD_CONCURRENCY", default: "16", description: "Concurrent executions per action on a node; more are queued" },
+  { env: "BULKHEAD_MAX_QUEUE", default: "1000", description: "Queued calls per action before new ones are refused (backpressure)" },
+  { env: "HEARTBEAT_INTERVAL_S", default: "2", description: "Moleculer heartbeat interval" },
+  { env: "HEARTBEAT_TIMEOUT_S", default: "6", description: "A node silent for this long is declared lost" },
+  // HTTP, metrics, tracing, logs
+  { env: "PORT", default: "3000", description: "REST gateway port (0 picks a free port)" },
+  { env: "API_KEY", default: "", description: "When set, every REST request must send it in the `X-API-Key` header" },
+  { env: "RATE_LIMIT_PER_MIN", default: "6000", description: "REST requests per minute per client address" },
+  { env: "METRICS", default: "true", description: "Expose Prometheus metrics" },
+  { env: "METRICS_PORT", default: "3030", description: "Prometheus metrics port (path `/metrics`)" },
+  { env: "TRACING", default: "false", description: "Record traces of calls" },
+  { env: "TRACING_EXPORTER", default: "Console", description: "Trace exporter when tracing is on: Console, Zipkin" },
+  { env: "ZIPKIN_URL", default: "http://127.0.0.1:9411", description: "Zipkin (or OpenTelemetry Collector) base URL for the Zipkin exporter" },
+  { env: "LOG_LEVEL", default: "info", description: "Log level: fatal, error, warn, info, debug, trace" },
+  // Feed
+  { env: "FEED_FILE", default: "", description: "Replay this FIX file instead of the synthetic feed (raw SOH stream, or one message per line with SOH or `|`)" },
+  { env: "FEED_RATE", default: "2000", description: "Messages per second of the synthetic feed; for a file, 0 (the default for files) replays as fast as possible" },
+  { env: "FEED_SYMBOLS", default: "20", description: "Number of symbols of the synthetic feed" },
+  { env: "FEED_MALFORMED_RATIO", default: "0.005", description: "Share of deliberately malformed messages in the synthetic feed" },
+  { env: "FEED_JUMP_PROBABILITY", default: "0.0005", description: "Probability per trade of a price jump (an anomaly to find) in the synthetic feed" },
+  { env: "FEED_SEED", default: "42", description: "Seed of the synthetic feed's random generator" },
+  { env: "BATCH_MAX_RECORDS", default: "2000", description: "Records per ingest batch (bounds one native call)" },
+  // Decoding and aggregation
+  { env: "FIX_MD_ENTRY_TYPES", default: "2", description: "MDEntryType values of MarketDataIncrementalRefresh entries that count as trades (`2,3` adds index values)" },
+  { env: "BAR_GRACE_MS", default: "2000", description: "A bar closes once the symbol's event time (or, live, the wall clock) passes its end plus this" },
+  { env: "RETENTION_1M", default: "24h", description: "Retention of 1m bars, in event time back from the symbol's latest trade" },
+  { env: "RETENTION_5M", default: "7d", description: "Retention of 5m bars" },
+  { env: "RETENTION_1H", default: "30d", description: "Retention of 1h bars" },
+  { env: "DEDUPE_CAPACITY", default: "65536", description: "Trade ids remembered per symbol for duplicate detection" },
+  // Anomalies
+  { env: "DETECTOR", default: "zscore", description: "Anomaly detector: zscore, ewma, mad" },
+  { env: "DETECTOR_WINDOW", default: "100", description: "Returns kept by the detector (W)" },
+  { env: "DETECTOR_MIN_SAMPLES", default: "30", description: "Returns needed before the detector judges (M)" },
+  { env: "DETECTOR_THRESHOLD", default: "4", description: "|z| at or above which a trade is an anomaly (T)" },
+  { env: "DETECTOR_LAMBDA", default: "0.94", description: "Decay of the ewma detector" },
+  { env: "DETECTOR_OVERRIDES", default: "", description: 'Per-symbol detector settings as JSON, e.g. `{"BTC-USD":{"threshold":6}}`' },
+  { env: "ANOMALY_CAPACITY", default: "10000", description: "Recent anomalies kept per node" },
+] as const satisfies readonly Setting[];
+
+export type SettingName = (typeof SETTINGS)[number]["env"];
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`${setting}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: SettingName): string {
+  const value = env[name];
+  if (value !== undefined && value.trim() !== "") return value.trim();
+  const setting = SETTINGS.find((s) => s.env === name);
+  return setting ? setting.default : "";
+}
+
+function int(env: Env, name: SettingName, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const text = raw(env, name);
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(name, `expected an integer in [${min}, ${max}], got "${text}"`);
+  return n;
+}
+
+function num(env: Env, name: SettingName, min: number, max: number): number {
+  const text = raw(env, name);
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new ConfigError(name, `expected a number in [${min}, ${max}], got "${text}"`);
+  return n;
+}
+
+function bool(env: Env, name: SettingName): boolean {
+  const text = raw(env, name).toLowerCase();
+  if (["1", "true", "yes", "on"].includes(text)) return true;
+  if (["0", "false", "no", "off"].includes(text)) return false;
+  throw new ConfigError(name, `expected true or false, got "${text}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: SettingName, allowed: readonly T[]): T {
+  const text = raw(env, name);
+  const found = allowed.find((a) => a.toLowerCase() === text.toLowerCase());
+  if (!found) throw new ConfigError(name, `expected one of ${allowed.join(", ")}, got "${text}"`);
+  return found;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+
+/** Parses `90s`, `15m`, `24h`, `7d` (or plain milliseconds) to milliseconds. */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m?.[1]) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2];
+  if (unit === undefined || unit === "ms") return n;
+  const factor = DURATION_UNITS_MS[unit];
+  return factor === undefined ? undefined : n * factor;
+}
+
+function duration(env: Env, name: SettingName): number {
+  const text = raw(env, name);
+  const ms = parseDurationMs(text);
+  if (ms === undefined || ms <= 0) throw new ConfigError(name, `expected a duration like 24h, got "${text}"`);
+  return ms;
+}
+
+export const SERVICE_NAMES = ["ingest", "parser", "aggregator", "anomaly", "api"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export function parseServiceList(text: string): ServiceName[] {
+  const names = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const unknown = names.filter((n) => !(SERVICE_NAMES as readonly string[]).includes(n));
+  if (unknown.length > 0)
+    throw new ConfigError("SERVICES", `unknown service(s) ${unknown.join(", ")}; known: ${SERVICE_NAMES.join(", ")}`);
+  return names as ServiceName[];
+}
+
+export interface DetectorOverride {
+  window?: number;
+  minSamples?: number;
+  threshold?: number;
+  lambda?: number;
+}
+
+function detectorOverrides(env: Env): Record<string, DetectorOverride> {
+  const text = raw(env, "DETECTOR_OVERRIDES");
+  if (text === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err: unknown) {
+    throw new ConfigError("DETECTOR_OVERRIDES", `not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new ConfigError("DETECTOR_OVERRIDES", "expected an object of symbol → settings");
+  const out: Record<string, DetectorOverride> = {};
+  for (const [symbol, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof value !== "object" || value === null)
+      throw new ConfigError("DETECTOR_OVERRIDES", `settings of ${symbol} must be an object`);
+    const o: DetectorOverride = {};
+    for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+      if (!["window", "minSamples", "threshold", "lambda"].includes(key) || typeof v !== "number")
+        throw new ConfigError("DETECTOR_OVERRIDES", `${symbol}.${key} is not a known numeric setting`);
+      o[key as keyof DetectorOverride] = v;
+    }
+    out[symbol] = o;
+  }
+  return out;
+}
+
+export const DETECTORS = ["zscore", "ewma", "mad"] as const;
+export type DetectorKind = (typeof DETECTORS)[number];
+
+/** Tickstream's parsed configuration. */
+export interface Config {
+  transporter: string | null;
+  namespace: string;
+  nodeID: string;
+  services: ServiceName[];
+  serializer: "JSON" | "CBOR" | "MsgPack" | "Notepack";
+  requestTimeoutMs: number;
+  retries: number;
+  circuitBreakerThreshold: number;
+  bulkhead: { concurrency: number; maxQueueSize: number };
+  heartbeat: { intervalS: number; timeoutS: number };
+  http: { port: number; apiKey: string | null; rateLimitPerMin: number };
+  metrics: { enabled: boolean; port: number };
+  tracing: { enabled: boolean; exporter: "Console" | "Zipkin"; zipkinUrl: string };
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+  feed: {
+    file: string | null;
+    rate: number;
+    symbols: number;
+    malformedRatio: number;
+    jumpProbability: number;
+    seed: number;
+    batchMaxRecords: number;
+  };
+  decoder: { mdEntryTypes: string };
+  bars: { graceMs: number; retentionMs: { "1m": number; "5m": number; "1h": number }; dedupeCapacity: number };
+  detector: {
+    kind: DetectorKind;
+    window: number;
+    minSamples: number;
+    threshold: number;
+    lambda: number;
+    overrides: Record<string, DetectorOverride>;
+  };
+  anomalyCapacity: number;
+}
+
+/** Reads the configuration from an environment (default: `process.env`); throws `ConfigError`. */
+export function loadConfig(env: Env = process.env): Config {
+  const transporter = raw(env, "TRANSPORTER");
+  const file = raw(env, "FEED_FILE");
+  const nodeID = env.NODEID?.trim() || `${os.hostname()}-${process.pid}`;
+  const mdEntryTypes = raw(env, "FIX_MD_ENTRY_TYPES");
+  if (!/^[0-9A-Za-z]+(,[0-9A-Za-z]+)*$/.test(mdEntryTypes))
+    throw new ConfigError("FIX_MD_ENTRY_TYPES", `expected a list like "2,3", got "${mdEntryTypes}"`);
+  return {
+    transporter: transporter === "" ? null : transporter,
+    namespace: raw(env, "NAMESPACE"),
+    nodeID,
+    services: parseServiceList(raw(env, "SERVICES")),
+    serializer: oneOf(env, "SERIALIZER", ["JSON", "CBOR", "MsgPack", "Notepack"] as const),
+    requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 1),
+    retries: int(env, "RETRIES", 0, 100),
+    circuitBreakerThreshold: num(env, "CIRCUIT_BREAKER_THRESHOLD", 0.01, 1),
+    bulkhead: {
+      concurrency: int(env, "BULKHEAD_CONCURRENCY", 1),
+      maxQueueSize: int(env, "BULKHEAD_MAX_QUEUE", 1),
+    },
+    heartbeat: { intervalS: int(env, "HEARTBEAT_INTERVAL_S", 1), timeoutS: int(env, "HEARTBEAT_TIMEOUT_S", 2) },
+    http: {
+      port: int(env, "PORT", 0, 65535),
+      apiKey: raw(env, "API_KEY") || null,
+      rateLimitPerMin: int(env, "RATE_LIMIT_PER_MIN", 1),
+    },
+    metrics: { enabled: bool(env, "METRICS"), port: int(env, "METRICS_PORT", 0, 65535) },
+    tracing: {
+      enabled: bool(env, "TRACING"),
+      exporter: oneOf(env, "TRACING_EXPORTER", ["Console", "Zipkin"] as const),
+      zipkinUrl: raw(env, "ZIPKIN_URL"),
+    },
+    logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"] as const),
+    feed: {
+      file: file === "" ? null : file,
+      // A file replays as fast as it can unless a rate is given explicitly.
+      rate: file !== "" && !env.FEED_RATE?.trim() ? 0 : int(env, "FEED_RATE", 0),
+      symbols: int(env, "FEED_SYMBOLS", 1, 100_000),
+      malformedRatio: num(env, "FEED_MALFORMED_RATIO", 0, 1),
+      jumpProbability: num(env, "FEED_JUMP_PROBABILITY", 0, 1),
+      seed: int(env, "FEED_SEED", 0, 2 ** 31 - 1),
+      batchMaxRecords: int(env, "BATCH_MAX_RECORDS", 1, 100_000),
+    },
+    decoder: { mdEntryTypes },
+    bars: {
+      graceMs: int(env, "BAR_GRACE_MS", 0),
+      retentionMs: {
+        "1m": duration(env, "RETENTION_1M"),
+        "5m": duration(env, "RETENTION_5M"),
+        "1h": duration(env, "RETENTION_1H"),
+      },
+      dedupeCapacity: int(env, "DEDUPE_CAPACITY", 0),
+    },
+    detector: {
+      kind: oneOf(env, "DETECTOR", DETECTORS),
+      window: int(env, "DETECTOR_WINDOW", 2),
+      minSamples: int(env, "DETECTOR_MIN_SAMPLES", 2),
+      threshold: num(env, "DETECTOR_THRESHOLD", 0, 1e6),
+      lambda: num(env, "DETECTOR_LAMBDA", 0, 1),
+      overrides: detectorOverrides(env),
+    },
+    anomalyCapacity: int(env, "ANOMALY_CAPACITY", 1),
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Tickstream's own metrics, registered in Moleculer's built-in metric registry and exported by
+ * its Prometheus reporter as `tickstream_*`. No label ever carries a symbol: cardinality stays
+ * bounded however many symbols trade.
+ */
+import type { ServiceBroker } from "moleculer";
+
+export const M = {
+  messagesReceived: "tickstream.messages.received",
+  messagesValid: "tickstream.messages.valid",
+  messagesRejected: "tickstream.messages.rejected",
+  messagesIgnored: "tickstream.messages.ignored",
+  deadLettered: "tickstream.messages.deadlettered",
+  tradesApplied: "tickstream.trades.applied",
+  duplicates: "tickstream.trades.duplicates",
+  late: "tickstream.trades.late",
+  revised: "tickstream.bars.revised",
+  tooLate: "tickstream.trades.too_late",
+  orders: "tickstream.orders.applied",
+  corrections: "tickstream.trades.corrections",
+  barsClosed: "tickstream.bars.closed",
+  anomalies: "tickstream.anomalies",
+  e2eLatency: "tickstream.e2e.latency",
+  nativeCallTime: "tickstream.native.call.time",
+  symbols: "tickstream.symbols.active",
+} as const;
+
+const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/** Registers every Tickstream metric once per broker (services call it from `created`). */
+export function registerMetrics(broker: ServiceBroker): void {
+  const metrics = broker.metrics;
+  if (!broker.isMetricsEnabled() || metrics.getMetric(M.messagesReceived)) return;
+  const counter = (name: string, description: string, labelNames: string[] = []) =>
+    metrics.register({ type: "counter", name, description, labelNames, rate: true });
+  counter(M.messagesReceived, "Records received by ingest, by source kind", ["source"]);
+  counter(M.messagesValid, "Messages that passed validation");
+  counter(M.messagesRejected, "Messages rejected by the decoder, by reason", ["reason"]);
+  counter(M.messagesIgnored, "Valid messages that carry no trade (heartbeats, acks), by MsgType", ["msgType"]);
+  counter(M.deadLettered, "Rejected records written to the dead-letter topic, by reason", ["reason"]);
+  counter(M.tradesApplied, "Trades applied to bars");
+  counter(M.duplicates, "Re-delivered trades skipped, by how they were recognised", ["by"]);
+  counter(M.revised, "Updates to bars that had already closed (late trades within retention)");
+  counter(M.tooLate, "Trades older than every interval's retention (reported, not applied)");
+  counter(M.orders, "Orders applied to bar order flow");
+  counter(M.corrections, "Trade cancels and corrections recognised (reported, not applied)", ["kind"]);
+  counter(M.barsClosed, "Bars closed, by interval", ["interval"]);
+  counter(M.anomalies, "Anomalies detected, by detector", ["detector"]);
+  metrics.register({
+    type: "histogram",
+    name: M.e2eLatency,
+    description: "Produce (Kafka record timestamp or feed time) to applied-to-bars, milliseconds",
+    unit: "millisecond",
+    buckets: LATENCY_BUCKETS_MS,
+    quantiles: [0.5, 0.95, 0.99],
+  });
+  metrics.register({
+    type: "histogram",
+    name: M.nativeCallTime,
+    description: "Time of one call into the Rust core, milliseconds, by call",
+    unit: "millisecond",
+    labelNames: ["call"],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25],
+    quantiles: [0.5, 0.99],
+  });
+  metrics.register({ type: "gauge", name: M.symbols, description: "Symbols held by this node's actors", labelNames: ["service"] });
+}
+
+/** Times a synchronous native call into the call-time histogram. */
+export function timed<T>(broker: ServiceBroker, call: string, fn: () => T): T {
+  const started = process.hrtime.bigint();
+  try {
+    return fn();
+  } finally {
+    if (broker.isMetricsEnabled())
+      broker.metrics.observe(M.nativeCallTime, Number(process.hrtime.bigint() - started) / 1e6, { call });
+  }
+}

@@ -1,0 +1,47 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { ConfigError, loadConfig, parseDurationMs, SETTINGS } from "../../src/config";
+import { configTable, CONFIG_TABLE_BEGIN, CONFIG_TABLE_END } from "../../src/docs/config-table";
+
+describe("configuration", () => {
+  it("has a default for every setting that loads without any environment", () => {
+    const config = loadConfig({ NODEID: "n1" });
+    expect(config.transporter).toBeNull();
+    expect(config.http.port).toBe(3000);
+    expect(config.metrics.port).toBe(3030);
+    expect(config.services).toEqual(["ingest", "parser", "aggregator", "anomaly", "api"]);
+    expect(config.bars.retentionMs["1m"]).toBe(24 * 3600e3);
+    expect(config.detector).toMatchObject({ kind: "zscore", window: 100, minSamples: 30, threshold: 4 });
+    expect(config.requestTimeoutMs).toBeGreaterThan(0);
+  });
+
+  it("names the variable of a bad value", () => {
+    expect(() => loadConfig({ PORT: "http" })).toThrow(/PORT/);
+    expect(() => loadConfig({ DETECTOR: "lstm" })).toThrow(ConfigError);
+    expect(() => loadConfig({ SERVICES: "ingest,router" })).toThrow(/router/);
+    expect(() => loadConfig({ DETECTOR_OVERRIDES: '{"AAPL":{"treshold":5}}' })).toThrow(/treshold/);
+    expect(() => loadConfig({ FIX_MD_ENTRY_TYPES: "2;3" })).toThrow(/FIX_MD_ENTRY_TYPES/);
+  });
+
+  it("replays a file as fast as it can unless a rate is given", () => {
+    expect(loadConfig({ FEED_FILE: "x.fix" }).feed.rate).toBe(0);
+    expect(loadConfig({ FEED_FILE: "x.fix", FEED_RATE: "500" }).feed.rate).toBe(500);
+    expect(loadConfig({}).feed.rate).toBe(2000);
+  });
+
+  it("parses durations", () => {
+    expect(parseDurationMs("90s")).toBe(90_000);
+    expect(parseDurationMs("7d")).toBe(7 * 86_400_000);
+    expect(parseDurationMs("250")).toBe(250);
+    expect(parseDurationMs("1w")).toBeUndefined();
+  });
+
+  it("is documented in the README table exactly as declared", () => {
+    const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+    const begin = readme.indexOf(CONFIG_TABLE_BEGIN);
+    const end = readme.indexOf(CONFIG_TABLE_END);
+    expect(begin).toBeGreaterThan(0);
+    expect(readme.slice(begin + CONFIG_TABLE_BEGIN.length, end).trim()).toBe(configTable());
+    for (const s of SETTINGS) expect(readme).toContain(`\`${s.env}\``);
+  });
+});
