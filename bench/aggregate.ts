@@ -226,8 +226,8 @@ export const aggregateSection: Section = {
     const rows: Row[] = [
       rustRow(options, "engine", ["engine", "apply", "aggregate", "bars"], /apply|engine/i, AGGREGATE_GOALS.rust),
       benchRow("node", nodeContender(batches, options.root), options, AGGREGATE_GOALS.node),
-      benchRow("typescript", typescriptContender(batches, false), options),
-      benchRow("typescriptBigint", typescriptContender(batches, true), options),
+      benchRow("typescript", { ok: true, value: typescriptContender(batches, false) }, options),
+      benchRow("typescriptBigint", { ok: true, value: typescriptContender(batches, true) }, options),
     ];
     const anomalies = rows.map((r) => [r.name, r.detail?.anomalies] as const).filter(([, a]) => a !== undefined);
     const notes = [

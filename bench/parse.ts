@@ -297,7 +297,7 @@ export const parseSection: Section = {
       benchRow("node", nodeContender(corpus, options.root, "records"), options, PARSE_GOALS.node),
       benchRow("nodeStream", nodeContender(corpus, options.root, "stream"), options),
       benchRow("fixparser", fixparserContender(corpus), options),
-      benchRow("typescript", typescriptContender(corpus), options),
+      benchRow("typescript", { ok: true, value: typescriptContender(corpus) }, options),
     ];
     const notes = [
       `same data for all: ${corpus.messages} messages in batches of ${options.batchSize}; MDEntryType ${JSE_MD_ENTRY_TYPES} entries are trades`,

@@ -27,6 +27,11 @@ import {
   waitFor,
 } from "../test/support/infra";
 
+interface Report {
+  ok: boolean;
+  lines: string[];
+}
+
 interface ServiceDef {
   name: "kafka" | "nats";
   port: number;
@@ -141,7 +146,10 @@ async function inspect(svc: ServiceDef): Promise<State> {
   return (await probePort(svc.port)) ? { kind: "foreign" } : { kind: "stopped" };
 }
 
-async function up(svc: ServiceDef): Promise<boolean> {
+const label = (svc: ServiceDef): string => svc.name.padEnd(5);
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+async function up(svc: ServiceDef): Promise<Report> {
   const state = await inspect(svc);
   if (state.kind === "running") {
     if (!state.ready) {
@@ -159,21 +167,22 @@ async function up(svc: ServiceDef): Promise<boolean> {
           },
         );
       } catch (err) {
-        console.error(
-          `${svc.name.padEnd(5)} ${err instanceof Error ? err.message : String(err)}; see its log`,
-        );
-        return false;
+        return { ok: false, lines: [`${label(svc)} ${message(err)}; see its log`] };
       }
     }
-    console.log(`${svc.name.padEnd(5)} already running  ${svc.describe()}  pid ${state.pid}`);
-    return true;
+    return {
+      ok: true,
+      lines: [`${label(svc)} already running  ${svc.describe()}  pid ${state.pid}`],
+    };
   }
   if (state.kind === "foreign") {
-    console.error(
-      `${svc.name.padEnd(5)} port 127.0.0.1:${svc.port} is in use by a process this script did not start ` +
-        `(no valid ${rel(svc.pidFile)}); stop it or free the port`,
-    );
-    return false;
+    return {
+      ok: false,
+      lines: [
+        `${label(svc)} port 127.0.0.1:${svc.port} is in use by a process this script did not start ` +
+          `(no valid ${rel(svc.pidFile)}); stop it or free the port`,
+      ],
+    };
   }
   if (state.kind === "stale") fs.rmSync(svc.pidFile, { force: true });
 
@@ -183,59 +192,66 @@ async function up(svc: ServiceDef): Promise<boolean> {
     if (pid === undefined) throw new Error("exited right after becoming ready");
     fs.mkdirSync(runDir, { recursive: true });
     fs.writeFileSync(svc.pidFile, `${pid}\n`);
-    console.log(
-      `${svc.name.padEnd(5)} started in ${((Date.now() - t0) / 1000).toFixed(1)} s  ${svc.describe()}  pid ${pid}`,
-    );
-    return true;
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    return {
+      ok: true,
+      lines: [`${label(svc)} started in ${secs} s  ${svc.describe()}  pid ${pid}`],
+    };
   } catch (err) {
-    console.error(
-      `${svc.name.padEnd(5)} failed to start: ${err instanceof Error ? err.message : String(err)}`,
-    );
-    return false;
+    return { ok: false, lines: [`${label(svc)} failed to start: ${message(err)}`] };
   }
 }
 
-async function down(svc: ServiceDef): Promise<boolean> {
+async function down(svc: ServiceDef): Promise<Report> {
   const pid = readPid(svc.pidFile);
   if (pid === undefined || !isOurs(svc, pid)) {
     fs.rmSync(svc.pidFile, { force: true });
     const busy = await probePort(svc.port);
-    console.log(
-      `${svc.name.padEnd(5)} not running` +
-        (busy ? ` (but port ${svc.port} is in use by a process this script did not start)` : ""),
-    );
-    return true;
+    const note = busy
+      ? ` (but port ${svc.port} is in use by a process this script did not start)`
+      : "";
+    return { ok: true, lines: [`${label(svc)} not running${note}`] };
   }
   const how = await stopPid(pid, svc.stopTimeoutMs);
   fs.rmSync(svc.pidFile, { force: true });
-  console.log(
-    `${svc.name.padEnd(5)} ${how === "killed" ? "killed (SIGKILL after timeout)" : "stopped"}  pid ${pid}`,
-  );
-  return true;
+  const what = how === "killed" ? "killed (SIGKILL after the SIGTERM deadline)" : "stopped";
+  return { ok: true, lines: [`${label(svc)} ${what}  pid ${pid}`] };
 }
 
-async function status(svc: ServiceDef): Promise<boolean> {
+async function status(svc: ServiceDef): Promise<Report> {
   const s = await inspect(svc);
   switch (s.kind) {
     case "running":
-      console.log(
-        `${svc.name.padEnd(5)} ${s.ready ? "ready   " : "starting"}  ${svc.describe()}  pid ${s.pid}`,
-      );
-      return s.ready;
+      return {
+        ok: s.ready,
+        lines: [
+          `${label(svc)} ${s.ready ? "ready   " : "starting"}  ${svc.describe()}  pid ${s.pid}`,
+        ],
+      };
     case "foreign":
-      console.log(
-        `${svc.name.padEnd(5)} port ${svc.port} in use by a process this script did not start`,
-      );
-      return false;
+      return {
+        ok: false,
+        lines: [`${label(svc)} port ${svc.port} in use by a process this script did not start`],
+      };
     case "stale":
-      console.log(
-        `${svc.name.padEnd(5)} stopped (stale pid file ${rel(svc.pidFile)}: pid ${s.pid})`,
-      );
-      return false;
+      return {
+        ok: false,
+        lines: [`${label(svc)} stopped (stale pid file ${rel(svc.pidFile)}: pid ${s.pid})`],
+      };
     case "stopped":
-      console.log(`${svc.name.padEnd(5)} stopped`);
-      return false;
+      return { ok: false, lines: [`${label(svc)} stopped`] };
   }
+}
+
+/** Runs `fn` on every service in parallel, prints the reports in service order; true if all are ok. */
+async function forAll(fn: (svc: ServiceDef) => Promise<Report>): Promise<boolean> {
+  const reports = await Promise.all(
+    services.map((svc) =>
+      fn(svc).catch((err: unknown) => ({ ok: false, lines: [`${label(svc)} ${message(err)}`] })),
+    ),
+  );
+  for (const r of reports) for (const line of r.lines) (r.ok ? console.log : console.error)(line);
+  return reports.every((r) => r.ok);
 }
 
 // kafkajs 2.2.4 schedules a negative setTimeout, which Node 24 reports as TimeoutNegativeWarning; it is
@@ -253,20 +269,16 @@ async function main(): Promise<number> {
   const cmd = process.argv[2];
   silenceKafkajsTimeoutWarning();
   switch (cmd) {
-    case "up": {
-      const ok = await Promise.all(services.map(up));
-      if (ok.every(Boolean)) {
-        console.log(
-          `\nexport KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT} TRANSPORTER=nats://127.0.0.1:${NATS_PORT}`,
-        );
-        return 0;
-      }
-      return 1;
-    }
+    case "up":
+      if (!(await forAll(up))) return 1;
+      console.log(
+        `\nexport KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT} TRANSPORTER=nats://127.0.0.1:${NATS_PORT}`,
+      );
+      return 0;
     case "down":
-      return (await Promise.all(services.map(down))).every(Boolean) ? 0 : 1;
+      return (await forAll(down)) ? 0 : 1;
     case "status":
-      return (await Promise.all(services.map(status))).every(Boolean) ? 0 : 1;
+      return (await forAll(status)) ? 0 : 1;
     default:
       console.error("usage: infra.js up | down | status");
       return 2;

@@ -671,6 +671,11 @@ impl<'a> TradeBatchView<'a> {
         }
     }
 
+    /// The symbol index of every trade row, in batch order (cheaper than decoding rows).
+    pub fn trade_symbol_indices(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.trade_rows.chunks_exact(TRADE_ROW_LEN).map(|r| u32_at(r, 32))
+    }
+
     /// Trade rows in batch order.
     pub fn trade_rows(&self) -> impl ExactSizeIterator<Item = TradeRow<'a>> + '_ {
         self.trade_rows.chunks_exact(TRADE_ROW_LEN).map(|r| self.decode_trade(r))

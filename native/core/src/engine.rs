@@ -159,7 +159,8 @@ pub struct ApplyOutcome {
     pub anomalies: Vec<Anomaly>,
     /// Bars that closed during the call (including bars born closed by late trades).
     pub closed: Vec<ClosedBar>,
-    /// Symbols with at least one row in the batch, in order of first appearance.
+    /// Symbols with at least one row in the batch, each once: symbols with trades in
+    /// symbol-table order, then symbols with orders only.
     pub touched: Vec<Arc<str>>,
 }
 
@@ -214,11 +215,46 @@ struct Scratch {
     watermark: Vec<u64>,
     /// Batch symbol index → max(seq) + 1 of its rows (0: no row).
     next_seq: Vec<u64>,
+    /// Batch symbol index → first position of its rows in `order` (counting sort).
+    group_start: Vec<u32>,
+    /// Trade row indices grouped by symbol, row order within a symbol.
+    order: Vec<u32>,
     closed: Vec<Bar>,
-    /// Batch counter (starts at 1 for the first batch).
-    batch: u64,
-    /// State slot → last batch that listed it as touched.
-    touched_mark: Vec<u64>,
+    /// Outputs tagged with their row, restored to row order at the end.
+    anomalies: Vec<(u32, Anomaly)>,
+    closed_bars: Vec<(u32, ClosedBar)>,
+}
+
+/// Counting sort of the trade rows by symbol index: `start[si]..start[si + 1]` indexes the
+/// rows of symbol `si` in `order`, in row order.
+fn group_rows(view: &TradeBatchView<'_>, start: &mut Vec<u32>, order: &mut Vec<u32>) {
+    let n = view.symbols().len();
+    start.clear();
+    start.resize(n + 1, 0);
+    for si in view.trade_symbol_indices() {
+        if let Some(c) = start.get_mut(si as usize + 1) {
+            *c += 1;
+        }
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    order.clear();
+    order.resize(view.trade_count(), 0);
+    // `start[si]` serves as the insertion cursor and ends at the next group's start; the
+    // shift below restores it.
+    for (i, si) in view.trade_symbol_indices().enumerate() {
+        if let Some(pos) = start.get_mut(si as usize) {
+            if let Some(o) = order.get_mut(*pos as usize) {
+                *o = i as u32;
+            }
+            *pos += 1;
+        }
+    }
+    start.rotate_right(1);
+    if let Some(first) = start.first_mut() {
+        *first = 0;
+    }
 }
 
 /// Per-symbol bars, detectors and dedupe for every symbol an owner is responsible for.
@@ -288,12 +324,17 @@ impl Engine {
         }
     }
 
-    /// Applies a batch: trades then orders, each in row order.
+    /// Applies a batch: trades then orders, each symbol's rows in row order.
     ///
     /// Per row: offset watermark of (symbol, batch source) → id dedupe → retention
     /// (`TooLate`) → bars → detector. After the batch each touched symbol's watermark for the
     /// source moves to its largest seq + 1 (so all trades of a record in the batch apply, and
     /// a redelivered batch is dropped). `now_ns` is the wall clock stamped as bars' ts_init.
+    ///
+    /// Symbols are independent, so trades are processed grouped by symbol (a counting sort of
+    /// the rows, stable within a symbol): one symbol's state then stays in cache for all its
+    /// rows instead of every row missing on a different symbol. Outputs are put back in row
+    /// order, so the grouping is invisible.
     pub fn apply_batch(&mut self, view: &TradeBatchView<'_>, now_ns: i64) -> ApplyOutcome {
         let mut s = std::mem::take(&mut self.scratch);
         let n = view.symbols().len();
@@ -303,67 +344,76 @@ impl Engine {
         s.watermark.resize(n, 0);
         s.next_seq.clear();
         s.next_seq.resize(n, 0);
-        s.batch += 1;
-        let source = view.source();
         let options = self.options();
         let mut out = ApplyOutcome::default();
-        let c = &mut out.counts;
 
-        // The row's symbol index is cached with its slot: consecutive rows often share a symbol.
-        let mut last: Option<(u32, u32)> = None;
-        for (i, row) in view.trade_rows().enumerate() {
-            c.trades += 1;
-            let slot = match last {
-                Some((si, slot)) if si == row.symbol_index => slot,
-                _ => {
-                    let slot = self.resolve(&mut s, view, row.symbol_index, &mut out.touched);
-                    last = Some((row.symbol_index, slot));
-                    slot
-                }
-            };
-            let t = &row.trade;
-            let si = row.symbol_index as usize;
-            let (Some(state), Some(wm), Some(next)) = (self.states.get_mut(slot as usize), s.watermark.get(si), s.next_seq.get_mut(si)) else {
-                c.invalid += 1;
+        group_rows(view, &mut s.group_start, &mut s.order);
+        for si in 0..n {
+            let (Some(&lo), Some(&hi)) = (s.group_start.get(si), s.group_start.get(si + 1)) else {
                 continue;
             };
-            *next = (*next).max(t.arrival.seq.saturating_add(1));
-            if t.arrival.seq < *wm {
-                c.duplicates_offset += 1;
-                state.count_duplicate_offset();
+            if lo == hi {
                 continue;
             }
-            match state.apply_trade(t, now_ns, options, &mut s.closed) {
-                TradeStatus::Applied { revised, anomaly } => {
-                    c.applied += 1;
-                    c.revised += u64::from(revised);
-                    if let Some(f) = anomaly {
-                        c.anomalies += 1;
-                        out.anomalies.push(Anomaly::new(state.symbol_arc().clone(), t.time_ns, t.arrival, state.detector().name(), f));
+            let slot = self.resolve(&mut s, view, si as u32, &mut out.touched);
+            let wm = s.watermark.get(si).copied().unwrap_or(0);
+            let rows = s.order.get(lo as usize..hi as usize).unwrap_or(&[]);
+            let Some(state) = self.states.get_mut(slot as usize) else {
+                out.counts.trades += u64::from(hi - lo);
+                out.counts.invalid += u64::from(hi - lo);
+                continue;
+            };
+            let mut next = 0u64;
+            for &i in rows {
+                let Some(row) = view.trade_row(i as usize) else {
+                    continue;
+                };
+                let t = &row.trade;
+                let c = &mut out.counts;
+                c.trades += 1;
+                next = next.max(t.arrival.seq.saturating_add(1));
+                if t.arrival.seq < wm {
+                    c.duplicates_offset += 1;
+                    state.count_duplicate_offset();
+                    continue;
+                }
+                match state.apply_trade(t, now_ns, options, &mut s.closed) {
+                    TradeStatus::Applied { revised, anomaly } => {
+                        c.applied += 1;
+                        c.revised += u64::from(revised);
+                        if let Some(f) = anomaly {
+                            c.anomalies += 1;
+                            let a = Anomaly::new(state.symbol_arc().clone(), t.time_ns, t.arrival, state.detector().name(), f);
+                            s.anomalies.push((i, a));
+                        }
                     }
+                    TradeStatus::DuplicateId => c.duplicates_id += 1,
+                    TradeStatus::TooLate => {
+                        c.too_late += 1;
+                        out.too_late.push(TooLateRow { row: i, record: row.record });
+                    }
+                    TradeStatus::Invalid => c.invalid += 1,
                 }
-                TradeStatus::DuplicateId => c.duplicates_id += 1,
-                TradeStatus::TooLate => {
-                    c.too_late += 1;
-                    out.too_late.push(TooLateRow {
-                        row: i as u32,
-                        record: row.record,
-                    });
+                if !s.closed.is_empty() {
+                    c.bars_closed += s.closed.len() as u64;
+                    let symbol = state.symbol_arc();
+                    s.closed_bars.extend(s.closed.drain(..).map(|bar| (i, ClosedBar { symbol: symbol.clone(), bar })));
                 }
-                TradeStatus::Invalid => c.invalid += 1,
             }
-            if !s.closed.is_empty() {
-                c.bars_closed += s.closed.len() as u64;
-                let symbol = state.symbol_arc();
-                out.closed.extend(s.closed.drain(..).map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+            if let Some(x) = s.next_seq.get_mut(si) {
+                *x = next;
             }
         }
 
+        // Orders are few: row order, with the symbol → slot map of the batch. Closed bars they
+        // cause sort after every trade's.
         for row in view.order_rows() {
+            let c = &mut out.counts;
             c.orders += 1;
             let slot = self.resolve(&mut s, view, row.symbol_index, &mut out.touched);
             let o = &row.order;
             let si = row.symbol_index as usize;
+            let c = &mut out.counts;
             let (Some(state), Some(wm), Some(next)) = (self.states.get_mut(slot as usize), s.watermark.get(si), s.next_seq.get_mut(si)) else {
                 c.orders_invalid += 1;
                 continue;
@@ -385,10 +435,11 @@ impl Engine {
             if !s.closed.is_empty() {
                 c.bars_closed += s.closed.len() as u64;
                 let symbol = state.symbol_arc();
-                out.closed.extend(s.closed.drain(..).map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+                s.closed_bars.extend(s.closed.drain(..).map(|bar| (u32::MAX, ClosedBar { symbol: symbol.clone(), bar })));
             }
         }
 
+        let source = view.source();
         for (&slot, &next) in s.slots.iter().zip(&s.next_seq) {
             if next > 0 {
                 if let Some(state) = self.states.get_mut(slot as usize) {
@@ -396,6 +447,13 @@ impl Engine {
                 }
             }
         }
+
+        // Back to row order (stable: a row's closed bars keep their 1m, 5m, 1h order).
+        out.too_late.sort_unstable_by_key(|r| r.row);
+        s.anomalies.sort_by_key(|(row, _)| *row);
+        out.anomalies = s.anomalies.drain(..).map(|(_, a)| a).collect();
+        s.closed_bars.sort_by_key(|(row, _)| *row);
+        out.closed = s.closed_bars.drain(..).map(|(_, b)| b).collect();
         self.totals.add(&out.counts);
         self.scratch = s;
         out
@@ -415,16 +473,7 @@ impl Engine {
             if let Some(w) = s.watermark.get_mut(si as usize) {
                 *w = state.watermarks().get(view.source());
             }
-            // A symbol table written by BatchBuilder has no repeats, but a foreign one might:
-            // report each symbol once (the mark holds the batch number that last reported it).
-            let slot = slot as usize;
-            if s.touched_mark.len() <= slot {
-                s.touched_mark.resize(slot + 1, 0);
-            }
-            if s.touched_mark[slot] != s.batch {
-                s.touched_mark[slot] = s.batch;
-                touched.push(state.symbol_arc().clone());
-            }
+            touched.push(state.symbol_arc().clone());
         }
         if let Some(x) = s.slots.get_mut(si as usize) {
             *x = slot;

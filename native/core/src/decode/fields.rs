@@ -3,6 +3,7 @@
 //! The walk is the decoder's inner loop, so it is written for speed: one forward pass, no
 //! allocation, and no UTF-8 validation (values are handed out as bytes).
 
+use super::swar;
 use crate::reason::Reason;
 
 /// The FIX field delimiter, Start Of Header.
@@ -38,24 +39,17 @@ pub const fn data_tag_for(length_tag: u32) -> Option<u32> {
     }
 }
 
-/// Finds the next SOH at or after `from`.
+/// Finds the next SOH at or after `from`, eight bytes at a time.
 ///
-/// Eight bytes at a time (SWAR): FIX values are short (a few to ~25 bytes), too short for
-/// `memchr`'s vector set-up to pay off, but long enough that a byte loop dominated the
-/// decode profile. See the crate's bench notes in `benches/decode.rs`.
+/// FIX values are short, too short for `memchr`'s vector set-up to pay off (it measured
+/// slower than this in the `decode` bench), but long enough that a byte loop dominated the
+/// profile.
 #[inline(always)]
 fn find_soh(buf: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut i = from;
-    while let Some(chunk) = buf.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        // Bytes equal to SOH become zero; the classic has-zero-byte test then sets the high
-        // bit of the first zero byte (bits above it may be spurious, so take the lowest).
-        let x = word ^ ONES;
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zero != 0 {
-            return Some(i + (zero.trailing_zeros() / 8) as usize);
+    while let Some(word) = swar::load(buf, i) {
+        if let Some(k) = swar::find_byte(word, SOH) {
+            return Some(i + k as usize);
         }
         i += 8;
     }
@@ -63,6 +57,29 @@ fn find_soh(buf: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|&b| b == SOH)
         .map(|p| i + p)
+}
+
+/// Bit `t` is set when tag `t` is a length tag (see [`data_tag_for`]); one load and a shift
+/// per field instead of a chain of comparisons.
+const LENGTH_TAGS: [u64; 22] = {
+    let mut bits = [0u64; 22];
+    let mut tag = 0u32;
+    while tag < 22 * 64 {
+        if data_tag_for(tag).is_some() {
+            bits[(tag / 64) as usize] |= 1 << (tag % 64);
+        }
+        tag += 1;
+    }
+    bits
+};
+
+/// Whether `tag` is a length tag.
+#[inline(always)]
+fn is_length_tag(tag: u32) -> bool {
+    match LENGTH_TAGS.get((tag / 64) as usize) {
+        Some(bits) => bits >> (tag % 64) & 1 == 1,
+        None => false,
+    }
 }
 
 /// A data length seen in the previous field, awaiting its data tag.
@@ -129,6 +146,31 @@ impl<'a> FieldIter<'a> {
         Err(Reason::Garbled)
     }
 
+    /// Reads a tag digit by digit (near the end of the buffer, or 8+ digits) and the `=`.
+    #[cold]
+    fn slow_tag(&self, pos: &mut usize) -> Option<u32> {
+        let buf = self.buf;
+        let start = *pos;
+        let mut wide = 0u64;
+        loop {
+            let b = *buf.get(*pos)?;
+            *pos += 1;
+            if b == b'=' {
+                break;
+            }
+            let d = b.wrapping_sub(b'0');
+            // Ten digits cannot overflow a u64; the range check below does the rest.
+            if d > 9 || *pos - start > 10 {
+                return None;
+            }
+            wide = wide * 10 + u64::from(d);
+        }
+        if *pos - start == 1 {
+            return None;
+        }
+        u32::try_from(wide).ok()
+    }
+
     /// Reads the next field: `Ok(Some((tag, value)))`, `Ok(None)` at the end.
     ///
     /// # Errors
@@ -142,32 +184,23 @@ impl<'a> FieldIter<'a> {
         let Some(&first) = buf.get(pos) else {
             return Ok(None);
         };
-        // Tag: first digit 1–9 (no leading zero), then digits up to '='.
-        let d = first.wrapping_sub(b'1');
-        if d > 8 {
+        // Tag: 1–10 digits, the first 1–9 (no leading zero), then '='.
+        if first.wrapping_sub(b'1') > 8 {
             return self.fail();
         }
-        // Accumulate in u64: ten digits cannot overflow it, and one range check at the end
-        // replaces an overflow check per digit.
-        let mut wide = u64::from(d) + 1;
-        let digits_start = pos;
-        pos += 1;
-        loop {
-            let Some(&b) = buf.get(pos) else {
-                return self.fail();
-            };
-            pos += 1;
-            if b == b'=' {
-                break;
+        let tag = match swar::load(buf, pos).and_then(|w| Some((w, swar::find_byte(w, b'=')?))) {
+            // Fast path: the tag and its '=' lie in the next eight bytes.
+            Some((word, len)) => {
+                if len == 0 || !swar::all_digits(word, len) {
+                    return self.fail();
+                }
+                pos += len as usize + 1;
+                swar::parse_digits(word, len)
             }
-            let d = b.wrapping_sub(b'0');
-            if d > 9 || pos - digits_start > 10 {
-                return self.fail();
-            }
-            wide = wide * 10 + u64::from(d);
-        }
-        let Ok(tag) = u32::try_from(wide) else {
-            return self.fail();
+            None => match self.slow_tag(&mut pos) {
+                Some(tag) => tag,
+                None => return self.fail(),
+            },
         };
 
         let start = pos;
@@ -185,7 +218,7 @@ impl<'a> FieldIter<'a> {
             },
         };
         let value = &buf[start..end];
-        self.pending = match data_tag_for(tag) {
+        self.pending = match is_length_tag(tag).then(|| data_tag_for(tag)).flatten() {
             Some(data_tag) => Pending::Data {
                 tag: data_tag,
                 len: parse_len(value),

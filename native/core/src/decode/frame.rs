@@ -30,6 +30,7 @@
 use memchr::memmem;
 
 use super::fields::SOH;
+use super::swar;
 use crate::reason::Reason;
 
 /// Longest BeginString accepted while looking for its SOH (`FIXT.1.1` is 8 bytes).
@@ -222,14 +223,24 @@ impl<'a, 'f> Framer<'a, 'f> {
             return Err(Failure::at(Reason::Garbled));
         }
 
-        // BeginString up to its SOH.
-        let window = &b[2..b.len().min(2 + MAX_BEGIN_STRING + 1)];
-        let Some(begin_len) = window.iter().position(|&c| c == SOH) else {
-            return Err(if window.len() <= MAX_BEGIN_STRING {
-                self.beyond_end(start)
-            } else {
-                Failure::at(Reason::BadBeginString)
-            });
+        // BeginString up to its SOH. Fast path: the SOH of `FIX.4.x` and `FIXT.1.1` lies in
+        // the eight bytes after "8=F".
+        let fast = match b.get(2) {
+            Some(&SOH) => Some(0),
+            _ => swar::load(b, 3)
+                .and_then(|w| swar::find_byte(w, SOH))
+                .map(|k| k as usize + 1),
+        };
+        let begin_len = match fast {
+            Some(len) => len,
+            None => {
+                let window = &b[2..b.len().min(2 + MAX_BEGIN_STRING + 1)];
+                match window.iter().position(|&c| c == SOH) {
+                    Some(len) => len,
+                    None if window.len() <= MAX_BEGIN_STRING => return Err(self.beyond_end(start)),
+                    None => return Err(Failure::at(Reason::BadBeginString)),
+                }
+            }
         };
         let begin_string = &b[2..2 + begin_len];
         let supported = is_supported_begin_string(begin_string);
@@ -256,25 +267,33 @@ impl<'a, 'f> Framer<'a, 'f> {
             return Err(fail(Reason::BodyLength));
         }
 
-        // BodyLength digits up to SOH.
+        // BodyLength digits up to SOH; fast path for the usual 1–7 digits.
         let mut q = p + 2;
         let mut body_len = 0usize;
-        loop {
-            let Some(&c) = b.get(q) else {
-                return Err(fail(self.beyond_end(start).reason));
-            };
-            if c == SOH {
-                break;
-            }
-            let d = c.wrapping_sub(b'0');
-            if d > 9 || q - (p + 2) >= MAX_BODY_LENGTH_DIGITS {
+        if let Some((word, n)) = swar::load(b, q).and_then(|w| Some((w, swar::find_byte(w, SOH)?))) {
+            if n == 0 || !swar::all_digits(word, n) {
                 return Err(fail(Reason::BodyLength));
             }
-            body_len = body_len * 10 + usize::from(d);
-            q += 1;
-        }
-        if q == p + 2 {
-            return Err(fail(Reason::BodyLength));
+            body_len = swar::parse_digits(word, n) as usize;
+            q += n as usize;
+        } else {
+            loop {
+                let Some(&c) = b.get(q) else {
+                    return Err(fail(self.beyond_end(start).reason));
+                };
+                if c == SOH {
+                    break;
+                }
+                let d = c.wrapping_sub(b'0');
+                if d > 9 || q - (p + 2) >= MAX_BODY_LENGTH_DIGITS {
+                    return Err(fail(Reason::BodyLength));
+                }
+                body_len = body_len * 10 + usize::from(d);
+                q += 1;
+            }
+            if q == p + 2 {
+                return Err(fail(Reason::BodyLength));
+            }
         }
         let body_start = q + 1; // relative to start
 
@@ -291,7 +310,13 @@ impl<'a, 'f> Framer<'a, 'f> {
             (tag10 - 1, b"\x0110=ddd\x01")
         };
         let digits_at = pattern.len() - 4; // index of the first checksum digit
-        for (i, &want) in pattern.iter().enumerate() {
+        // Fast path: the whole `<SOH>10=ddd<SOH>` in one word.
+        const TRAILER_MASK: u64 = 0xFF00_0000_FFFF_FFFF;
+        const TRAILER: u64 = u64::from_le_bytes([SOH, b'1', b'0', b'=', 0, 0, 0, SOH]);
+        let trailer_ok = body_len > 0
+            && swar::load(b, pattern_start)
+                .is_some_and(|w| w & TRAILER_MASK == TRAILER && swar::all_digits(w >> 32, 3));
+        for (i, &want) in pattern.iter().enumerate().skip(if trailer_ok { pattern.len() } else { 0 }) {
             let Some(&got) = b.get(pattern_start + i) else {
                 // Everything present so far fits: the buffer ends inside the frame.
                 return Err(fail(self.beyond_end(start).reason));

@@ -17,6 +17,7 @@ pub mod fields;
 mod fix;
 mod frame;
 pub mod json;
+mod swar;
 mod owned;
 pub mod time;
 

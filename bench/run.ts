@@ -1,0 +1,132 @@
+/**
+ * `npm run bench [-- --quick]`: every benchmark section in one run on the same data; prints
+ * tables with ratios and writes `bench/results/latest.json`.
+ *
+ * Options: `--quick` (short runs, criterion results read rather than re-measured; under
+ * 3 minutes), `--data <file>` (FIX corpus), `--batch <n>` (messages or trades per call),
+ * `--rust=read|run|skip`, `--only <key,…>`, `--out <file>`.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { aggregateSection } from "./aggregate";
+import { findRoot, formatTable, message, type BenchOptions, type Section, type SectionResult } from "./harness";
+import { parseSection } from "./parse";
+
+/** The sections, in run order. Kafka end to end, latency, two nodes and memory go here. */
+export const SECTIONS: readonly Section[] = [parseSection, aggregateSection];
+
+interface Cli {
+  options: BenchOptions;
+  only: string[] | null;
+  out: string;
+}
+
+function parseArgs(argv: readonly string[], root: string): Cli {
+  const value = (name: string): string | undefined => {
+    const eq = argv.find((a) => a.startsWith(`--${name}=`));
+    if (eq !== undefined) return eq.slice(name.length + 3);
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const quick = argv.includes("--quick");
+  const rust = value("rust") ?? (quick ? "read" : "run");
+  if (rust !== "read" && rust !== "run" && rust !== "skip") throw new Error(`--rust must be read, run or skip`);
+  const batchSize = Number(value("batch") ?? 2000);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error("--batch must be a positive integer");
+  return {
+    options: {
+      quick,
+      root,
+      dataFile: path.resolve(value("data") ?? path.join(root, "..", "shared", "data", "fix", "hffix-fix.5.0.set.1.fix")),
+      batchSize,
+      warmupMs: quick ? 300 : 1500,
+      runMs: quick ? 250 : 1000,
+      runs: quick ? 5 : 9,
+      rust,
+      log: (line) => console.error(`[bench] ${line}`),
+    },
+    only: value("only")?.split(",") ?? null,
+    out: path.resolve(value("out") ?? path.join(root, "bench", "results", "latest.json")),
+  };
+}
+
+function rustcVersion(): string | null {
+  const res = spawnSync("rustc", ["--version"], { encoding: "utf8" });
+  return res.status === 0 ? res.stdout.trim() : null;
+}
+
+export function machine(): Record<string, unknown> {
+  return {
+    cores: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model.trim() ?? null,
+    node: process.version,
+    rustc: rustcVersion(),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    totalMemGiB: Math.round(os.totalmem() / 2 ** 30),
+  };
+}
+
+async function main(): Promise<void> {
+  const root = findRoot(__dirname);
+  const { options, only, out } = parseArgs(process.argv.slice(2), root);
+  const started = Date.now();
+  const report: Record<string, unknown> = {
+    generatedAt: new Date().toISOString(),
+    quick: options.quick,
+    machine: machine(),
+    config: {
+      dataFile: options.dataFile,
+      batchSize: options.batchSize,
+      warmupMs: options.warmupMs,
+      runMs: options.runMs,
+      runs: options.runs,
+      rust: options.rust,
+    },
+  };
+  const ratios: Record<string, unknown> = {};
+  const notes: Record<string, string[]> = {};
+  const meta: Record<string, unknown> = {};
+
+  for (const section of SECTIONS) {
+    if (only !== null && !only.includes(section.key)) continue;
+    options.log(`── ${section.title}`);
+    let result: SectionResult;
+    try {
+      result = await section.run(options);
+    } catch (error) {
+      options.log(`${section.key} failed: ${message(error)}`);
+      report[section.key] = { error: message(error) };
+      continue;
+    }
+    report[section.key] = result.json;
+    ratios[section.key] = Object.fromEntries(
+      result.ratios.map((r) => [`${r.of}/${r.over}`, { value: r.value, goal: r.goal ?? null, met: r.met }]),
+    );
+    notes[section.key] = result.notes;
+    if (result.meta) meta[section.key] = result.meta;
+    console.log("");
+    for (const table of result.tables) console.log(`${formatTable(table).join("\n")}\n`);
+    for (const note of result.notes) console.log(`  · ${note}`);
+  }
+
+  report.ratios = ratios;
+  report.notes = notes;
+  report.meta = meta;
+  report.durationSec = Math.round((Date.now() - started) / 100) / 10;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  const m = report.machine as Record<string, unknown>;
+  console.log(
+    `\nmachine: ${String(m.cores)} cores, ${String(m.cpuModel)}, Node ${String(m.node)}, ${String(m.rustc)}`,
+  );
+  console.log(`wrote ${path.relative(process.cwd(), out) || out} in ${String(report.durationSec)} s`);
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,107 @@
+/**
+ * An independent reference for end-to-end checks: splits a FIX stream with a regular expression,
+ * reads fields with `split`, and builds bars with BigInt arithmetic. It shares no code with the
+ * Rust core or the services, so agreement means something.
+ */
+
+export interface RefTrade {
+  symbol: string;
+  /** Price mantissa at 1e-9, rounded half-up on the 10th decimal (the documented rule). */
+  price: bigint;
+  qty: bigint;
+  timeMs: number;
+  /** Arrival order. */
+  seq: number;
+}
+
+export interface RefBar {
+  startMs: number;
+  open: bigint;
+  high: bigint;
+  low: bigint;
+  close: bigint;
+  volume: bigint;
+  trades: number;
+}
+
+const SCALE_DIGITS = 9;
+
+/** Decimal text → mantissa at 1e-9, rounding half-up on the 10th fractional digit. */
+export function refDecimal(text: string): bigint {
+  const m = /^(-?)(\d*)(?:\.(\d*))?$/.exec(text);
+  if (!m || (m[2] === "" && (m[3] ?? "") === "")) throw new Error(`not a decimal: ${text}`);
+  const frac = (m[3] ?? "").padEnd(SCALE_DIGITS + 1, "0");
+  let v = BigInt((m[2] || "0") + frac.slice(0, SCALE_DIGITS));
+  if (Number(frac[SCALE_DIGITS]) >= 5) v += 1n;
+  return m[1] === "-" ? -v : v;
+}
+
+/** FIX UTCTimestamp (millisecond precision or coarser) → epoch ms. */
+export function refTimestamp(text: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})-(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$/.exec(text);
+  if (!m) throw new Error(`not a UTCTimestamp: ${text}`);
+  const ms = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
+  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms);
+}
+
+/**
+ * Trades of MarketDataIncrementalRefresh messages in a raw stream (the JSE corpus): entries start
+ * at each 279; an entry is a trade when 279=0 and 269 is one of `entryTypes`. Event time is
+ * SendingTime(52): the corpus has no TransactTime and no MDEntryDate.
+ */
+export function mdTrades(stream: Buffer, entryTypes: string[]): RefTrade[] {
+  const text = stream.toString("latin1");
+  const messages = text.match(/8=FIX[^\x01]*\x019=\d+\x01[\s\S]*?\x0110=\d{3}\x01/g) ?? [];
+  const trades: RefTrade[] = [];
+  messages.forEach((msg, msgIndex) => {
+    const fields = msg.split("\x01").filter((f) => f !== "").map((f) => [f.slice(0, f.indexOf("=")), f.slice(f.indexOf("=") + 1)] as const);
+    const get = (tag: string) => fields.find(([t]) => t === tag)?.[1];
+    if (get("35") !== "X") return;
+    const sending = refTimestamp(get("52")!);
+    const entries: Map<string, string>[] = [];
+    for (const [tag, value] of fields) {
+      if (tag === "279") entries.push(new Map());
+      entries[entries.length - 1]?.set(tag, value);
+    }
+    let ord = 0;
+    for (const e of entries) {
+      if ((e.get("279") ?? "0") !== "0" || !entryTypes.includes(e.get("269") ?? "")) continue;
+      trades.push({
+        symbol: e.get("55")!,
+        price: refDecimal(e.get("270")!),
+        qty: refDecimal(e.get("271") ?? "0"),
+        timeMs: sending,
+        seq: msgIndex * 1000 + ord++,
+      });
+    }
+  });
+  return trades;
+}
+
+/** Bars of one symbol and interval width, oldest first. */
+export function refBars(trades: RefTrade[], symbol: string, widthMs: number): RefBar[] {
+  const bars = new Map<number, RefBar & { first: [number, number]; last: [number, number] }>();
+  const before = (a: [number, number], b: [number, number]) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  for (const t of trades) {
+    if (t.symbol !== symbol) continue;
+    const startMs = Math.floor(t.timeMs / widthMs) * widthMs;
+    const key: [number, number] = [t.timeMs, t.seq];
+    const b = bars.get(startMs);
+    if (!b) {
+      bars.set(startMs, { startMs, open: t.price, high: t.price, low: t.price, close: t.price, volume: t.qty, trades: 1, first: key, last: key });
+      continue;
+    }
+    if (before(key, b.first)) [b.open, b.first] = [t.price, key];
+    if (!before(key, b.last)) [b.close, b.last] = [t.price, key];
+    if (t.price > b.high) b.high = t.price;
+    if (t.price < b.low) b.low = t.price;
+    b.volume += t.qty;
+    b.trades += 1;
+  }
+  return [...bars.values()]
+    .sort((a, b) => a.startMs - b.startMs)
+    .map(({ startMs, open, high, low, close, volume, trades: n }) => ({ startMs, open, high, low, close, volume, trades: n }));
+}
+
+/** A mantissa as the float REST shows (the same conversion any client would do). */
+export const asNumber = (mantissa: bigint): number => Number(mantissa) / 1e9;
