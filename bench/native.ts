@@ -35,6 +35,8 @@ export interface NativeFixDecoder {
 export interface NativeApplyResult {
   applied?: number;
   anomalies?: unknown[];
+  /** Bars closed by the batch. */
+  closed?: unknown[];
 }
 
 export interface NativeEngine {

@@ -293,7 +293,7 @@ export const parseSection: Section = {
       `corpus ${corpus.file}: ${corpus.messages} messages, ${corpus.bytes} bytes, ${corpus.chunks.length} batches of ≤ ${options.batchSize}`,
     );
     const rows: Row[] = [
-      rustRow(options, "decode", ["decode"], /jse|corpus/i, PARSE_GOALS.rust),
+      rustRow(options, "decode", ["jse", "decode"], [/decode\/msgs/, /decode/], PARSE_GOALS.rust),
       benchRow("node", nodeContender(corpus, options.root, "records"), options, PARSE_GOALS.node),
       benchRow("nodeStream", nodeContender(corpus, options.root, "stream"), options),
       benchRow("fixparser", fixparserContender(corpus), options),

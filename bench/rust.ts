@@ -134,14 +134,14 @@ export function runCargoBench(options: BenchOptions, bench: string): string | nu
 
 /**
  * The Rust row of a section: runs the bench when asked, then reads criterion's results for
- * `groupPrefixes` and takes as headline the first whose id matches `prefer` (else the first
- * with an element throughput). All results go into the row's detail.
+ * `groupPrefixes` and takes as headline the first matching the earliest pattern of `prefer`
+ * (else the first with an element throughput). All results go into the row's detail.
  */
 export function rustRow(
   options: BenchOptions,
   bench: string,
   groupPrefixes: readonly string[],
-  prefer: RegExp,
+  prefer: readonly RegExp[],
   goal: number,
 ): Row {
   if (options.rust === "skip") return { name: "rust", perSec: null, goal, note: "skipped (--rust=skip)" };
@@ -152,7 +152,8 @@ export function rustRow(
   }
   const results = readCriterion(options.root, groupPrefixes);
   const withRate = results.filter((r) => r.perSec !== null);
-  const headline = withRate.find((r) => prefer.test(r.id)) ?? withRate[0];
+  const headline =
+    prefer.map((p) => withRate.find((r) => p.test(r.id))).find((r) => r !== undefined) ?? withRate[0];
   if (headline === undefined) {
     notes.push(
       results.length === 0

@@ -3,23 +3,28 @@
  * the Rust engine (`native/core/src/bars`, `native/core/src/anomaly/zscore.rs`) is measured
  * against.
  *
- * Per symbol (a `Map`), trades update tumbling 1m, 5m and 1h bars aligned to the epoch: open and
- * close are the prices of the first and last trade by event time, ties broken by arrival; high,
- * low, volume, notional (for the VWAP) and the trade count. Then the rolling z-score: with
- * r = ln(p / p_prev) in arrival order, once the window of the previous W returns holds at least M,
- * z = (r − mean) / std (sample std, n − 1); the trade is anomalous when std > 0 and |z| ≥ T; then
- * r joins the window. The window keeps running sums of (r − shift) and (r − shift)², recomputed
- * exactly every W updates with shift = the window mean — the Rust detector's scheme, so both
- * give the same z to rounding.
+ * Bars: per symbol (a `Map`), trades update tumbling 1m, 5m and 1h bars aligned to the epoch:
+ * open and close are the prices of the first and last trade by event time, ties broken by
+ * arrival; high, low, volume, notional (for the VWAP) and the trade count. As in Rust, a bar
+ * closes when the symbol's latest trade time reaches its end + grace (default 2 s); a trade for
+ * a closed bar still updates it and marks it revised; a bar created already past that point is
+ * born closed (and revised). Each batch returns the bars it closed, like the Engine's `closed`.
+ *
+ * Detector: with r = ln(p / p_prev) in arrival order, once the window of the previous W returns
+ * holds at least M, z = (r − mean) / std (sample std, n − 1); the trade is anomalous when
+ * std > 0 and |z| ≥ T; then r joins the window. The window keeps running sums of (r − shift)
+ * and (r − shift)², recomputed exactly every W updates with shift = the window mean — the Rust
+ * detector's scheme, so both give the same z up to rounding.
  *
  * Sums: the Rust bars keep exact i128 fixed-point volume and notional. Plain TypeScript has two
- * honest choices, both available: `number` sums (default: the volume mantissa is exact while it
- * stays below 2^53, i.e. ~9 million units at scale 1e9; notional is a float in price × qty
- * units) or exact `bigint` sums (`exactSums: true`), which cost a BigInt allocation per add.
+ * honest choices, both available: `number` sums (default: the volume mantissa is exact while
+ * it stays below 2^53, i.e. ~9 million units at scale 1e9; notional is a float in price × qty
+ * units) or exact `bigint` sums (`exactSums: true`), at the cost of BigInt allocations per add.
  *
  * Work the Rust engine does and this baseline skips (so ratios against it are conservative):
- * closing bars by event time + grace, retention and eviction of old bars, revision flags,
- * order flow, de-duplication, state export.
+ * retention and eviction of old bars, closing by wall clock, order flow, de-duplication by id
+ * or offset, the list of touched symbols, state export; closed bars are returned as the live
+ * objects rather than copies.
  */
 import type { Trade } from "./ts-fix-parser";
 
@@ -39,9 +44,11 @@ const SCALE = 1e9;
 
 /** One OHLCV bar of one symbol and interval. Prices are mantissas at scale 1e9. */
 export interface Bar {
+  symbol: string;
   spec: BarSpecName;
   /** Interval start, epoch ms (inclusive); the end is start + width (exclusive). */
   startMs: number;
+  endMs: number;
   open: number;
   high: number;
   low: number;
@@ -53,15 +60,18 @@ export interface Bar {
   closeMs: number;
   closeNs: number;
   closeArrival: number;
-  /** Σ qty mantissa (a float once beyond 2^53). */
+  /** Σ qty mantissa (a float once beyond 2^53); 0 with `exactSums`. */
   volume: number;
-  /** Σ price × qty in units (float). */
+  /** Σ price × qty in units (float); 0 with `exactSums`. */
   notional: number;
-  /** Exact Σ qty mantissa (scale 1e9) when `exactSums`, else 0n. */
+  /** Exact Σ qty mantissa (scale 1e9) with `exactSums`, else 0n. */
   volumeExact: bigint;
-  /** Exact Σ price × qty mantissa (scale 1e18) when `exactSums`, else 0n. */
+  /** Exact Σ price × qty mantissa (scale 1e18) with `exactSums`, else 0n. */
   notionalExact: bigint;
   trades: number;
+  closed: boolean;
+  /** A trade arrived after the bar closed. */
+  revised: boolean;
 }
 
 /** Volume-weighted average price in units, or null without volume. */
@@ -95,6 +105,8 @@ export interface DetectorOptions {
 export interface AggregatorOptions extends DetectorOptions {
   /** Exact bigint volume and notional (default false: number sums). */
   exactSums?: boolean;
+  /** A bar closes once the symbol's latest trade time reaches end + grace (default 2000 ms). */
+  graceMs?: number;
 }
 
 /** The statistics of an anomalous return. */
@@ -139,7 +151,7 @@ export class ZScoreDetector {
     return { n: this.n, mean: this.shift + d, std: Math.sqrt(variance) };
   }
 
-  /** Feeds the next price (mantissa or units: only ratios matter); the hit if anomalous. */
+  /** Feeds the next price (any unit: only ratios matter); returns the hit if anomalous. */
   observe(price: number): ZScoreHit | null {
     if (!(price > 0)) return null;
     const prev = this.last;
@@ -197,18 +209,27 @@ export class ZScoreDetector {
   }
 }
 
-/** Per-symbol state: one map of bars per interval, the forming bar of each, the detector. */
+/** Per-symbol state. */
 interface SymbolState {
+  /** Per interval: every bar by start. */
   bars: Map<number, Bar>[];
-  /** The most recently created bar per interval: most trades land there. */
-  latest: (Bar | null)[];
+  /** Per interval: the newest bar, where most trades land. */
+  newest: (Bar | null)[];
+  /** Per interval: bars not yet closed (a handful at most). */
+  open: Bar[][];
+  /** Latest trade time, epoch ms. */
+  latestMs: number;
   detector: ZScoreDetector;
 }
 
 /** Result of {@link TsAggregator.applyBatch}. */
 export interface ApplyResult {
   applied: number;
+  /** Trades that changed an already closed bar. */
+  revised: number;
   anomalies: Anomaly[];
+  /** Bars closed by this batch (or born closed). */
+  closed: Bar[];
 }
 
 /** Bars and anomaly detection for many symbols, fed trades in arrival order. */
@@ -216,36 +237,49 @@ export class TsAggregator {
   private readonly symbols = new Map<string, SymbolState>();
   private readonly options: AggregatorOptions;
   private readonly exact: boolean;
+  private readonly graceMs: number;
   private arrivals = 0;
+  private revised = 0;
+  private closed: Bar[] = [];
 
   constructor(options: AggregatorOptions = {}) {
     this.options = options;
     this.exact = options.exactSums ?? false;
+    this.graceMs = options.graceMs ?? 2000;
   }
 
-  /** Applies trades in order; returns how many were applied and the anomalies found. */
+  /** Applies trades in order. */
   applyBatch(trades: readonly AggTrade[]): ApplyResult {
     const anomalies: Anomaly[] = [];
+    this.closed = [];
+    this.revised = 0;
     for (const t of trades) {
       const a = this.add(t);
       if (a !== null) anomalies.push(a);
     }
-    return { applied: trades.length, anomalies };
+    return { applied: trades.length, revised: this.revised, anomalies, closed: this.closed };
   }
 
-  /** Applies one trade; returns its anomaly, if any. */
+  /** Applies one trade; returns its anomaly, if any. Closed bars collect until the next batch. */
   add(t: AggTrade): Anomaly | null {
     let state = this.symbols.get(t.symbol);
     if (state === undefined) {
       state = {
         bars: BAR_SPECS.map(() => new Map<number, Bar>()),
-        latest: BAR_SPECS.map(() => null),
+        newest: BAR_SPECS.map(() => null),
+        open: BAR_SPECS.map(() => []),
+        latestMs: -Infinity,
         detector: new ZScoreDetector(this.options),
       };
       this.symbols.set(t.symbol, state);
     }
     const arrival = this.arrivals++;
-    for (let i = 0; i < BAR_SPECS.length; i++) this.addToBar(state, i, t, arrival);
+    const horizonMs = state.latestMs - this.graceMs;
+    for (let i = 0; i < BAR_SPECS.length; i++) this.addToBar(state, i, t, arrival, horizonMs);
+    if (t.timeMs > state.latestMs) {
+      state.latestMs = t.timeMs;
+      this.closeThrough(state, t.timeMs - this.graceMs);
+    }
 
     const hit = state.detector.observe(t.price);
     if (hit === null) return null;
@@ -262,21 +296,48 @@ export class TsAggregator {
     };
   }
 
-  private addToBar(state: SymbolState, specIndex: number, t: AggTrade, arrival: number): void {
+  private addToBar(state: SymbolState, specIndex: number, t: AggTrade, arrival: number, horizonMs: number): void {
     const { name, widthMs } = BAR_SPECS[specIndex]!;
-    const latest = state.latest[specIndex] ?? null;
-    let bar = latest;
-    if (bar === null || t.timeMs < bar.startMs || t.timeMs >= bar.startMs + widthMs) {
+    const newest = state.newest[specIndex] ?? null;
+    let bar = newest;
+    if (bar === null || t.timeMs < bar.startMs || t.timeMs >= bar.endMs) {
       const startMs = Math.floor(t.timeMs / widthMs) * widthMs;
       const map = state.bars[specIndex]!;
       bar = map.get(startMs) ?? null;
       if (bar === null) {
-        bar = newBar(name, startMs, t, arrival);
+        bar = newBar(t.symbol, name, startMs, startMs + widthMs, t, arrival);
         map.set(startMs, bar);
-        if (latest === null || startMs > latest.startMs) state.latest[specIndex] = bar;
+        if (newest === null || startMs > newest.startMs) state.newest[specIndex] = bar;
+        if (bar.endMs <= horizonMs) {
+          // Born closed: the update below marks it revised, as in Rust.
+          bar.closed = true;
+          this.closed.push(bar);
+        } else {
+          state.open[specIndex]!.push(bar);
+        }
       }
     }
+    if (bar.closed) {
+      bar.revised = true;
+      this.revised++;
+    }
     this.addTrade(bar, t, arrival);
+  }
+
+  /** Closes the open bars whose end is at or before the horizon. */
+  private closeThrough(state: SymbolState, horizonMs: number): void {
+    for (const open of state.open) {
+      for (let i = 0; i < open.length; ) {
+        const bar = open[i]!;
+        if (bar.endMs <= horizonMs) {
+          bar.closed = true;
+          this.closed.push(bar);
+          open.splice(i, 1);
+        } else {
+          i++;
+        }
+      }
+    }
   }
 
   private addTrade(bar: Bar, t: AggTrade, arrival: number): void {
@@ -322,11 +383,13 @@ export class TsAggregator {
   }
 }
 
-/** A bar for the interval starting at `startMs`, keyed by its first trade (which `addTrade` then adds). */
-function newBar(spec: BarSpecName, startMs: number, t: AggTrade, arrival: number): Bar {
+/** An empty bar keyed by its first trade (which `addTrade` then adds). */
+function newBar(symbol: string, spec: BarSpecName, startMs: number, endMs: number, t: AggTrade, arrival: number): Bar {
   return {
+    symbol,
     spec,
     startMs,
+    endMs,
     open: 0,
     high: 0,
     low: 0,
@@ -342,6 +405,8 @@ function newBar(spec: BarSpecName, startMs: number, t: AggTrade, arrival: number
     volumeExact: 0n,
     notionalExact: 0n,
     trades: 0,
+    closed: false,
+    revised: false,
   };
 }
 

@@ -147,7 +147,7 @@ impl<'a> FieldIter<'a> {
     }
 
     /// Reads a tag digit by digit (near the end of the buffer, or 8+ digits) and the `=`.
-    #[cold]
+    #[inline(always)]
     fn slow_tag(&self, pos: &mut usize) -> Option<u32> {
         let buf = self.buf;
         let start = *pos;
@@ -188,19 +188,9 @@ impl<'a> FieldIter<'a> {
         if first.wrapping_sub(b'1') > 8 {
             return self.fail();
         }
-        let tag = match swar::load(buf, pos).and_then(|w| Some((w, swar::find_byte(w, b'=')?))) {
-            // Fast path: the tag and its '=' lie in the next eight bytes.
-            Some((word, len)) => {
-                if len == 0 || !swar::all_digits(word, len) {
-                    return self.fail();
-                }
-                pos += len as usize + 1;
-                swar::parse_digits(word, len)
-            }
-            None => match self.slow_tag(&mut pos) {
-                Some(tag) => tag,
-                None => return self.fail(),
-            },
+        let tag = match self.slow_tag(&mut pos) {
+            Some(tag) => tag,
+            None => return self.fail(),
         };
 
         let start = pos;
@@ -218,7 +208,7 @@ impl<'a> FieldIter<'a> {
             },
         };
         let value = &buf[start..end];
-        self.pending = match is_length_tag(tag).then(|| data_tag_for(tag)).flatten() {
+        self.pending = match data_tag_for(tag) {
             Some(data_tag) => Pending::Data {
                 tag: data_tag,
                 len: parse_len(value),
