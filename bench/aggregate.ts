@@ -181,7 +181,11 @@ function contender<S>(
   };
 }
 
-export function typescriptContender(batches: readonly TradeBatch[], warm: number, exactSums: boolean): Contender {
+export function typescriptContender(
+  batches: readonly TradeBatch[],
+  warm: number,
+  exactSums: boolean,
+): Contender {
   return contender(
     batches,
     warm,
@@ -194,7 +198,11 @@ export function typescriptContender(batches: readonly TradeBatch[], warm: number
 }
 
 /** The Rust engine through Node, on batches packed once by the Rust decoder. */
-export function nodeContender(batches: readonly TradeBatch[], warm: number, root: string): Maybe<Contender> {
+export function nodeContender(
+  batches: readonly TradeBatch[],
+  warm: number,
+  root: string,
+): Maybe<Contender> {
   const decoder = nativeDecoder(root, "2");
   if (!decoder.ok) return decoder;
   const probe = nativeEngine(root);
@@ -224,12 +232,21 @@ export function nodeContender(batches: readonly TradeBatch[], warm: number, root
     ok: true,
     value: contender(batches, warm, fresh, (engine, i) => {
       const r = engine.applyBatch(packed[i]!, batches[i]!.lastMs);
-      return { applied: r.applied ?? 0, anomalies: r.anomalies?.length ?? 0, closed: r.closed?.length ?? 0 };
+      return {
+        applied: r.applied ?? 0,
+        anomalies: r.anomalies?.length ?? 0,
+        closed: r.closed?.length ?? 0,
+      };
     }),
   };
 }
 
-function benchRow(name: string, contender: Maybe<Contender>, options: BenchOptions, goal?: number): Row {
+function benchRow(
+  name: string,
+  contender: Maybe<Contender>,
+  options: BenchOptions,
+  goal?: number,
+): Row {
   const base = { name, ...(goal !== undefined && { goal }) };
   if (!contender.ok) return { ...base, perSec: null, note: `unavailable: ${contender.reason}` };
   try {
@@ -251,19 +268,38 @@ export const aggregateSection: Section = {
     const batches = tradeBatches(trades, options.batchSize);
     const warm = Math.ceil(synthetic.warmTrades / options.batchSize);
     const timed = trades.length - Math.min(trades.length, warm * options.batchSize);
-    options.log(`synthetic: ${trades.length} trades, ${synthetic.symbols} symbols, ${batches.length} batches (${warm} warm)`);
+    options.log(
+      `synthetic: ${trades.length} trades, ${synthetic.symbols} symbols, ${batches.length} batches (${warm} warm)`,
+    );
     const rows: Row[] = [
-      rustRow(options, "engine", ["apply_batch", "engine"], [/bars\+zscore\/no_ids/, /bars\+zscore/], AGGREGATE_GOALS.rust),
+      rustRow(
+        options,
+        "engine",
+        ["apply_batch", "engine"],
+        [/bars\+zscore\/no_ids/, /bars\+zscore/],
+        AGGREGATE_GOALS.rust,
+      ),
       benchRow("node", nodeContender(batches, warm, options.root), options, AGGREGATE_GOALS.node),
-      benchRow("typescript", { ok: true, value: typescriptContender(batches, warm, false) }, options),
-      benchRow("typescriptBigint", { ok: true, value: typescriptContender(batches, warm, true) }, options),
+      benchRow(
+        "typescript",
+        { ok: true, value: typescriptContender(batches, warm, false) },
+        options,
+      ),
+      benchRow(
+        "typescriptBigint",
+        { ok: true, value: typescriptContender(batches, warm, true) },
+        options,
+      ),
     ];
     const verified = rows.filter((r) => r.detail?.anomalies !== undefined);
     const notes = [
       `same trades for all: ${synthetic.symbols} symbols, batches of ${options.batchSize}; per pass ${trades.length - timed} warm-up trades untimed from empty state, then ${timed} timed (steady state)`,
       "node: batches packed once by decodeBatch from JSON records, only applyBatch is timed; it returns closed bars and anomalies as JS objects, typescript returns its live bar objects",
       `from empty over all ${trades.length} trades: ${verified
-        .map((r) => `${r.name} ${String(r.detail?.anomalies)} anomalies, ${String(r.detail?.closed)} closed bars`)
+        .map(
+          (r) =>
+            `${r.name} ${String(r.detail?.anomalies)} anomalies, ${String(r.detail?.closed)} closed bars`,
+        )
         .join("; ")}`,
     ];
     const result = throughputResult(
@@ -279,7 +315,12 @@ export const aggregateSection: Section = {
       ],
       notes,
     );
-    result.meta = { ...synthetic, timedTrades: timed, batches: batches.length, batchSize: options.batchSize };
+    result.meta = {
+      ...synthetic,
+      timedTrades: timed,
+      batches: batches.length,
+      batchSize: options.batchSize,
+    };
     return Promise.resolve(result);
   },
 };

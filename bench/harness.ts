@@ -53,7 +53,10 @@ export interface Measurement {
  * Runs `pass` for the warm-up, then `runs` times for at least `runMs` each, and reports the
  * median, min and max of units per busy second, plus the longest single call seen while measuring.
  */
-export function measure(pass: () => Pass, options: Pick<BenchOptions, "warmupMs" | "runMs" | "runs">): Measurement {
+export function measure(
+  pass: () => Pass,
+  options: Pick<BenchOptions, "warmupMs" | "runMs" | "runs">,
+): Measurement {
   const warmUntil = performance.now() + options.warmupMs;
   do pass();
   while (performance.now() < warmUntil);
@@ -75,7 +78,13 @@ export function measure(pass: () => Pass, options: Pick<BenchOptions, "warmupMs"
   rates.sort((a, b) => a - b);
   const mid = rates.length >> 1;
   const median = rates.length % 2 === 1 ? rates[mid]! : (rates[mid - 1]! + rates[mid]!) / 2;
-  return { perSec: median, min: rates[0]!, max: rates[rates.length - 1]!, runs: rates.length, maxCallMs };
+  return {
+    perSec: median,
+    min: rates[0]!,
+    max: rates[rates.length - 1]!,
+    runs: rates.length,
+    maxCallMs,
+  };
 }
 
 /** A contender's result. `perSec` is null when it could not run (`note` says why). */
@@ -142,7 +151,10 @@ export function throughputResult(
     json[row.name] = {
       [perSecKey]: row.perSec,
       ...(m && { min: m.min, max: m.max, runs: m.runs, maxCallMs: m.maxCallMs }),
-      ...(row.goal !== undefined && { goal: row.goal, goalMet: row.perSec === null ? null : row.perSec >= row.goal }),
+      ...(row.goal !== undefined && {
+        goal: row.goal,
+        goalMet: row.perSec === null ? null : row.perSec >= row.goal,
+      }),
       ...row.detail,
       ...(row.note !== undefined && { note: row.note }),
     };
@@ -152,7 +164,11 @@ export function throughputResult(
     const a = byName.get(spec.of) ?? null;
     const b = byName.get(spec.over) ?? null;
     const value = a !== null && b !== null && b > 0 ? a / b : null;
-    return { ...spec, value, met: value === null || spec.goal === undefined ? null : value >= spec.goal };
+    return {
+      ...spec,
+      value,
+      met: value === null || spec.goal === undefined ? null : value >= spec.goal,
+    };
   });
   const table: Table = {
     title,
@@ -163,7 +179,9 @@ export function throughputResult(
       r.measurement ? rate(r.measurement.min) : "",
       r.measurement ? rate(r.measurement.max) : "",
       r.measurement ? `${r.measurement.maxCallMs.toFixed(2)} ms` : "",
-      r.goal === undefined ? "" : `≥ ${rate(r.goal)} ${verdict(r.perSec === null ? null : r.perSec >= r.goal)}`,
+      r.goal === undefined
+        ? ""
+        : `≥ ${rate(r.goal)} ${verdict(r.perSec === null ? null : r.perSec >= r.goal)}`,
       r.note ?? "",
     ]),
   };
@@ -193,24 +211,44 @@ export function rate(perSec: number): string {
 
 /** A table as aligned text lines. */
 export function formatTable(table: Table): string[] {
-  const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => (r[i] ?? "").length)));
+  const widths = table.header.map((h, i) =>
+    Math.max(h.length, ...table.rows.map((r) => (r[i] ?? "").length)),
+  );
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i]!))
       .join("  ")
       .trimEnd();
-  return [table.title, line(table.header), line(widths.map((w) => "-".repeat(w))), ...table.rows.map(line)];
+  return [
+    table.title,
+    line(table.header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...table.rows.map(line),
+  ];
 }
 
 /** The repository root: the nearest directory above `start` holding package.json and native/. */
 export function findRoot(start: string): string {
   let dir = start;
   for (;;) {
-    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "native"))) return dir;
+    if (fs.existsSync(path.join(dir, "package.json")) && fs.existsSync(path.join(dir, "native")))
+      return dir;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no repository root (package.json + native/) above ${start}`);
+    if (parent === dir)
+      throw new Error(`no repository root (package.json + native/) above ${start}`);
     dir = parent;
   }
+}
+
+/**
+ * The FIX test data directory, found as the Rust benches find it: `TICKSTREAM_FIX_DATA`, else
+ * `<root>/test/data/fix` when present, else the shared `../shared/data/fix` beside the repository.
+ */
+export function fixDataDir(root: string): string {
+  const fromEnv = process.env.TICKSTREAM_FIX_DATA;
+  if (fromEnv !== undefined && fromEnv !== "") return path.resolve(fromEnv);
+  const vendored = path.join(root, "test", "data", "fix");
+  return fs.existsSync(vendored) ? vendored : path.join(root, "..", "shared", "data", "fix");
 }
 
 /** An error's message, for notes. */

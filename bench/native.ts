@@ -29,7 +29,12 @@ export interface NativeDecodedBatch {
 }
 
 export interface NativeFixDecoder {
-  decodeBatch(payload: Buffer, offsets: Uint32Array, seqs: Float64Array | null, source: string): NativeDecodedBatch;
+  decodeBatch(
+    payload: Buffer,
+    offsets: Uint32Array,
+    seqs: Float64Array | null,
+    source: string,
+  ): NativeDecodedBatch;
 }
 
 export interface NativeApplyResult {
@@ -51,7 +56,8 @@ interface Binding {
 /** Loads `native/index.js`, or says why it cannot. */
 export function loadBinding(root: string): Maybe<Binding> {
   const file = path.join(root, "native", "index.js");
-  if (!fs.existsSync(file)) return { ok: false, reason: "native/index.js is missing (npm run build:native)" };
+  if (!fs.existsSync(file))
+    return { ok: false, reason: "native/index.js is missing (npm run build:native)" };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return { ok: true, value: require(file) as Binding };
@@ -68,7 +74,8 @@ export function nativeDecoder(root: string, mdEntryTypes: string): Maybe<NativeF
   if (typeof Ctor !== "function") return { ok: false, reason: "the binding has no FixDecoder" };
   try {
     const decoder = new (Ctor as new (options: object) => NativeFixDecoder)({ mdEntryTypes });
-    if (typeof decoder.decodeBatch !== "function") return { ok: false, reason: "FixDecoder has no decodeBatch" };
+    if (typeof decoder.decodeBatch !== "function")
+      return { ok: false, reason: "FixDecoder has no decodeBatch" };
     return { ok: true, value: decoder };
   } catch (error) {
     return { ok: false, reason: `new FixDecoder failed: ${message(error)}` };
@@ -82,8 +89,12 @@ export function nativeEngine(root: string): Maybe<NativeEngine> {
   const Ctor = binding.value.Engine;
   if (typeof Ctor !== "function") return { ok: false, reason: "the binding has no Engine" };
   try {
-    const engine = new (Ctor as new (options: object) => NativeEngine)({ bars: true, detector: true });
-    if (typeof engine.applyBatch !== "function") return { ok: false, reason: "Engine has no applyBatch" };
+    const engine = new (Ctor as new (options: object) => NativeEngine)({
+      bars: true,
+      detector: true,
+    });
+    if (typeof engine.applyBatch !== "function")
+      return { ok: false, reason: "Engine has no applyBatch" };
     return { ok: true, value: engine };
   } catch (error) {
     return { ok: false, reason: `new Engine failed: ${message(error)}` };

@@ -65,7 +65,12 @@ export function loadCorpus(file: string, batchSize: number): Corpus {
     const offsets = new Uint32Array(part.length + 1);
     part.forEach((f, k) => (offsets[k] = f.offset - start));
     offsets[part.length] = buf.length;
-    chunks.push({ buf, offsets, streamOffsets: Uint32Array.of(0, buf.length), messages: part.length });
+    chunks.push({
+      buf,
+      offsets,
+      streamOffsets: Uint32Array.of(0, buf.length),
+      messages: part.length,
+    });
   }
   return { file, bytes: data.length, messages: frames.length, chunks };
 }
@@ -94,7 +99,11 @@ function timedPass(chunks: readonly Chunk[], call: (chunk: Chunk) => void): Pass
     const dt = performance.now() - t0;
     if (dt > maxCallMs) maxCallMs = dt;
   }
-  return { units: chunks.reduce((n, c) => n + c.messages, 0), busyMs: performance.now() - started, maxCallMs };
+  return {
+    units: chunks.reduce((n, c) => n + c.messages, 0),
+    busyMs: performance.now() - started,
+    maxCallMs,
+  };
 }
 
 /** The plain TypeScript parser; trades are collected per batch as a consumer would. */
@@ -103,7 +112,12 @@ export function typescriptContender(corpus: Corpus): Contender {
   const run = (chunk: Chunk): Counts => {
     const trades: Trade[] = [];
     const r = parser.parse(chunk.buf, (t) => trades.push(t));
-    return { messages: r.messages, valid: r.valid, trades: trades.length, rejects: r.rejects.length };
+    return {
+      messages: r.messages,
+      valid: r.valid,
+      trades: trades.length,
+      rejects: r.rejects.length,
+    };
   };
   return {
     verify: () => sumCounts(corpus.chunks.map(run)),
@@ -112,12 +126,21 @@ export function typescriptContender(corpus: Corpus): Contender {
 }
 
 /** The Rust decoder through the Node batch API, records per message or one stream per batch. */
-export function nodeContender(corpus: Corpus, root: string, mode: "records" | "stream"): Maybe<Contender> {
+export function nodeContender(
+  corpus: Corpus,
+  root: string,
+  mode: "records" | "stream",
+): Maybe<Contender> {
   const decoder = nativeDecoder(root, JSE_MD_ENTRY_TYPES);
   if (!decoder.ok) return decoder;
   const d = decoder.value;
   const run = (chunk: Chunk): Counts => {
-    const r = d.decodeBatch(chunk.buf, mode === "records" ? chunk.offsets : chunk.streamOffsets, null, "bench");
+    const r = d.decodeBatch(
+      chunk.buf,
+      mode === "records" ? chunk.offsets : chunk.streamOffsets,
+      null,
+      "bench",
+    );
     return { messages: r.messages, valid: r.valid, trades: r.trades, rejects: r.rejects.length };
   };
   try {
@@ -127,7 +150,10 @@ export function nodeContender(corpus: Corpus, root: string, mode: "records" | "s
   }
   return {
     ok: true,
-    value: { verify: () => sumCounts(corpus.chunks.map(run)), pass: () => timedPass(corpus.chunks, run) },
+    value: {
+      verify: () => sumCounts(corpus.chunks.map(run)),
+      pass: () => timedPass(corpus.chunks, run),
+    },
   };
 }
 
@@ -171,7 +197,11 @@ function fixTimeMs(text: string): number {
  * MarketDataIncrementalRefresh trades from fixparser's fields, same rules as the other parsers
  * (entries delimited by the first tag after 268, 279=0/absent, 269 in the set, 270 > 0).
  */
-function fixparserMdTrades(m: FixparserMessage, types: ReadonlySet<string>, out: FixparserTrade[]): void {
+function fixparserMdTrades(
+  m: FixparserMessage,
+  types: ReadonlySet<string>,
+  out: FixparserTrade[],
+): void {
   let sending = "";
   let msgSymbol = "";
   let inGroup = false;
@@ -184,7 +214,12 @@ function fixparserMdTrades(m: FixparserMessage, types: ReadonlySet<string>, out:
   let symbol = "";
   const finish = () => {
     if ((action === "" || action === "0") && types.has(type) && price > 0) {
-      out.push({ symbol: symbol || msgSymbol, price: Math.round(price * 1e9), qty: Math.round(qty * 1e9), timeMs: 0 });
+      out.push({
+        symbol: symbol || msgSymbol,
+        price: Math.round(price * 1e9),
+        qty: Math.round(qty * 1e9),
+        timeMs: 0,
+      });
     }
   };
   const first = out.length;
@@ -234,11 +269,19 @@ export function fixparserContender(corpus: Corpus): Maybe<Contender> {
       valid++;
       if (m.messageType === "X") fixparserMdTrades(m, types, trades);
     }
-    return { messages: messages.length, valid, trades: trades.length, rejects: messages.length - valid };
+    return {
+      messages: messages.length,
+      valid,
+      trades: trades.length,
+      rejects: messages.length - valid,
+    };
   };
   return {
     ok: true,
-    value: { verify: () => sumCounts(corpus.chunks.map(run)), pass: () => timedPass(corpus.chunks, run) },
+    value: {
+      verify: () => sumCounts(corpus.chunks.map(run)),
+      pass: () => timedPass(corpus.chunks, run),
+    },
   };
 }
 
@@ -255,7 +298,12 @@ function sumCounts(all: Counts[]): Counts {
 }
 
 /** Verifies, then measures one contender into a row. */
-function benchRow(name: string, contender: Maybe<Contender>, options: BenchOptions, goal?: number): Row {
+function benchRow(
+  name: string,
+  contender: Maybe<Contender>,
+  options: BenchOptions,
+  goal?: number,
+): Row {
   const base = { name, ...(goal !== undefined && { goal }) };
   if (!contender.ok) return { ...base, perSec: null, note: `unavailable: ${contender.reason}` };
   try {
@@ -277,7 +325,9 @@ function countNotes(rows: Row[]): string[] {
     if (r.detail === undefined || r.name === "typescript" || r.name === "rust") continue;
     for (const key of ["messages", "valid", "trades", "rejects"]) {
       if (r.detail[key] !== reference[key]) {
-        notes.push(`${r.name} counts ${key}=${String(r.detail[key])}, typescript ${String(reference[key])}`);
+        notes.push(
+          `${r.name} counts ${key}=${String(r.detail[key])}, typescript ${String(reference[key])}`,
+        );
       }
     }
   }
@@ -319,7 +369,12 @@ export const parseSection: Section = {
       ],
       notes,
     );
-    result.meta = { file: corpus.file, bytes: corpus.bytes, messages: corpus.messages, batchSize: options.batchSize };
+    result.meta = {
+      file: corpus.file,
+      bytes: corpus.bytes,
+      messages: corpus.messages,
+      batchSize: options.batchSize,
+    };
     return Promise.resolve(result);
   },
 };

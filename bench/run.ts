@@ -3,7 +3,8 @@
  * tables with ratios and writes `bench/results/latest.json`.
  *
  * Options: `--quick` (short runs, criterion results read rather than re-measured; under
- * 3 minutes), `--data <file>` (FIX corpus), `--batch <n>` (messages or trades per call),
+ * 3 minutes), `--data <file>` (FIX corpus; default the JSE set in `TICKSTREAM_FIX_DATA`,
+ * `test/data/fix` or `../shared/data/fix`), `--batch <n>` (messages or trades per call),
  * `--rust=read|run|skip`, `--only <key,…>`, `--out <file>`.
  */
 import { spawnSync } from "node:child_process";
@@ -11,7 +12,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { aggregateSection } from "./aggregate";
-import { findRoot, formatTable, message, type BenchOptions, type Section, type SectionResult } from "./harness";
+import {
+  findRoot,
+  fixDataDir,
+  formatTable,
+  message,
+  type BenchOptions,
+  type Section,
+  type SectionResult,
+} from "./harness";
 import { parseSection } from "./parse";
 
 /** The sections, in run order. Kafka end to end, latency, two nodes and memory go here. */
@@ -32,14 +41,18 @@ function parseArgs(argv: readonly string[], root: string): Cli {
   };
   const quick = argv.includes("--quick");
   const rust = value("rust") ?? (quick ? "read" : "run");
-  if (rust !== "read" && rust !== "run" && rust !== "skip") throw new Error(`--rust must be read, run or skip`);
+  if (rust !== "read" && rust !== "run" && rust !== "skip")
+    throw new Error(`--rust must be read, run or skip`);
   const batchSize = Number(value("batch") ?? 2000);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error("--batch must be a positive integer");
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error("--batch must be a positive integer");
   return {
     options: {
       quick,
       root,
-      dataFile: path.resolve(value("data") ?? path.join(root, "..", "shared", "data", "fix", "hffix-fix.5.0.set.1.fix")),
+      dataFile: path.resolve(
+        value("data") ?? path.join(fixDataDir(root), "hffix-fix.5.0.set.1.fix"),
+      ),
       batchSize,
       warmupMs: quick ? 300 : 1500,
       runMs: quick ? 250 : 1000,
@@ -102,7 +115,10 @@ async function main(): Promise<void> {
     }
     report[section.key] = result.json;
     ratios[section.key] = Object.fromEntries(
-      result.ratios.map((r) => [`${r.of}/${r.over}`, { value: r.value, goal: r.goal ?? null, met: r.met }]),
+      result.ratios.map((r) => [
+        `${r.of}/${r.over}`,
+        { value: r.value, goal: r.goal ?? null, met: r.met },
+      ]),
     );
     notes[section.key] = result.notes;
     if (result.meta) meta[section.key] = result.meta;
@@ -121,7 +137,9 @@ async function main(): Promise<void> {
   console.log(
     `\nmachine: ${String(m.cores)} cores, ${String(m.cpuModel)}, Node ${String(m.node)}, ${String(m.rustc)}`,
   );
-  console.log(`wrote ${path.relative(process.cwd(), out) || out} in ${String(report.durationSec)} s`);
+  console.log(
+    `wrote ${path.relative(process.cwd(), out) || out} in ${String(report.durationSec)} s`,
+  );
 }
 
 if (require.main === module) {

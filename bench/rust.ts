@@ -61,7 +61,8 @@ export function readCriterion(root: string, groupPrefixes: readonly string[]): C
       return;
     }
     for (const e of entries) {
-      if (!e.isDirectory() || e.name === "report" || e.name === "base" || e.name === "change") continue;
+      if (!e.isDirectory() || e.name === "report" || e.name === "base" || e.name === "change")
+        continue;
       const sub = path.join(dir, e.name);
       if (e.name === "new") {
         const result = readOne(sub);
@@ -80,7 +81,9 @@ function readOne(dir: string): CriterionResult | undefined {
   const estimates = readJson(path.join(dir, "estimates.json"));
   if (typeof bench !== "object" || bench === null) return undefined;
   const b = bench as Record<string, unknown>;
-  const nsPerIter = numberAt(estimates, "median", "point_estimate") ?? numberAt(estimates, "mean", "point_estimate");
+  const nsPerIter =
+    numberAt(estimates, "median", "point_estimate") ??
+    numberAt(estimates, "mean", "point_estimate");
   if (nsPerIter === null || nsPerIter <= 0) return undefined;
   const elements = numberAt(b.throughput, "Elements");
   const bytes = numberAt(b.throughput, "Bytes") ?? numberAt(b.throughput, "BytesDecimal");
@@ -144,7 +147,8 @@ export function rustRow(
   prefer: readonly RegExp[],
   goal: number,
 ): Row {
-  if (options.rust === "skip") return { name: "rust", perSec: null, goal, note: "skipped (--rust=skip)" };
+  if (options.rust === "skip")
+    return { name: "rust", perSec: null, goal, note: "skipped (--rust=skip)" };
   const notes: string[] = [];
   if (options.rust === "run") {
     const failure = runCargoBench(options, bench);
@@ -153,7 +157,8 @@ export function rustRow(
   const results = readCriterion(options.root, groupPrefixes);
   const withRate = results.filter((r) => r.perSec !== null);
   const headline =
-    prefer.map((p) => withRate.find((r) => p.test(r.id))).find((r) => r !== undefined) ?? withRate[0];
+    prefer.map((p) => withRate.find((r) => p.test(r.id))).find((r) => r !== undefined) ??
+    withRate[0];
   if (headline === undefined) {
     notes.push(
       results.length === 0
@@ -169,8 +174,15 @@ export function rustRow(
       source: "criterion",
       id: headline?.id ?? null,
       measuredAt: headline?.measuredAt ?? null,
-      criterion: results.map((r) => ({ id: r.id, perSec: r.perSec, bytesPerSec: r.bytesPerSec, nsPerIter: r.nsPerIter })),
+      criterion: results.map((r) => ({
+        id: r.id,
+        perSec: r.perSec,
+        bytesPerSec: r.bytesPerSec,
+        nsPerIter: r.nsPerIter,
+      })),
     },
-    ...(notes.length > 0 ? { note: notes.join("; ") } : { note: `criterion ${headline?.id}, ${headline?.measuredAt}` }),
+    ...(notes.length > 0
+      ? { note: notes.join("; ") }
+      : { note: `criterion ${headline?.id}, ${headline?.measuredAt}` }),
   };
 }

@@ -137,7 +137,12 @@ export class ZScoreDetector {
     this.window = options.window ?? 100;
     this.minSamples = options.minSamples ?? 30;
     this.threshold = options.threshold ?? 4;
-    if (this.window < 2 || this.minSamples < 2 || this.minSamples > this.window || !(this.threshold > 0)) {
+    if (
+      this.window < 2 ||
+      this.minSamples < 2 ||
+      this.minSamples > this.window ||
+      !(this.threshold > 0)
+    ) {
       throw new Error("detector: need 2 ≤ minSamples ≤ window and threshold > 0");
     }
     this.ring = new Float64Array(this.window);
@@ -296,7 +301,13 @@ export class TsAggregator {
     };
   }
 
-  private addToBar(state: SymbolState, specIndex: number, t: AggTrade, arrival: number, horizonMs: number): void {
+  private addToBar(
+    state: SymbolState,
+    specIndex: number,
+    t: AggTrade,
+    arrival: number,
+    horizonMs: number,
+  ): void {
     const { name, widthMs } = BAR_SPECS[specIndex]!;
     const newest = state.newest[specIndex] ?? null;
     let bar = newest;
@@ -327,7 +338,7 @@ export class TsAggregator {
   /** Closes the open bars whose end is at or before the horizon. */
   private closeThrough(state: SymbolState, horizonMs: number): void {
     for (const open of state.open) {
-      for (let i = 0; i < open.length; ) {
+      for (let i = 0; i < open.length;) {
         const bar = open[i]!;
         if (bar.endMs <= horizonMs) {
           bar.closed = true;
@@ -384,7 +395,14 @@ export class TsAggregator {
 }
 
 /** An empty bar keyed by its first trade (which `addTrade` then adds). */
-function newBar(symbol: string, spec: BarSpecName, startMs: number, endMs: number, t: AggTrade, arrival: number): Bar {
+function newBar(
+  symbol: string,
+  spec: BarSpecName,
+  startMs: number,
+  endMs: number,
+  t: AggTrade,
+  arrival: number,
+): Bar {
   return {
     symbol,
     spec,
@@ -411,7 +429,14 @@ function newBar(symbol: string, spec: BarSpecName, startMs: number, endMs: numbe
 }
 
 /** Whether key (ms, ns, arrival) a comes after key b. */
-function after(aMs: number, aNs: number, aArrival: number, bMs: number, bNs: number, bArrival: number): boolean {
+function after(
+  aMs: number,
+  aNs: number,
+  aArrival: number,
+  bMs: number,
+  bNs: number,
+  bArrival: number,
+): boolean {
   if (aMs !== bMs) return aMs > bMs;
   if (aNs !== bNs) return aNs > bNs;
   return aArrival > bArrival;

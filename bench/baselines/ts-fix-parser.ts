@@ -300,7 +300,14 @@ export function parseUtcTimestamp(buf: Buffer, start: number, end: number, out: 
 }
 
 /** MDEntryDate (UTCDateOnly) + MDEntryTime (UTCTimeOnly) → epoch time into `out`. */
-function parseDateAndTime(buf: Buffer, date: number, dateEnd: number, time: number, timeEnd: number, out: TimeOut): boolean {
+function parseDateAndTime(
+  buf: Buffer,
+  date: number,
+  dateEnd: number,
+  time: number,
+  timeEnd: number,
+  out: TimeOut,
+): boolean {
   if (dateEnd - date !== 8) return false;
   const days = dateDays(buf, date);
   if (Number.isNaN(days) || !parseTimeOnly(buf, time, timeEnd, out)) return false;
@@ -338,8 +345,10 @@ function versionOf(buf: Buffer, start: number, end: number): Version {
   const n = end - start;
   if (n === 7) {
     // FIX.4.0 … FIX.4.4
-    if (buf[start] !== 0x46 || buf[start + 1] !== 0x49 || buf[start + 2] !== 0x58) return UNSUPPORTED;
-    if (buf[start + 3] !== DOT || buf[start + 4] !== 0x34 || buf[start + 5] !== DOT) return UNSUPPORTED;
+    if (buf[start] !== 0x46 || buf[start + 1] !== 0x49 || buf[start + 2] !== 0x58)
+      return UNSUPPORTED;
+    if (buf[start + 3] !== DOT || buf[start + 4] !== 0x34 || buf[start + 5] !== DOT)
+      return UNSUPPORTED;
     const minor = buf[start + 6]! - DIGIT_0;
     if (minor < 0 || minor > 4) return UNSUPPORTED;
     return minor <= 2 ? LEGACY : MODERN;
@@ -396,14 +405,18 @@ class Framer {
     let soh = start + 2;
     while (soh < windowEnd && buf[soh] !== SOH) soh++;
     if (soh === windowEnd) {
-      this.reason = windowEnd - (start + 2) <= MAX_BEGIN_STRING ? this.beyondEnd(start) : "BAD_BEGIN_STRING";
+      this.reason =
+        windowEnd - (start + 2) <= MAX_BEGIN_STRING ? this.beyondEnd(start) : "BAD_BEGIN_STRING";
       return;
     }
     const version = versionOf(buf, start + 2, soh);
 
     const p = soh + 1;
     if (limit - p < 2) {
-      return this.fail(version, limit === p || buf[p] === 0x39 ? this.beyondEnd(start) : "BODY_LENGTH");
+      return this.fail(
+        version,
+        limit === p || buf[p] === 0x39 ? this.beyondEnd(start) : "BODY_LENGTH",
+      );
     }
     if (buf[p] !== 0x39 || buf[p + 1] !== EQUALS) return this.fail(version, "BODY_LENGTH");
     let q = p + 2;
@@ -413,7 +426,8 @@ class Framer {
       const c = buf[q]!;
       if (c === SOH) break;
       const d = c - DIGIT_0;
-      if (d < 0 || d > 9 || q - (p + 2) >= MAX_BODY_LENGTH_DIGITS) return this.fail(version, "BODY_LENGTH");
+      if (d < 0 || d > 9 || q - (p + 2) >= MAX_BODY_LENGTH_DIGITS)
+        return this.fail(version, "BODY_LENGTH");
       bodyLength = bodyLength * 10 + d;
       q++;
     }
@@ -645,7 +659,8 @@ const EXECUTION_REPORT = 0;
 const TRADE_CAPTURE_REPORT = 1;
 const MARKET_DATA = 2;
 const OTHER = 3;
-type MsgKind = typeof EXECUTION_REPORT | typeof TRADE_CAPTURE_REPORT | typeof MARKET_DATA | typeof OTHER;
+type MsgKind =
+  typeof EXECUTION_REPORT | typeof TRADE_CAPTURE_REPORT | typeof MARKET_DATA | typeof OTHER;
 
 /**
  * The decoder. Create one per configuration and call {@link TsFixParser.parse} per buffer (a
@@ -694,7 +709,8 @@ export class TsFixParser {
     while (pos < framer.limit) {
       framer.parse(pos);
       let reason = framer.reason;
-      if (reason === null) reason = this.decodeMessage(buf, framer.bodyStart, framer.bodyEnd, framer.version);
+      if (reason === null)
+        reason = this.decodeMessage(buf, framer.bodyStart, framer.bodyEnd, framer.version);
       const next = framer.frameEnd >= 0 ? framer.frameEnd : framer.resync(pos);
       if (reason !== null) rejects.push({ offset: pos, len: next - pos, reason });
       messages++;
@@ -716,7 +732,12 @@ export class TsFixParser {
   }
 
   /** Decodes a framed, checksum-valid body; returns the reject reason or null. */
-  private decodeMessage(buf: Buffer, bodyStart: number, bodyEnd: number, version: Version): RejectReason | null {
+  private decodeMessage(
+    buf: Buffer,
+    bodyStart: number,
+    bodyEnd: number,
+    version: Version,
+  ): RejectReason | null {
     const c = this.cursor;
     c.reset(buf, bodyStart, bodyEnd);
     if (!c.next()) return c.garbled ? "GARBLED" : "MISSING_FIELD";
@@ -776,12 +797,15 @@ export class TsFixParser {
     let tradeTyped: boolean;
     if (f.is(buf, F_EXEC_TYPE, CH_F)) tradeTyped = true;
     else if (f.is(buf, F_EXEC_TYPE, CH_1) || f.is(buf, F_EXEC_TYPE, CH_2)) tradeTyped = legacy;
-    else if (f.is(buf, F_EXEC_TYPE, CH_H) || f.is(buf, F_EXEC_TYPE, CH_G)) return this.correction(buf, f);
+    else if (f.is(buf, F_EXEC_TYPE, CH_H) || f.is(buf, F_EXEC_TYPE, CH_G))
+      return this.correction(buf, f);
     else tradeTyped = false;
     if (!tradeTyped) return null;
     if (legacy && !f.absentOr(buf, F_EXEC_TRANS_TYPE, CH_0)) {
       // 1 = cancel, 2 = correct; 3 (status) restates an earlier execution.
-      return f.is(buf, F_EXEC_TRANS_TYPE, CH_1) || f.is(buf, F_EXEC_TRANS_TYPE, CH_2) ? this.correction(buf, f) : null;
+      return f.is(buf, F_EXEC_TRANS_TYPE, CH_1) || f.is(buf, F_EXEC_TRANS_TYPE, CH_2)
+        ? this.correction(buf, f)
+        : null;
     }
 
     const hasPx = f.has(F_LAST_PX);
@@ -808,7 +832,10 @@ export class TsFixParser {
 
   /** A valid trade cancel or correction: its symbol, when present, must be acceptable. */
   private correction(buf: Buffer, f: Slots): RejectReason | null {
-    if (f.has(F_SYMBOL) && symbolAt(buf, f.start[F_SYMBOL]!, f.end[F_SYMBOL]!, this.maxSymbolLen) === null) {
+    if (
+      f.has(F_SYMBOL) &&
+      symbolAt(buf, f.start[F_SYMBOL]!, f.end[F_SYMBOL]!, this.maxSymbolLen) === null
+    ) {
       return "BAD_SYMBOL";
     }
     this.corrections++;
@@ -854,7 +881,8 @@ export class TsFixParser {
     }
     if (c.garbled) return "GARBLED";
     if (!f.absentOr(buf, F_TRADE_REPORT_TRANS_TYPE, CH_0)) {
-      const cancelOrReplace = f.is(buf, F_TRADE_REPORT_TRANS_TYPE, CH_1) || f.is(buf, F_TRADE_REPORT_TRANS_TYPE, CH_2);
+      const cancelOrReplace =
+        f.is(buf, F_TRADE_REPORT_TRANS_TYPE, CH_1) || f.is(buf, F_TRADE_REPORT_TRANS_TYPE, CH_2);
       return cancelOrReplace ? this.correction(buf, f) : null;
     }
     if (!f.has(F_SYMBOL)) return "MISSING_FIELD";
@@ -907,7 +935,8 @@ export class TsFixParser {
       if (inGroup) {
         if (delimiter === 0) delimiter = tag;
         if (tag === delimiter) {
-          if (entries > 0 && error === null) error = this.mdEntry(buf, symbol, symbolEnd, transact, transactEnd);
+          if (entries > 0 && error === null)
+            error = this.mdEntry(buf, symbol, symbolEnd, transact, transactEnd);
           e.clear();
           entries++;
         }
@@ -962,7 +991,8 @@ export class TsFixParser {
       }
     }
     if (c.garbled) return "GARBLED";
-    if (entries > 0 && error === null) error = this.mdEntry(buf, symbol, symbolEnd, transact, transactEnd);
+    if (entries > 0 && error === null)
+      error = this.mdEntry(buf, symbol, symbolEnd, transact, transactEnd);
     if (error !== null) return error;
     if (count === -1) return "MISSING_FIELD";
     if (count !== entries) return "BAD_FIELD";
@@ -983,7 +1013,13 @@ export class TsFixParser {
   }
 
   /** Validates the finished entry; a trade goes to `pending` (time NaN = SendingTime, resolved later). */
-  private mdEntry(buf: Buffer, msgSymbol: number, msgSymbolEnd: number, msgTransact: number, msgTransactEnd: number): RejectReason | null {
+  private mdEntry(
+    buf: Buffer,
+    msgSymbol: number,
+    msgSymbolEnd: number,
+    msgTransact: number,
+    msgTransactEnd: number,
+  ): RejectReason | null {
     const e = this.entry;
     if (!e.absentOr(buf, E_UPDATE_ACTION, CH_0) || !e.has(E_ENTRY_TYPE)) return null;
     const typeStart = e.start[E_ENTRY_TYPE]!;
@@ -991,7 +1027,8 @@ export class TsFixParser {
     const isTrade =
       typeEnd === typeStart + 1
         ? this.singleByteTypes[buf[typeStart]!] === 1
-        : this.otherTypes.size > 0 && this.otherTypes.has(buf.toString("latin1", typeStart, typeEnd));
+        : this.otherTypes.size > 0 &&
+          this.otherTypes.has(buf.toString("latin1", typeStart, typeEnd));
     if (!isTrade) return null;
 
     const hasSymbol = e.has(E_SYMBOL);
@@ -1009,13 +1046,27 @@ export class TsFixParser {
     const t = this.time;
     let timed = true;
     let ok = true;
-    if (e.has(E_TRANSACT_TIME)) ok = parseUtcTimestamp(buf, e.start[E_TRANSACT_TIME]!, e.end[E_TRANSACT_TIME]!, t);
+    if (e.has(E_TRANSACT_TIME))
+      ok = parseUtcTimestamp(buf, e.start[E_TRANSACT_TIME]!, e.end[E_TRANSACT_TIME]!, t);
     else if (msgTransact !== -1) ok = parseUtcTimestamp(buf, msgTransact, msgTransactEnd, t);
     else if (e.has(E_DATE) && e.has(E_TIME)) {
-      ok = parseDateAndTime(buf, e.start[E_DATE]!, e.end[E_DATE]!, e.start[E_TIME]!, e.end[E_TIME]!, t);
+      ok = parseDateAndTime(
+        buf,
+        e.start[E_DATE]!,
+        e.end[E_DATE]!,
+        e.start[E_TIME]!,
+        e.end[E_TIME]!,
+        t,
+      );
     } else timed = false;
     if (!ok) return "BAD_TIMESTAMP";
-    this.pending.push({ symbol, price, qty, timeMs: timed ? t.ms : NaN, subMsNs: timed ? t.subMsNs : 0 });
+    this.pending.push({
+      symbol,
+      price,
+      qty,
+      timeMs: timed ? t.ms : NaN,
+      subMsNs: timed ? t.subMsNs : 0,
+    });
     return null;
   }
 }

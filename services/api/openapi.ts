@@ -69,9 +69,17 @@ const json = (schema: object, description: string) => ({
   content: { "application/json": { schema } },
 });
 
+const errorResponse = (description: string) => json({ $ref: "#/components/schemas/Error" }, description);
+
+/** Answers every route may give: rate limiting is on, and an API key when one is configured. */
+const common = {
+  "401": errorResponse("API_KEY is configured and the X-API-Key header is missing or wrong"),
+  "429": errorResponse("Rate limit exceeded"),
+};
+
 const errors = {
-  "422": json({ $ref: "#/components/schemas/Error" }, "A parameter is malformed; `data.parameter` names it"),
-  "429": json({ $ref: "#/components/schemas/Error" }, "Rate limit exceeded"),
+  "422": errorResponse("A parameter is malformed; `data.parameter` names it"),
+  ...common,
 };
 
 const timeParam = (name: string, description: string) => ({
@@ -98,6 +106,7 @@ export function openApiDocument(): object {
       description: "Real-time OHLCV bars and price anomalies per symbol, computed from FIX and JSON trades.",
     },
     servers: [{ url: "/" }],
+    security: [{}, { apiKey: [] }],
     components: {
       schemas: { Error: error, Bar: bar, Anomaly: anomaly },
       securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } },
@@ -115,6 +124,7 @@ export function openApiDocument(): object {
               },
               "The node is alive",
             ),
+            ...common,
           },
         },
       },
@@ -134,7 +144,8 @@ export function openApiDocument(): object {
               },
               "Ready",
             ),
-            "503": json({ $ref: "#/components/schemas/Error" }, "Not ready yet; `message` lists the checks"),
+            "503": errorResponse("Not ready yet; `message` lists the checks"),
+            ...common,
           },
         },
       },
@@ -165,7 +176,7 @@ export function openApiDocument(): object {
               },
               "Symbols, sorted",
             ),
-            "429": errors["429"],
+            ...common,
           },
         },
       },
@@ -192,7 +203,7 @@ export function openApiDocument(): object {
               },
               "Bars",
             ),
-            "404": json({ $ref: "#/components/schemas/Error" }, "Unknown symbol"),
+            "404": errorResponse("Unknown symbol"),
             ...errors,
           },
         },
@@ -230,12 +241,12 @@ export function openApiDocument(): object {
               },
               "Counters",
             ),
-            "429": errors["429"],
+            ...common,
           },
         },
       },
       "/api/openapi.json": {
-        get: { summary: "This document", responses: { "200": json({ type: "object" }, "OpenAPI 3.1") } },
+        get: { summary: "This document", responses: { "200": json({ type: "object" }, "OpenAPI 3.1"), ...common } },
       },
     },
   };

@@ -529,6 +529,8 @@ export interface StartKafkaOptions {
   startTimeoutMs?: number;
   /** JVM heap (default 512 MB). */
   heapMb?: number;
+  /** Extra JVM options (appended; also from the env var TICKSTREAM_KAFKA_JVM_OPTS, space-separated). */
+  jvmOptions?: string[];
 }
 
 export interface KafkaHandle {
@@ -667,6 +669,8 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaHan
     "-Djava.awt.headless=true",
     `-Dlog4j2.configurationFile=${log4j}`,
     `-Dkafka.logs.dir=${logsDir}`,
+    ...(process.env.TICKSTREAM_KAFKA_JVM_OPTS ?? "").split(" ").filter((o) => o.length > 0),
+    ...(opts.jvmOptions ?? []),
     "-cp",
     `${lib}/*`, // expanded by java itself (no shell involved)
   ];

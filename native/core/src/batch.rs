@@ -623,8 +623,14 @@ impl<'a> TradeBatchView<'a> {
         self.trade_rows.is_empty() && self.order_rows.is_empty()
     }
 
+    /// The raw bytes of every trade row, in batch order (for the engine's grouping pass).
+    pub(crate) fn trade_row_bytes(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        self.trade_rows.chunks_exact(TRADE_ROW_LEN)
+    }
+
+    /// Decodes a trade row copied out of this batch by [`TradeBatchView::trade_row_bytes`].
     #[inline]
-    fn decode_trade(&self, r: &[u8]) -> TradeRow<'a> {
+    pub(crate) fn decode_trade(&self, r: &[u8]) -> TradeRow<'a> {
         let symbol_index = u32_at(r, 32);
         // Validated by `parse`; the fallbacks are unreachable.
         let symbol = self.symbols.get(symbol_index as usize).copied().unwrap_or("");

@@ -94,7 +94,13 @@ impl Series {
         let w = self.spec.width_ns();
         // t is within MIN_TIME_NS..=MAX_TIME_NS, so the interval number fits i32 (|n| < 2^27).
         let index = t.div_euclid(w) as i32;
-        let (pos, born_closed) = match self.bars.binary_search_by_key(&index, Bar::index) {
+        // New intervals usually come after the newest bar: skip the binary search, whose
+        // probes would touch cold bars.
+        let search = match self.bars.back() {
+            Some(b) if b.index() < index => Err(self.bars.len()),
+            _ => self.bars.binary_search_by_key(&index, Bar::index),
+        };
+        let (pos, born_closed) = match search {
             Ok(pos) => (pos, false),
             Err(pos) => {
                 self.reserve_one();

@@ -146,31 +146,6 @@ impl<'a> FieldIter<'a> {
         Err(Reason::Garbled)
     }
 
-    /// Reads a tag digit by digit (near the end of the buffer, or 8+ digits) and the `=`.
-    #[inline(always)]
-    fn slow_tag(&self, pos: &mut usize) -> Option<u32> {
-        let buf = self.buf;
-        let start = *pos;
-        let mut wide = 0u64;
-        loop {
-            let b = *buf.get(*pos)?;
-            *pos += 1;
-            if b == b'=' {
-                break;
-            }
-            let d = b.wrapping_sub(b'0');
-            // Ten digits cannot overflow a u64; the range check below does the rest.
-            if d > 9 || *pos - start > 10 {
-                return None;
-            }
-            wide = wide * 10 + u64::from(d);
-        }
-        if *pos - start == 1 {
-            return None;
-        }
-        u32::try_from(wide).ok()
-    }
-
     /// Reads the next field: `Ok(Some((tag, value)))`, `Ok(None)` at the end.
     ///
     /// # Errors
@@ -184,13 +159,32 @@ impl<'a> FieldIter<'a> {
         let Some(&first) = buf.get(pos) else {
             return Ok(None);
         };
-        // Tag: 1–10 digits, the first 1–9 (no leading zero), then '='.
-        if first.wrapping_sub(b'1') > 8 {
+        // Tag: 1–10 digits, the first 1–9 (no leading zero), then '='. Accumulated in u64:
+        // ten digits cannot overflow it, and one range check at the end replaces an overflow
+        // check per digit.
+        let d = first.wrapping_sub(b'1');
+        if d > 8 {
             return self.fail();
         }
-        let tag = match self.slow_tag(&mut pos) {
-            Some(tag) => tag,
-            None => return self.fail(),
+        let mut wide = u64::from(d) + 1;
+        let digits_start = pos;
+        pos += 1;
+        loop {
+            let Some(&b) = buf.get(pos) else {
+                return self.fail();
+            };
+            pos += 1;
+            if b == b'=' {
+                break;
+            }
+            let d = b.wrapping_sub(b'0');
+            if d > 9 || pos - digits_start > 10 {
+                return self.fail();
+            }
+            wide = wide * 10 + u64::from(d);
+        }
+        let Ok(tag) = u32::try_from(wide) else {
+            return self.fail();
         };
 
         let start = pos;
@@ -208,7 +202,7 @@ impl<'a> FieldIter<'a> {
             },
         };
         let value = &buf[start..end];
-        self.pending = match data_tag_for(tag) {
+        self.pending = match is_length_tag(tag).then(|| data_tag_for(tag)).flatten() {
             Some(data_tag) => Pending::Data {
                 tag: data_tag,
                 len: parse_len(value),

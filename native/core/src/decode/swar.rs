@@ -15,8 +15,8 @@ const SIXES: u64 = 0x0606_0606_0606_0606;
 /// Loads eight bytes at `at` as a little-endian word, if they are all inside `buf`.
 #[inline(always)]
 pub(crate) fn load(buf: &[u8], at: usize) -> Option<u64> {
-    let chunk = buf.get(at..)?.first_chunk::<8>()?;
-    Some(u64::from_le_bytes(*chunk))
+    let chunk: [u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
 }
 
 /// Index (0–7) of the first byte of `word` equal to `byte`, if any.
