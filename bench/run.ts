@@ -78,7 +78,19 @@ export function machine(): Record<string, unknown> {
     rustc: rustcVersion(),
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     totalMemGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadAvg1mAtStart: round2(os.loadavg()[0]!),
   };
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** Other work on the machine skews every figure; say so when the 1-minute load says it is busy. */
+function busyWarning(cores: number, load: number, when: string): string | null {
+  return load >= cores * 0.75
+    ? `machine busy ${when} (1-minute load ${load.toFixed(2)} on ${cores} cores): figures are unreliable, rerun on an idle machine`
+    : null;
 }
 
 async function main(): Promise<void> {
@@ -127,16 +139,23 @@ async function main(): Promise<void> {
     for (const note of result.notes) console.log(`  · ${note}`);
   }
 
+  const m = report.machine as { cores: number; loadAvg1mAtStart: number } & Record<string, unknown>;
+  m.loadAvg1mAtEnd = round2(os.loadavg()[0]!);
+  const warnings = [
+    busyWarning(m.cores, m.loadAvg1mAtStart, "at start"),
+    busyWarning(m.cores, m.loadAvg1mAtEnd as number, "at end"),
+  ].filter((w): w is string => w !== null);
+  report.warnings = warnings;
   report.ratios = ratios;
   report.notes = notes;
   report.meta = meta;
   report.durationSec = Math.round((Date.now() - started) / 100) / 10;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  const m = report.machine as Record<string, unknown>;
   console.log(
-    `\nmachine: ${String(m.cores)} cores, ${String(m.cpuModel)}, Node ${String(m.node)}, ${String(m.rustc)}`,
+    `\nmachine: ${m.cores} cores, ${String(m.cpuModel)}, Node ${String(m.node)}, ${String(m.rustc)}, load ${m.loadAvg1mAtStart} → ${String(m.loadAvg1mAtEnd)}`,
   );
+  for (const w of warnings) console.log(`WARNING: ${w}`);
   console.log(
     `wrote ${path.relative(process.cwd(), out) || out} in ${String(report.durationSec)} s`,
   );

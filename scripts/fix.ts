@@ -34,7 +34,13 @@ function main(argv: string[]): void {
   }
 
   const decoder = new native.FixDecoder({ mdEntryTypes });
-  const summary = { messages: 0, ok: 0, rejected: {} as Record<string, number>, trades: 0, byType: {} as Record<string, number> };
+  const summary = {
+    messages: 0,
+    ok: 0,
+    rejected: {} as Record<string, number>,
+    trades: 0,
+    byType: {} as Record<string, number>,
+  };
   const out: string[] = [];
   let index = 0;
   for (const { bytes } of lines) {
@@ -49,7 +55,14 @@ function main(argv: string[]): void {
         summary.byType[m.msgType] = (summary.byType[m.msgType] ?? 0) + 1;
       }
       if (m.trades.length > 0) {
-        line.trades = m.trades.map((t) => ({ symbol: t.symbol, price: t.price, qty: t.qty, time: t.time, timeNs: t.timeNs, id: t.id ?? null }));
+        line.trades = m.trades.map((t) => ({
+          symbol: t.symbol,
+          price: t.price,
+          qty: t.qty,
+          time: t.time,
+          timeNs: t.timeNs,
+          id: t.id ?? null,
+        }));
         summary.trades += m.trades.length;
       }
       if (m.order) line.order = m.order;

@@ -7,8 +7,10 @@ import { startNode } from "../src/node/start";
 import { REPL_COMMANDS } from "../src/repl/commands";
 
 async function main(): Promise<void> {
-  const node = await startNode(loadConfig(), { replOptions: { customCommands: REPL_COMMANDS as never } });
-  await node.broker.repl();
+  const node = await startNode(loadConfig(), {
+    replOptions: { customCommands: REPL_COMMANDS },
+  });
+  node.broker.repl();
 }
 
 main().catch((err: unknown) => {

@@ -18,7 +18,12 @@ const failures = [];
 
 function run(cmd, args, opts = {}) {
   const started = Date.now();
-  const res = spawnSync(cmd, args, { cwd: root, stdio: opts.capture ? "pipe" : "inherit", encoding: "utf8", env: { ...process.env, ...opts.env } });
+  const res = spawnSync(cmd, args, {
+    cwd: root,
+    stdio: opts.capture ? "pipe" : "inherit",
+    encoding: "utf8",
+    env: { ...process.env, ...opts.env },
+  });
   return { ...res, seconds: ((Date.now() - started) / 1000).toFixed(1) };
 }
 
@@ -44,17 +49,33 @@ if (!quick) {
   check("eslint", bin("eslint"), ["--max-warnings=0", "."]);
   check("tsc", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
   check("cargo fmt", "cargo", ["fmt", ...cargoManifest, "--all", "--check"]);
-  check("cargo clippy", "cargo", ["clippy", ...cargoManifest, "--workspace", "--all-targets", "--", "-D", "warnings"]);
+  check("cargo clippy", "cargo", [
+    "clippy",
+    ...cargoManifest,
+    "--workspace",
+    "--all-targets",
+    "--",
+    "-D",
+    "warnings",
+  ]);
   // The generated typings are committed: a rebuild that changes them means the committed API
   // description no longer matches the Rust code.
   if (check("native build", "npm", ["run", "--silent", "build:native"])) {
-    check("napi typings drift", "git", ["diff", "--exit-code", "--", "native/index.d.ts", "native/index.js"]);
+    check("napi typings drift", "git", [
+      "diff",
+      "--exit-code",
+      "--",
+      "native/index.d.ts",
+      "native/index.js",
+    ]);
   }
 }
 
 // Rust tests: count the per-binary "test result" lines.
 process.stdout.write(`\n── cargo test\n`);
-const cargo = run("cargo", ["test", ...cargoManifest, "--workspace", "--color", "never"], { capture: true });
+const cargo = run("cargo", ["test", ...cargoManifest, "--workspace", "--color", "never"], {
+  capture: true,
+});
 process.stdout.write(cargo.stdout ?? "");
 process.stderr.write(cargo.stderr ?? "");
 let cargoPassed = 0;

@@ -74,7 +74,9 @@ export function parserService(config: Config): ServiceSchema {
           const { source, payload, offsets, seqs } = ctx.params;
           let decoded: Binding.DecodedBatch;
           try {
-            decoded = timed(this.broker, "decoder.decodeBatch", () => this.decoder.decodeBatch(payload, offsets, seqs, source));
+            decoded = timed(this.broker, "decoder.decodeBatch", () =>
+              this.decoder.decodeBatch(payload, offsets, seqs, source),
+            );
           } catch (err: unknown) {
             throw nativeFailure(err);
           }
@@ -127,7 +129,16 @@ export function parserService(config: Config): ServiceSchema {
     created(this: This) {
       registerMetrics(this.broker);
       this.decoder = new native.FixDecoder({ mdEntryTypes: config.decoder.mdEntryTypes });
-      this.counts = { records: 0, messages: 0, valid: 0, trades: 0, orders: 0, corrections: 0, rejected: {}, ignored: {} };
+      this.counts = {
+        records: 0,
+        messages: 0,
+        valid: 0,
+        trades: 0,
+        orders: 0,
+        corrections: 0,
+        rejected: {},
+        ignored: {},
+      };
     },
   };
   return schema as unknown as ServiceSchema;

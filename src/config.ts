@@ -16,50 +16,164 @@ export interface Setting {
 /** Every environment variable Tickstream reads, with its default. */
 export const SETTINGS = [
   // Cluster and transport
-  { env: "TRANSPORTER", default: "", description: "Moleculer transporter URL, e.g. `nats://127.0.0.1:4222`; empty runs in-process (one node)" },
-  { env: "NAMESPACE", default: "tickstream", description: "Moleculer namespace: nodes only see nodes of the same namespace" },
+  {
+    env: "TRANSPORTER",
+    default: "",
+    description:
+      "Moleculer transporter URL, e.g. `nats://127.0.0.1:4222`; empty runs in-process (one node)",
+  },
+  {
+    env: "NAMESPACE",
+    default: "tickstream",
+    description: "Moleculer namespace: nodes only see nodes of the same namespace",
+  },
   { env: "NODEID", default: "<hostname>-<pid>", description: "Node ID, unique in the namespace" },
-  { env: "SERVICES", default: "ingest,parser,aggregator,anomaly,api", description: "Services this node runs (`npm run node -- --services …` overrides)" },
-  { env: "SERIALIZER", default: "CBOR", description: "Moleculer serializer (JSON, CBOR, MsgPack, Notepack); CBOR carries trade batches as raw bytes" },
+  {
+    env: "SERVICES",
+    default: "ingest,parser,aggregator,anomaly,api",
+    description: "Services this node runs (`npm run node -- --services …` overrides)",
+  },
+  {
+    env: "SERIALIZER",
+    default: "CBOR",
+    description:
+      "Moleculer serializer (JSON, CBOR, MsgPack, Notepack); CBOR carries trade batches as raw bytes",
+  },
   { env: "REQUEST_TIMEOUT_MS", default: "10000", description: "Timeout of every action call" },
-  { env: "RETRIES", default: "5", description: "Retries of a retryable call failure (exponential backoff from 100 ms)" },
-  { env: "CIRCUIT_BREAKER_THRESHOLD", default: "0.5", description: "Failure ratio in a 60 s window that opens an endpoint's circuit" },
-  { env: "BULKHEAD_CONCURRENCY", default: "16", description: "Concurrent executions per action on a node; more are queued" },
-  { env: "BULKHEAD_MAX_QUEUE", default: "1000", description: "Queued calls per action before new ones are refused (backpressure)" },
+  {
+    env: "RETRIES",
+    default: "5",
+    description: "Retries of a retryable call failure (exponential backoff from 100 ms)",
+  },
+  {
+    env: "CIRCUIT_BREAKER_THRESHOLD",
+    default: "0.5",
+    description: "Failure ratio in a 60 s window that opens an endpoint's circuit",
+  },
+  {
+    env: "BULKHEAD_CONCURRENCY",
+    default: "16",
+    description: "Concurrent executions per action on a node; more are queued",
+  },
+  {
+    env: "BULKHEAD_MAX_QUEUE",
+    default: "1000",
+    description: "Queued calls per action before new ones are refused (backpressure)",
+  },
   { env: "HEARTBEAT_INTERVAL_S", default: "2", description: "Moleculer heartbeat interval" },
-  { env: "HEARTBEAT_TIMEOUT_S", default: "6", description: "A node silent for this long is declared lost" },
+  {
+    env: "HEARTBEAT_TIMEOUT_S",
+    default: "6",
+    description: "A node silent for this long is declared lost",
+  },
   // HTTP, metrics, tracing, logs
   { env: "PORT", default: "3000", description: "REST gateway port (0 picks a free port)" },
-  { env: "API_KEY", default: "", description: "When set, every REST request must send it in the `X-API-Key` header" },
-  { env: "RATE_LIMIT_PER_MIN", default: "6000", description: "REST requests per minute per client address" },
+  {
+    env: "API_KEY",
+    default: "",
+    description: "When set, every REST request must send it in the `X-API-Key` header",
+  },
+  {
+    env: "RATE_LIMIT_PER_MIN",
+    default: "6000",
+    description: "REST requests per minute per client address",
+  },
   { env: "METRICS", default: "true", description: "Expose Prometheus metrics" },
-  { env: "METRICS_PORT", default: "3030", description: "Prometheus metrics port (path `/metrics`)" },
+  {
+    env: "METRICS_PORT",
+    default: "3030",
+    description: "Prometheus metrics port (path `/metrics`)",
+  },
   { env: "TRACING", default: "false", description: "Record traces of calls" },
-  { env: "TRACING_EXPORTER", default: "Console", description: "Trace exporter when tracing is on: Console, Zipkin" },
-  { env: "ZIPKIN_URL", default: "http://127.0.0.1:9411", description: "Zipkin (or OpenTelemetry Collector) base URL for the Zipkin exporter" },
-  { env: "LOG_LEVEL", default: "info", description: "Log level: fatal, error, warn, info, debug, trace" },
+  {
+    env: "TRACING_EXPORTER",
+    default: "Console",
+    description: "Trace exporter when tracing is on: Console, Zipkin",
+  },
+  {
+    env: "ZIPKIN_URL",
+    default: "http://127.0.0.1:9411",
+    description: "Zipkin (or OpenTelemetry Collector) base URL for the Zipkin exporter",
+  },
+  {
+    env: "LOG_LEVEL",
+    default: "info",
+    description: "Log level: fatal, error, warn, info, debug, trace",
+  },
   // Feed
-  { env: "FEED_FILE", default: "", description: "Replay this FIX file instead of the synthetic feed (raw SOH stream, or one message per line with SOH or `|`)" },
-  { env: "FEED_RATE", default: "2000", description: "Messages per second of the synthetic feed; for a file, 0 (the default for files) replays as fast as possible" },
+  {
+    env: "FEED_FILE",
+    default: "",
+    description:
+      "Replay this FIX file instead of the synthetic feed (raw SOH stream, or one message per line with SOH or `|`)",
+  },
+  {
+    env: "FEED_RATE",
+    default: "2000",
+    description:
+      "Messages per second of the synthetic feed; for a file, 0 (the default for files) replays as fast as possible",
+  },
   { env: "FEED_SYMBOLS", default: "20", description: "Number of symbols of the synthetic feed" },
-  { env: "FEED_MALFORMED_RATIO", default: "0.005", description: "Share of deliberately malformed messages in the synthetic feed" },
-  { env: "FEED_JUMP_PROBABILITY", default: "0.0005", description: "Probability per trade of a price jump (an anomaly to find) in the synthetic feed" },
+  {
+    env: "FEED_MALFORMED_RATIO",
+    default: "0.005",
+    description: "Share of deliberately malformed messages in the synthetic feed",
+  },
+  {
+    env: "FEED_JUMP_PROBABILITY",
+    default: "0.0005",
+    description: "Probability per trade of a price jump (an anomaly to find) in the synthetic feed",
+  },
   { env: "FEED_SEED", default: "42", description: "Seed of the synthetic feed's random generator" },
-  { env: "BATCH_MAX_RECORDS", default: "2000", description: "Records per ingest batch (bounds one native call)" },
+  {
+    env: "BATCH_MAX_RECORDS",
+    default: "2000",
+    description: "Records per ingest batch (bounds one native call)",
+  },
   // Decoding and aggregation
-  { env: "FIX_MD_ENTRY_TYPES", default: "2", description: "MDEntryType values of MarketDataIncrementalRefresh entries that count as trades (`2,3` adds index values)" },
-  { env: "BAR_GRACE_MS", default: "2000", description: "A bar closes once the symbol's event time (or, live, the wall clock) passes its end plus this" },
-  { env: "RETENTION_1M", default: "24h", description: "Retention of 1m bars, in event time back from the symbol's latest trade" },
+  {
+    env: "FIX_MD_ENTRY_TYPES",
+    default: "2",
+    description:
+      "MDEntryType values of MarketDataIncrementalRefresh entries that count as trades (`2,3` adds index values)",
+  },
+  {
+    env: "BAR_GRACE_MS",
+    default: "2000",
+    description:
+      "A bar closes once the symbol's event time (or, live, the wall clock) passes its end plus this",
+  },
+  {
+    env: "RETENTION_1M",
+    default: "24h",
+    description: "Retention of 1m bars, in event time back from the symbol's latest trade",
+  },
   { env: "RETENTION_5M", default: "7d", description: "Retention of 5m bars" },
   { env: "RETENTION_1H", default: "30d", description: "Retention of 1h bars" },
-  { env: "DEDUPE_CAPACITY", default: "65536", description: "Trade ids remembered per symbol for duplicate detection" },
+  {
+    env: "DEDUPE_CAPACITY",
+    default: "65536",
+    description: "Trade ids remembered per symbol for duplicate detection",
+  },
   // Anomalies
   { env: "DETECTOR", default: "zscore", description: "Anomaly detector: zscore, ewma, mad" },
   { env: "DETECTOR_WINDOW", default: "100", description: "Returns kept by the detector (W)" },
-  { env: "DETECTOR_MIN_SAMPLES", default: "30", description: "Returns needed before the detector judges (M)" },
-  { env: "DETECTOR_THRESHOLD", default: "4", description: "|z| at or above which a trade is an anomaly (T)" },
+  {
+    env: "DETECTOR_MIN_SAMPLES",
+    default: "30",
+    description: "Returns needed before the detector judges (M)",
+  },
+  {
+    env: "DETECTOR_THRESHOLD",
+    default: "4",
+    description: "|z| at or above which a trade is an anomaly (T)",
+  },
   { env: "DETECTOR_LAMBDA", default: "0.94", description: "Decay of the ewma detector" },
-  { env: "DETECTOR_OVERRIDES", default: "", description: 'Per-symbol detector settings as JSON, e.g. `{"BTC-USD":{"threshold":6}}`' },
+  {
+    env: "DETECTOR_OVERRIDES",
+    default: "",
+    description: 'Per-symbol detector settings as JSON, e.g. `{"BTC-USD":{"threshold":6}}`',
+  },
   { env: "ANOMALY_CAPACITY", default: "10000", description: "Recent anomalies kept per node" },
 ] as const satisfies readonly Setting[];
 
@@ -130,7 +244,8 @@ export function parseDurationMs(text: string): number | undefined {
 function duration(env: Env, name: SettingName): number {
   const text = raw(env, name);
   const ms = parseDurationMs(text);
-  if (ms === undefined || ms <= 0) throw new ConfigError(name, `expected a duration like 24h, got "${text}"`);
+  if (ms === undefined || ms <= 0)
+    throw new ConfigError(name, `expected a duration like 24h, got "${text}"`);
   return ms;
 }
 
@@ -144,7 +259,10 @@ export function parseServiceList(text: string): ServiceName[] {
     .filter((s) => s !== "");
   const unknown = names.filter((n) => !(SERVICE_NAMES as readonly string[]).includes(n));
   if (unknown.length > 0)
-    throw new ConfigError("SERVICES", `unknown service(s) ${unknown.join(", ")}; known: ${SERVICE_NAMES.join(", ")}`);
+    throw new ConfigError(
+      "SERVICES",
+      `unknown service(s) ${unknown.join(", ")}; known: ${SERVICE_NAMES.join(", ")}`,
+    );
   return names as ServiceName[];
 }
 
@@ -173,7 +291,10 @@ function detectorOverrides(env: Env): Record<string, DetectorOverride> {
     const o: DetectorOverride = {};
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
       if (!["window", "minSamples", "threshold", "lambda"].includes(key) || typeof v !== "number")
-        throw new ConfigError("DETECTOR_OVERRIDES", `${symbol}.${key} is not a known numeric setting`);
+        throw new ConfigError(
+          "DETECTOR_OVERRIDES",
+          `${symbol}.${key} is not a known numeric setting`,
+        );
       o[key as keyof DetectorOverride] = v;
     }
     out[symbol] = o;
@@ -210,7 +331,11 @@ export interface Config {
     batchMaxRecords: number;
   };
   decoder: { mdEntryTypes: string };
-  bars: { graceMs: number; retentionMs: { "1m": number; "5m": number; "1h": number }; dedupeCapacity: number };
+  bars: {
+    graceMs: number;
+    retentionMs: { "1m": number; "5m": number; "1h": number };
+    dedupeCapacity: number;
+  };
   detector: {
     kind: DetectorKind;
     window: number;
@@ -229,7 +354,10 @@ export function loadConfig(env: Env = process.env): Config {
   const nodeID = env.NODEID?.trim() || `${os.hostname()}-${process.pid}`;
   const mdEntryTypes = raw(env, "FIX_MD_ENTRY_TYPES");
   if (!/^[0-9A-Za-z]+(,[0-9A-Za-z]+)*$/.test(mdEntryTypes))
-    throw new ConfigError("FIX_MD_ENTRY_TYPES", `expected a list like "2,3", got "${mdEntryTypes}"`);
+    throw new ConfigError(
+      "FIX_MD_ENTRY_TYPES",
+      `expected a list like "2,3", got "${mdEntryTypes}"`,
+    );
   return {
     transporter: transporter === "" ? null : transporter,
     namespace: raw(env, "NAMESPACE"),
@@ -243,7 +371,10 @@ export function loadConfig(env: Env = process.env): Config {
       concurrency: int(env, "BULKHEAD_CONCURRENCY", 1),
       maxQueueSize: int(env, "BULKHEAD_MAX_QUEUE", 1),
     },
-    heartbeat: { intervalS: int(env, "HEARTBEAT_INTERVAL_S", 1), timeoutS: int(env, "HEARTBEAT_TIMEOUT_S", 2) },
+    heartbeat: {
+      intervalS: int(env, "HEARTBEAT_INTERVAL_S", 1),
+      timeoutS: int(env, "HEARTBEAT_TIMEOUT_S", 2),
+    },
     http: {
       port: int(env, "PORT", 0, 65535),
       apiKey: raw(env, "API_KEY") || null,
@@ -255,7 +386,14 @@ export function loadConfig(env: Env = process.env): Config {
       exporter: oneOf(env, "TRACING_EXPORTER", ["Console", "Zipkin"] as const),
       zipkinUrl: raw(env, "ZIPKIN_URL"),
     },
-    logLevel: oneOf(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"] as const),
+    logLevel: oneOf(env, "LOG_LEVEL", [
+      "fatal",
+      "error",
+      "warn",
+      "info",
+      "debug",
+      "trace",
+    ] as const),
     feed: {
       file: file === "" ? null : file,
       // A file replays as fast as it can unless a rate is given explicitly.

@@ -14,20 +14,33 @@ export const ERR_BAD_BATCH = "ERR_BAD_BATCH";
 
 /** 404: the symbol has never traded on this cluster (or left retention). */
 export function unknownSymbol(symbol: string): Errors.MoleculerClientError {
-  return new Errors.MoleculerClientError(`unknown symbol "${symbol}"`, 404, ERR_UNKNOWN_SYMBOL, { symbol });
+  return new Errors.MoleculerClientError(`unknown symbol "${symbol}"`, 404, ERR_UNKNOWN_SYMBOL, {
+    symbol,
+  });
 }
 
 /** 422: a query parameter has the wrong form; the message names the parameter. */
-export function badParameter(parameter: string, problem: string, value?: unknown): Errors.MoleculerClientError {
-  return new Errors.MoleculerClientError(`parameter "${parameter}" ${problem}`, 422, ERR_BAD_PARAMETER, {
-    parameter,
-    value,
-  });
+export function badParameter(
+  parameter: string,
+  problem: string,
+  value?: unknown,
+): Errors.MoleculerClientError {
+  return new Errors.MoleculerClientError(
+    `parameter "${parameter}" ${problem}`,
+    422,
+    ERR_BAD_PARAMETER,
+    {
+      parameter,
+      value,
+    },
+  );
 }
 
 /** 400: a batch handed between services is malformed (a bug or a version mismatch). */
 export function badBatch(problem: string, cause?: unknown): Errors.MoleculerClientError {
-  const err = new Errors.MoleculerClientError(`bad trade batch: ${problem}`, 400, ERR_BAD_BATCH, { problem });
+  const err = new Errors.MoleculerClientError(`bad trade batch: ${problem}`, 400, ERR_BAD_BATCH, {
+    problem,
+  });
   if (cause !== undefined) (err as Error).cause = cause;
   return err;
 }
@@ -39,7 +52,11 @@ export function notReady(what: string): Errors.MoleculerRetryableError {
 
 /** 500: the native core reported an internal error (a caught panic); retryable once. */
 export function nativeFailure(cause: unknown): Errors.MoleculerRetryableError {
-  const err = new Errors.MoleculerRetryableError(`native core failure: ${(cause as Error).message}`, 500, ERR_NATIVE);
+  const err = new Errors.MoleculerRetryableError(
+    `native core failure: ${(cause as Error).message}`,
+    500,
+    ERR_NATIVE,
+  );
   (err as Error).cause = cause;
   return err;
 }

@@ -36,14 +36,20 @@ export function registerMetrics(broker: ServiceBroker): void {
   counter(M.messagesReceived, "Records received by ingest, by source kind", ["source"]);
   counter(M.messagesValid, "Messages that passed validation");
   counter(M.messagesRejected, "Messages rejected by the decoder, by reason", ["reason"]);
-  counter(M.messagesIgnored, "Valid messages that carry no trade (heartbeats, acks), by MsgType", ["msgType"]);
-  counter(M.deadLettered, "Rejected records written to the dead-letter topic, by reason", ["reason"]);
+  counter(M.messagesIgnored, "Valid messages that carry no trade (heartbeats, acks), by MsgType", [
+    "msgType",
+  ]);
+  counter(M.deadLettered, "Rejected records written to the dead-letter topic, by reason", [
+    "reason",
+  ]);
   counter(M.tradesApplied, "Trades applied to bars");
   counter(M.duplicates, "Re-delivered trades skipped, by how they were recognised", ["by"]);
   counter(M.revised, "Updates to bars that had already closed (late trades within retention)");
   counter(M.tooLate, "Trades older than every interval's retention (reported, not applied)");
   counter(M.orders, "Orders applied to bar order flow");
-  counter(M.corrections, "Trade cancels and corrections recognised (reported, not applied)", ["kind"]);
+  counter(M.corrections, "Trade cancels and corrections recognised (reported, not applied)", [
+    "kind",
+  ]);
   counter(M.barsClosed, "Bars closed, by interval", ["interval"]);
   counter(M.anomalies, "Anomalies detected, by detector", ["detector"]);
   metrics.register({
@@ -63,7 +69,12 @@ export function registerMetrics(broker: ServiceBroker): void {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25],
     quantiles: [0.5, 0.99],
   });
-  metrics.register({ type: "gauge", name: M.symbols, description: "Symbols held by this node's actors", labelNames: ["service"] });
+  metrics.register({
+    type: "gauge",
+    name: M.symbols,
+    description: "Symbols held by this node's actors",
+    labelNames: ["service"],
+  });
 }
 
 /** Times a synchronous native call into the call-time histogram. */
@@ -73,6 +84,8 @@ export function timed<T>(broker: ServiceBroker, call: string, fn: () => T): T {
     return fn();
   } finally {
     if (broker.isMetricsEnabled())
-      broker.metrics.observe(M.nativeCallTime, Number(process.hrtime.bigint() - started) / 1e6, { call });
+      broker.metrics.observe(M.nativeCallTime, Number(process.hrtime.bigint() - started) / 1e6, {
+        call,
+      });
   }
 }

@@ -13,12 +13,15 @@ function findRoot(start: string): string {
   for (;;) {
     if (fs.existsSync(path.join(dir, "native", "index.js"))) return dir;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find native/index.js above ${start}; run npm run build`);
+    if (parent === dir)
+      throw new Error(`cannot find native/index.js above ${start}; run npm run build`);
     dir = parent;
   }
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native = require(path.join(findRoot(__dirname), "native", "index.js")) as typeof Binding;
+export const native = require(
+  path.join(findRoot(__dirname), "native", "index.js"),
+) as typeof Binding;
 
 export type { Binding };

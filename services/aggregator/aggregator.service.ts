@@ -10,7 +10,11 @@ import type { Config } from "../../src/config";
 import { unknownSymbol } from "../../src/errors";
 import { M } from "../../src/metrics";
 import type { Binding } from "../../src/native";
-import { symbolActorsMixin, type ApplyParams, type SymbolActorsVars } from "../../mixins/symbol-actors.mixin";
+import {
+  symbolActorsMixin,
+  type ApplyParams,
+  type SymbolActorsVars,
+} from "../../mixins/symbol-actors.mixin";
 import { toBarJson, type BarJson } from "./bar-json";
 
 const FORMING_THROTTLE_MS = 250;
@@ -53,7 +57,10 @@ export function aggregatorService(config: Config): ServiceSchema {
           toMs: { type: "number", optional: true },
           limit: { type: "number", integer: true, min: 1, max: 10_000 },
         },
-        handler(this: This, ctx: Context<BarsParams>): { symbol: string; interval: string; bars: BarJson[] } {
+        handler(
+          this: This,
+          ctx: Context<BarsParams>,
+        ): { symbol: string; interval: string; bars: BarJson[] } {
           const { symbol, interval, fromMs, toMs, limit } = ctx.params;
           const bars = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
           if (bars === null) throw unknownSymbol(symbol);
@@ -67,7 +74,10 @@ export function aggregatorService(config: Config): ServiceSchema {
             symbol: s.symbol,
             trades: s.trades,
             lastPrice: s.lastPrice ?? null,
-            lastTradeTime: s.lastTradeMs === undefined || s.lastTradeMs === null ? null : new Date(s.lastTradeMs).toISOString(),
+            lastTradeTime:
+              s.lastTradeMs === undefined || s.lastTradeMs === null
+                ? null
+                : new Date(s.lastTradeMs).toISOString(),
           }));
         },
       },
@@ -94,8 +104,10 @@ export function aggregatorService(config: Config): ServiceSchema {
         const metrics = this.broker.metrics;
         if (this.broker.isMetricsEnabled()) {
           metrics.increment(M.tradesApplied, undefined, result.applied);
-          if (result.duplicatesId > 0) metrics.increment(M.duplicates, { by: "id" }, result.duplicatesId);
-          if (result.duplicatesOffset > 0) metrics.increment(M.duplicates, { by: "offset" }, result.duplicatesOffset);
+          if (result.duplicatesId > 0)
+            metrics.increment(M.duplicates, { by: "id" }, result.duplicatesId);
+          if (result.duplicatesOffset > 0)
+            metrics.increment(M.duplicates, { by: "offset" }, result.duplicatesOffset);
           if (result.revised > 0) metrics.increment(M.revised, undefined, result.revised);
           if (result.tooLate > 0) metrics.increment(M.tooLate, undefined, result.tooLate);
           if (result.orders > 0) metrics.increment(M.orders, undefined, result.orders);
@@ -108,10 +120,17 @@ export function aggregatorService(config: Config): ServiceSchema {
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
         if (this.broker.isMetricsEnabled())
-          for (const c of closed) this.broker.metrics.increment(M.barsClosed, { interval: c.interval });
-        this.broker.broadcast("bars.closed", {
-          bars: closed.map((c) => ({ symbol: c.symbol, interval: c.interval, bar: toBarJson(c.bar) })),
-        });
+          for (const c of closed)
+            this.broker.metrics.increment(M.barsClosed, { interval: c.interval });
+        this.broker
+          .broadcast("bars.closed", {
+            bars: closed.map((c) => ({
+              symbol: c.symbol,
+              interval: c.interval,
+              bar: toBarJson(c.bar),
+            })),
+          })
+          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
       publishForming(this: This) {
@@ -119,9 +138,15 @@ export function aggregatorService(config: Config): ServiceSchema {
         const symbols = [...this.dirty];
         this.dirty.clear();
         const latest = this.actors.engine.latest(symbols);
-        this.broker.broadcast("bars.updated", {
-          bars: latest.map((c) => ({ symbol: c.symbol, interval: c.interval, bar: toBarJson(c.bar) })),
-        });
+        this.broker
+          .broadcast("bars.updated", {
+            bars: latest.map((c) => ({
+              symbol: c.symbol,
+              interval: c.interval,
+              bar: toBarJson(c.bar),
+            })),
+          })
+          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
       closeByWallClock(this: This) {

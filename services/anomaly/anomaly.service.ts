@@ -8,7 +8,11 @@ import { RecentAnomalies, type AnomalyRecord } from "../../src/anomaly/recent";
 import type { Config } from "../../src/config";
 import { M } from "../../src/metrics";
 import type { Binding } from "../../src/native";
-import { symbolActorsMixin, type ApplyParams, type SymbolActorsVars } from "../../mixins/symbol-actors.mixin";
+import {
+  symbolActorsMixin,
+  type ApplyParams,
+  type SymbolActorsVars,
+} from "../../mixins/symbol-actors.mixin";
 
 export interface AnomalyListParams {
   symbol?: string;
@@ -60,7 +64,11 @@ export function anomalyService(config: Config): ServiceSchema {
 
       stats: {
         handler(this: This) {
-          return { anomalies: this.recent.added, kept: this.recent.size, symbols: this.actors.engine.symbolCount() };
+          return {
+            anomalies: this.recent.added,
+            kept: this.recent.size,
+            symbols: this.actors.engine.symbolCount(),
+          };
         },
       },
     },
@@ -70,8 +78,11 @@ export function anomalyService(config: Config): ServiceSchema {
         for (const a of result.anomalies) {
           const record = toAnomalyRecord(a);
           this.recent.add(record);
-          if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.anomalies, { detector: a.detector });
-          this.broker.broadcast("anomaly.detected", record);
+          if (this.broker.isMetricsEnabled())
+            this.broker.metrics.increment(M.anomalies, { detector: a.detector });
+          this.broker
+            .broadcast("anomaly.detected", record)
+            .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
         }
       },
     },

@@ -26,7 +26,7 @@ type This = Service & Vars;
 export function apiService(config: Config): ServiceSchema {
   const schema: ServiceSchema<ApiSettingsSchema, Record<string, never>, Vars> = {
     name: "api",
-    mixins: [ApiGateway as unknown as Partial<ServiceSchema>],
+    mixins: [ApiGateway],
 
     settings: {
       port: config.http.port,
@@ -56,7 +56,11 @@ export function apiService(config: Config): ServiceSchema {
           },
           onBeforeCall(_ctx: Context, _route: unknown, req: IncomingMessage) {
             if ((req.url ?? "").length > MAX_URL_BYTES)
-              throw new Errors.MoleculerClientError(`request URL longer than ${MAX_URL_BYTES} bytes`, 414, "ERR_URI_TOO_LONG");
+              throw new Errors.MoleculerClientError(
+                `request URL longer than ${MAX_URL_BYTES} bytes`,
+                414,
+                "ERR_URI_TOO_LONG",
+              );
           },
         },
       ],
@@ -65,7 +69,11 @@ export function apiService(config: Config): ServiceSchema {
     methods: {
       authenticate(_ctx: Context, _route: unknown, req: IncomingMessage) {
         if (req.headers["x-api-key"] !== config.http.apiKey)
-          throw new Errors.MoleculerClientError("missing or wrong X-API-Key header", 401, ERR_UNAUTHORIZED);
+          throw new Errors.MoleculerClientError(
+            "missing or wrong X-API-Key header",
+            401,
+            ERR_UNAUTHORIZED,
+          );
         return Promise.resolve(null);
       },
     },
@@ -73,18 +81,31 @@ export function apiService(config: Config): ServiceSchema {
     actions: {
       health: {
         handler(this: This) {
-          return { status: "ok", nodeID: this.broker.nodeID, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000) };
+          return {
+            status: "ok",
+            nodeID: this.broker.nodeID,
+            uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+          };
         },
       },
 
       ready: {
         async handler(this: This, ctx: Context) {
-          const checks: Record<string, boolean> = { native: true, transporter: this.broker.transit?.connected ?? true };
+          const checks: Record<string, boolean> = {
+            native: true,
+            transporter: this.broker.transit?.connected ?? true,
+          };
           if (this.broker.getLocalService("ingest")) {
-            const status = await ctx.call<{ live: boolean }, object>("ingest.status", {}, { nodeID: this.broker.nodeID });
+            const status = await ctx.call<{ live: boolean }, object>(
+              "ingest.status",
+              {},
+              { nodeID: this.broker.nodeID },
+            );
             checks.consuming = status.live;
           } else {
-            checks.consuming = (this.broker.registry.getActionEndpoints("aggregator.apply")?.endpoints.length ?? 0) > 0;
+            checks.consuming =
+              (this.broker.registry.getActionEndpoints("aggregator.apply")?.endpoints.length ?? 0) >
+              0;
           }
           if (!Object.values(checks).every(Boolean)) throw notReady(JSON.stringify(checks));
           return { ready: true, nodeID: this.broker.nodeID, checks };

@@ -20,7 +20,20 @@ const error = {
 const bar = {
   type: "object",
   additionalProperties: false,
-  required: ["start", "startMs", "open", "high", "low", "close", "volume", "vwap", "trades", "closed", "revised", "orders"],
+  required: [
+    "start",
+    "startMs",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "trades",
+    "closed",
+    "revised",
+    "orders",
+  ],
   properties: {
     start: { type: "string", format: "date-time", description: "Interval start, UTC" },
     startMs: { type: "integer", description: "Interval start, epoch ms" },
@@ -49,7 +62,18 @@ const bar = {
 const anomaly = {
   type: "object",
   additionalProperties: false,
-  required: ["symbol", "time", "timeMs", "price", "prevPrice", "ret", "zscore", "mean", "std", "detector"],
+  required: [
+    "symbol",
+    "time",
+    "timeMs",
+    "price",
+    "prevPrice",
+    "ret",
+    "zscore",
+    "mean",
+    "std",
+    "detector",
+  ],
   properties: {
     symbol: { type: "string" },
     time: { type: "string", format: "date-time" },
@@ -69,7 +93,8 @@ const json = (schema: object, description: string) => ({
   content: { "application/json": { schema } },
 });
 
-const errorResponse = (description: string) => json({ $ref: "#/components/schemas/Error" }, description);
+const errorResponse = (description: string) =>
+  json({ $ref: "#/components/schemas/Error" }, description);
 
 /** Answers every route may give: rate limiting is on, and an API key when one is configured. */
 const common = {
@@ -103,7 +128,8 @@ export function openApiDocument(): object {
     info: {
       title: "Tickstream",
       version: "0.1.0",
-      description: "Real-time OHLCV bars and price anomalies per symbol, computed from FIX and JSON trades.",
+      description:
+        "Real-time OHLCV bars and price anomalies per symbol, computed from FIX and JSON trades.",
     },
     servers: [{ url: "/" }],
     security: [{}, { apiKey: [] }],
@@ -120,7 +146,11 @@ export function openApiDocument(): object {
               {
                 type: "object",
                 required: ["status", "nodeID", "uptimeSec"],
-                properties: { status: { const: "ok" }, nodeID: { type: "string" }, uptimeSec: { type: "integer", minimum: 0 } },
+                properties: {
+                  status: { const: "ok" },
+                  nodeID: { type: "string" },
+                  uptimeSec: { type: "integer", minimum: 0 },
+                },
               },
               "The node is alive",
             ),
@@ -166,7 +196,11 @@ export function openApiDocument(): object {
                       required: ["symbol", "trades", "lastPrice", "lastTradeTime"],
                       properties: {
                         symbol: { type: "string" },
-                        trades: { type: "integer", minimum: 0, description: "Trades applied for the symbol" },
+                        trades: {
+                          type: "integer",
+                          minimum: 0,
+                          description: "Trades applied for the symbol",
+                        },
                         lastPrice: nullableNumber,
                         lastTradeTime: { type: ["string", "null"], format: "date-time" },
                       },
@@ -182,10 +216,21 @@ export function openApiDocument(): object {
       },
       "/api/bars/{symbol}": {
         get: {
-          summary: "Bars of one symbol, oldest first; the forming bar is included with closed=false",
+          summary:
+            "Bars of one symbol, oldest first; the forming bar is included with closed=false",
           parameters: [
-            { name: "symbol", in: "path", required: true, schema: { type: "string", minLength: 1, maxLength: 64 } },
-            { name: "interval", in: "query", required: false, schema: { type: "string", enum: ["1m", "5m", "1h"], default: "1m" } },
+            {
+              name: "symbol",
+              in: "path",
+              required: true,
+              schema: { type: "string", minLength: 1, maxLength: 64 },
+            },
+            {
+              name: "interval",
+              in: "query",
+              required: false,
+              schema: { type: "string", enum: ["1m", "5m", "1h"], default: "1m" },
+            },
             timeParam("from", "Earliest interval start"),
             timeParam("to", "Latest interval start"),
             limitParam(500),
@@ -212,7 +257,12 @@ export function openApiDocument(): object {
         get: {
           summary: "Recent anomalies, newest first",
           parameters: [
-            { name: "symbol", in: "query", required: false, schema: { type: "string", maxLength: 64 } },
+            {
+              name: "symbol",
+              in: "query",
+              required: false,
+              schema: { type: "string", maxLength: 64 },
+            },
             timeParam("since", "Earliest event time"),
             limitParam(100),
           ],
@@ -221,7 +271,9 @@ export function openApiDocument(): object {
               {
                 type: "object",
                 required: ["anomalies"],
-                properties: { anomalies: { type: "array", items: { $ref: "#/components/schemas/Anomaly" } } },
+                properties: {
+                  anomalies: { type: "array", items: { $ref: "#/components/schemas/Anomaly" } },
+                },
               },
               "Anomalies",
             ),
@@ -237,7 +289,16 @@ export function openApiDocument(): object {
               {
                 type: "object",
                 required: ["nodes"],
-                properties: { nodes: { type: "array", items: { type: "object", required: ["nodeID"], properties: { nodeID: { type: "string" } } } } },
+                properties: {
+                  nodes: {
+                    type: "array",
+                    items: {
+                      type: "object",
+                      required: ["nodeID"],
+                      properties: { nodeID: { type: "string" } },
+                    },
+                  },
+                },
               },
               "Counters",
             ),
@@ -246,7 +307,10 @@ export function openApiDocument(): object {
         },
       },
       "/api/openapi.json": {
-        get: { summary: "This document", responses: { "200": json({ type: "object" }, "OpenAPI 3.1"), ...common } },
+        get: {
+          summary: "This document",
+          responses: { "200": json({ type: "object" }, "OpenAPI 3.1"), ...common },
+        },
       },
     },
   };

@@ -37,7 +37,12 @@ export function ingestService(config: Config): ServiceSchema {
       },
       stats: {
         handler(this: This) {
-          return { source: this.source.name, live: this.source.live, ...this.pipeline.counts, ...this.source.stats() };
+          return {
+            source: this.source.name,
+            live: this.source.live,
+            ...this.pipeline.counts,
+            ...this.source.stats(),
+          };
         },
       },
     },
@@ -47,7 +52,9 @@ export function ingestService(config: Config): ServiceSchema {
         const live = this.source.live;
         if (!force && live === this.lastLive) return;
         this.lastLive = live;
-        this.broker.broadcast("ingest.status", { nodeID: this.broker.nodeID, live });
+        this.broker
+          .broadcast("ingest.status", { nodeID: this.broker.nodeID, live })
+          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
     },
 

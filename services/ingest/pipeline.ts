@@ -40,7 +40,10 @@ export class Pipeline {
         if (this.stopping) return null;
         this.counts.retries += 1;
         const wait = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-        this.broker.logger.warn({ source: batch.source, err: (err as Error).message, attempt, wait }, "batch failed; retrying");
+        this.broker.logger.warn(
+          { source: batch.source, err: (err as Error).message, attempt, wait },
+          "batch failed; retrying",
+        );
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
@@ -54,12 +57,22 @@ export class Pipeline {
       seqs: batch.seqs,
     });
     if (this.broker.isMetricsEnabled())
-      this.broker.metrics.increment(M.messagesReceived, { source: this.sourceKind }, parsed.records);
+      this.broker.metrics.increment(
+        M.messagesReceived,
+        { source: this.sourceKind },
+        parsed.records,
+      );
     if (parsed.trades + parsed.orders > 0) {
       let producedAtMs = Infinity;
       for (const t of batch.producedAtMs) producedAtMs = Math.min(producedAtMs, t);
-      const params = { batch: parsed.batch, producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined };
-      await Promise.all([this.broker.call("aggregator.apply", params), this.broker.call("anomaly.apply", params)]);
+      const params = {
+        batch: parsed.batch,
+        producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined,
+      };
+      await Promise.all([
+        this.broker.call("aggregator.apply", params),
+        this.broker.call("anomaly.apply", params),
+      ]);
     }
     return parsed;
   }

@@ -30,7 +30,8 @@ export class RecentAnomalies {
   private total = 0;
 
   constructor(readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
     this.ring = new Array<AnomalyRecord | undefined>(capacity);
   }
 

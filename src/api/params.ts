@@ -32,9 +32,11 @@ export function parseTime(value: string | undefined, name: string): number | und
 
 export function parseLimit(value: string | undefined, fallback: number, name = "limit"): number {
   if (value === undefined || value === "") return fallback;
-  if (!/^\d{1,6}$/.test(value)) throw badParameter(name, `must be an integer from 1 to ${LIMIT_MAX}`, value);
+  if (!/^\d{1,6}$/.test(value))
+    throw badParameter(name, `must be an integer from 1 to ${LIMIT_MAX}`, value);
   const n = Number(value);
-  if (n < 1 || n > LIMIT_MAX) throw badParameter(name, `must be an integer from 1 to ${LIMIT_MAX}`, value);
+  if (n < 1 || n > LIMIT_MAX)
+    throw badParameter(name, `must be an integer from 1 to ${LIMIT_MAX}`, value);
   return n;
 }
 

@@ -13,10 +13,19 @@ function brokerOf(caller: Caller): ServiceBroker {
 }
 
 /** Calls an action on every node that has it, in parallel. */
-export async function callEverywhere<T>(caller: Caller, action: string, params: object = {}): Promise<{ nodeID: string; result: T }[]> {
+export async function callEverywhere<T>(
+  caller: Caller,
+  action: string,
+  params: object = {},
+): Promise<{ nodeID: string; result: T }[]> {
   const list = brokerOf(caller).registry.getActionEndpoints(action);
   const nodeIDs = list ? list.endpoints.filter((e) => e.isAvailable).map((e) => e.id) : [];
-  return Promise.all(nodeIDs.map(async (nodeID) => ({ nodeID, result: await caller.call<T, object>(action, params, { nodeID }) })));
+  return Promise.all(
+    nodeIDs.map(async (nodeID) => ({
+      nodeID,
+      result: await caller.call<T, object>(action, params, { nodeID }),
+    })),
+  );
 }
 
 export interface SymbolSummary {
@@ -48,8 +57,20 @@ export async function anomaliesView(caller: Caller, query: AnomalyQuery): Promis
 
 export interface NodeStats {
   nodeID: string;
-  messages: { received: number; valid: number; rejected: Record<string, number>; ignored: Record<string, number> };
-  trades: { decoded: number; applied: number; duplicates: number; revised: number; tooLate: number; corrections: number };
+  messages: {
+    received: number;
+    valid: number;
+    rejected: Record<string, number>;
+    ignored: Record<string, number>;
+  };
+  trades: {
+    decoded: number;
+    applied: number;
+    duplicates: number;
+    revised: number;
+    tooLate: number;
+    corrections: number;
+  };
   orders: number;
   anomalies: number;
   symbols: number;
@@ -113,11 +134,17 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
   }
   for (const { nodeID, result: a } of aggregator) {
     const n = node(nodeID);
-    Object.assign(n.trades, { applied: a.applied, duplicates: a.duplicates, revised: a.revised, tooLate: a.tooLate });
+    Object.assign(n.trades, {
+      applied: a.applied,
+      duplicates: a.duplicates,
+      revised: a.revised,
+      tooLate: a.tooLate,
+    });
     n.orders = a.orders;
     n.symbols = a.symbols;
   }
   for (const { nodeID, result: a } of anomaly) node(nodeID).anomalies = a.anomalies;
-  for (const { nodeID, result: i } of ingest) node(nodeID).source = { name: i.source, live: i.live };
+  for (const { nodeID, result: i } of ingest)
+    node(nodeID).source = { name: i.source, live: i.live };
   return [...nodes.values()].sort((a, b) => a.nodeID.localeCompare(b.nodeID));
 }

@@ -32,7 +32,10 @@ const WELL_KNOWN = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "JPM
 
 /** Symbol names: well-known tickers first, then `SYM0011`, `SYM0012`, … */
 export function symbolNames(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => WELL_KNOWN[i] ?? `SYM${String(i + 1).padStart(4, "0")}`);
+  return Array.from(
+    { length: n },
+    (_, i) => WELL_KNOWN[i] ?? `SYM${String(i + 1).padStart(4, "0")}`,
+  );
 }
 
 /** mulberry32: a small, fast, well-distributed 32-bit PRNG; enough for test traffic. */
@@ -98,7 +101,8 @@ export class SyntheticMarket {
   private step(w: SymbolWalk): string {
     const gauss = Math.sqrt(-2 * Math.log(1 - this.rand())) * Math.cos(2 * Math.PI * this.rand());
     let r = gauss * 0.0001;
-    if (this.rand() < this.opts.jumpProbability) r += (this.rand() < 0.5 ? -1 : 1) * (0.03 + this.rand() * 0.05);
+    if (this.rand() < this.opts.jumpProbability)
+      r += (this.rand() < 0.5 ? -1 : 1) * (0.03 + this.rand() * 0.05);
     w.price = Math.max(w.tick, Math.round((w.price * Math.exp(r)) / w.tick) * w.tick);
     return w.price.toFixed(w.tick < 0.01 ? 3 : 2);
   }
@@ -162,7 +166,12 @@ export class SyntheticMarket {
         const fields: Field[] = [...this.header(nowMs), [262, "MD1"], [268, String(entries)]];
         for (let e = 0; e < entries; e++) {
           this.execId += 1;
-          fields.push([279, "0"], [269, "2"], [278, `M${this.opts.seed}-${this.execId}`], [55, w.symbol]);
+          fields.push(
+            [279, "0"],
+            [269, "2"],
+            [278, `M${this.opts.seed}-${this.execId}`],
+            [55, w.symbol],
+          );
           fields.push([270, this.step(w)], [271, this.qty()], [60, transactTime]);
         }
         return encodeFix("FIXT.1.1", "X", fields);

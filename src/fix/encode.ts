@@ -30,7 +30,9 @@ export function fixTimestamp(epochMs: number, micros = 0): string {
   const date = `${d.getUTCFullYear()}${p2(d.getUTCMonth() + 1)}${p2(d.getUTCDate())}`;
   const time = `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())}`;
   const ms = String(d.getUTCMilliseconds()).padStart(3, "0");
-  return micros > 0 ? `${date}-${time}.${ms}${String(micros).padStart(3, "0")}` : `${date}-${time}.${ms}`;
+  return micros > 0
+    ? `${date}-${time}.${ms}${String(micros).padStart(3, "0")}`
+    : `${date}-${time}.${ms}`;
 }
 
 /** Replaces `|` by SOH, for messages written readably. */

@@ -16,16 +16,24 @@ export interface StartedNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: Config, overrides: Partial<BrokerOptions> = {}): Promise<StartedNode> {
+export async function startNode(
+  config: Config,
+  overrides: Partial<BrokerOptions> = {},
+): Promise<StartedNode> {
   const broker = new ServiceBroker({ ...brokerOptions(config), ...overrides });
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](config));
   await broker.start();
   let url: string | null = null;
-  const api = config.services.includes("api") ? (broker.getLocalService("api") as unknown as { server?: Server }) : null;
+  const api = config.services.includes("api")
+    ? (broker.getLocalService("api") as unknown as { server?: Server })
+    : null;
   const address = api?.server?.address() as AddressInfo | null | undefined;
   if (address) {
     url = `http://127.0.0.1:${address.port}`;
-    broker.logger.info({ url: `${url}/api`, services: config.services }, `Tickstream REST on ${url}/api`);
+    broker.logger.info(
+      { url: `${url}/api`, services: config.services },
+      `Tickstream REST on ${url}/api`,
+    );
   }
   return { broker, url, stop: () => broker.stop() };
 }

@@ -20,14 +20,33 @@ const fmt = (n: number | null | undefined, digits = 4): string =>
 
 export async function symbolsRows(broker: ServiceBroker): Promise<Rows> {
   const symbols = await symbolsView(broker);
-  return [["Symbol", "Trades", "Last price", "Last trade (UTC)"], ...symbols.map((s) => [s.symbol, s.trades, fmt(s.lastPrice), s.lastTradeTime ?? "–"])];
+  return [
+    ["Symbol", "Trades", "Last price", "Last trade (UTC)"],
+    ...symbols.map((s) => [s.symbol, s.trades, fmt(s.lastPrice), s.lastTradeTime ?? "–"]),
+  ];
 }
 
 interface BarsAnswer {
-  bars: { start: string; open: number | null; high: number | null; low: number | null; close: number | null; volume: number; vwap: number | null; trades: number; closed: boolean; revised: boolean }[];
+  bars: {
+    start: string;
+    open: number | null;
+    high: number | null;
+    low: number | null;
+    close: number | null;
+    volume: number;
+    vwap: number | null;
+    trades: number;
+    closed: boolean;
+    revised: boolean;
+  }[];
 }
 
-export async function barsRows(broker: ServiceBroker, symbol: string, interval: string | undefined, limit: string | undefined): Promise<Rows> {
+export async function barsRows(
+  broker: ServiceBroker,
+  symbol: string,
+  interval: string | undefined,
+  limit: string | undefined,
+): Promise<Rows> {
   const answer = await broker.call<BarsAnswer, object>("aggregator.bars", {
     symbol: parseSymbol(symbol),
     interval: parseInterval(interval),
@@ -35,27 +54,65 @@ export async function barsRows(broker: ServiceBroker, symbol: string, interval: 
   });
   return [
     ["Start (UTC)", "Open", "High", "Low", "Close", "Volume", "VWAP", "Trades", "State"],
-    ...answer.bars.map((b) => [b.start, fmt(b.open), fmt(b.high), fmt(b.low), fmt(b.close), fmt(b.volume, 2), fmt(b.vwap), b.trades, `${b.closed ? "closed" : "forming"}${b.revised ? ", revised" : ""}`]),
+    ...answer.bars.map((b) => [
+      b.start,
+      fmt(b.open),
+      fmt(b.high),
+      fmt(b.low),
+      fmt(b.close),
+      fmt(b.volume, 2),
+      fmt(b.vwap),
+      b.trades,
+      `${b.closed ? "closed" : "forming"}${b.revised ? ", revised" : ""}`,
+    ]),
   ];
 }
 
-export async function anomaliesRows(broker: ServiceBroker, symbol: string | undefined): Promise<Rows> {
-  const anomalies = await anomaliesView(broker, { ...(symbol ? { symbol: parseSymbol(symbol) } : {}), limit: 50 });
+export async function anomaliesRows(
+  broker: ServiceBroker,
+  symbol: string | undefined,
+): Promise<Rows> {
+  const anomalies = await anomaliesView(broker, {
+    ...(symbol ? { symbol: parseSymbol(symbol) } : {}),
+    limit: 50,
+  });
   return [
     ["Time (UTC)", "Symbol", "Price", "Prev", "Return", "z", "Detector"],
-    ...anomalies.map((a) => [a.time, a.symbol, fmt(a.price), fmt(a.prevPrice), fmt(a.ret, 5), fmt(a.zscore, 2), a.detector]),
+    ...anomalies.map((a) => [
+      a.time,
+      a.symbol,
+      fmt(a.price),
+      fmt(a.prevPrice),
+      fmt(a.ret, 5),
+      fmt(a.zscore, 2),
+      a.detector,
+    ]),
   ];
 }
 
 export async function statsRows(broker: ServiceBroker): Promise<Rows> {
   const nodes = await statsView(broker);
   return [
-    ["Node", "Received", "Valid", "Rejected", "Applied", "Duplicates", "Revised", "Orders", "Anomalies", "Symbols", "Source"],
+    [
+      "Node",
+      "Received",
+      "Valid",
+      "Rejected",
+      "Applied",
+      "Duplicates",
+      "Revised",
+      "Orders",
+      "Anomalies",
+      "Symbols",
+      "Source",
+    ],
     ...nodes.map((n) => [
       n.nodeID,
       n.messages.received,
       n.messages.valid,
-      Object.entries(n.messages.rejected).map(([r, c]) => `${r}:${c}`).join(" ") || "0",
+      Object.entries(n.messages.rejected)
+        .map(([r, c]) => `${r}:${c}`)
+        .join(" ") || "0",
       n.trades.applied,
       n.trades.duplicates,
       n.trades.revised,
@@ -71,7 +128,12 @@ interface Helpers {
   table: (rows: Rows) => string;
 }
 
-function command(name: string, description: string, rows: (broker: ServiceBroker, args: ReplArgs) => Promise<Rows>, options: { option: string; description: string }[] = []) {
+function command(
+  name: string,
+  description: string,
+  rows: (broker: ServiceBroker, args: ReplArgs) => Promise<Rows>,
+  options: { option: string; description: string }[] = [],
+) {
   return {
     command: name,
     description,
@@ -91,9 +153,17 @@ export const REPL_COMMANDS = [
   command(
     "bars <symbol> [interval]",
     "Show a symbol's bars (interval 1m, 5m or 1h)",
-    (b, a) => barsRows(b, String(a.symbol), a.interval as string | undefined, a.options.limit as string | undefined),
+    (b, a) =>
+      barsRows(
+        b,
+        String(a.symbol),
+        a.interval as string | undefined,
+        a.options.limit as string | undefined,
+      ),
     [{ option: "-l, --limit <n>", description: "Number of bars (default 20)" }],
   ),
-  command("anomalies [symbol]", "Show recent anomalies", (b, a) => anomaliesRows(b, a.symbol as string | undefined)),
+  command("anomalies [symbol]", "Show recent anomalies", (b, a) =>
+    anomaliesRows(b, a.symbol as string | undefined),
+  ),
   command("stats", "Show pipeline counters per node", (b) => statsRows(b)),
 ];

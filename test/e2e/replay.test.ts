@@ -15,7 +15,18 @@ const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 interface BarBody {
   symbol: string;
   interval: string;
-  bars: { startMs: number; start: string; open: number; high: number; low: number; close: number; volume: number; vwap: number | null; trades: number; closed: boolean }[];
+  bars: {
+    startMs: number;
+    start: string;
+    open: number;
+    high: number;
+    low: number;
+    close: number;
+    volume: number;
+    vwap: number | null;
+    trades: number;
+    closed: boolean;
+  }[];
 }
 
 describe("replaying a FIX file end to end", () => {
@@ -24,8 +35,15 @@ describe("replaying a FIX file end to end", () => {
 
   beforeAll(async () => {
     trades = mdTrades(readFileSync(FILE), ["2", "3"]);
-    node = await startTestNode({ FEED_FILE: FILE, FIX_MD_ENTRY_TYPES: "2,3", BATCH_MAX_RECORDS: "500" });
-    await eventually(async () => ((await getJson(`${node.url}/api/ready`)).status === 200 ? true : undefined), "the replay to finish");
+    node = await startTestNode({
+      FEED_FILE: FILE,
+      FIX_MD_ENTRY_TYPES: "2,3",
+      BATCH_MAX_RECORDS: "500",
+    });
+    await eventually(
+      async () => ((await getJson(`${node.url}/api/ready`)).status === 200 ? true : undefined),
+      "the replay to finish",
+    );
   });
 
   afterAll(async () => {
@@ -53,13 +71,24 @@ describe("replaying a FIX file end to end", () => {
     it(`serves ${interval} bars equal to an independent computation`, async () => {
       for (const symbol of picks()) {
         const expected = refBars(trades, symbol, WIDTHS[interval]);
-        const { status, body } = await getJson(`${node.url}/api/bars/${symbol}?interval=${interval}&limit=10000`);
+        const { status, body } = await getJson(
+          `${node.url}/api/bars/${symbol}?interval=${interval}&limit=10000`,
+        );
         expect(status).toBe(200);
         const got = (body as BarBody).bars;
         expect(got.map((b) => b.startMs)).toEqual(expected.map((b) => b.startMs));
         got.forEach((b, i) => {
           const e = expected[i]!;
-          expect({ symbol, start: b.start, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume, trades: b.trades }).toEqual({
+          expect({
+            symbol,
+            start: b.start,
+            open: b.open,
+            high: b.high,
+            low: b.low,
+            close: b.close,
+            volume: b.volume,
+            trades: b.trades,
+          }).toEqual({
             symbol,
             start: new Date(e.startMs).toISOString(),
             open: asNumber(e.open),

@@ -9,7 +9,8 @@ const jse = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
 function records(buf: Buffer): Buffer[] {
   const frames = native.frameStream(buf);
   const out: Buffer[] = [];
-  for (let i = 0; i < frames.length; i += 2) out.push(buf.subarray(frames[i]!, frames[i]! + frames[i + 1]!));
+  for (let i = 0; i < frames.length; i += 2)
+    out.push(buf.subarray(frames[i], frames[i]! + frames[i + 1]!));
   return out;
 }
 
@@ -30,7 +31,9 @@ describe("native decoder", () => {
     expect(decoded.records).toBe(13_888);
     expect(decoded.rejects).toEqual([]);
 
-    const perMessage = recs.flatMap((r, i) => decoder.decodeMessages(r, i).flatMap((m) => m.trades));
+    const perMessage = recs.flatMap((r, i) =>
+      decoder.decodeMessages(r, i).flatMap((m) => m.trades),
+    );
     expect(decoded.trades).toBe(perMessage.length);
     expect(decoded.trades).toBeGreaterThan(11_000);
 
@@ -55,17 +58,60 @@ describe("native decoder", () => {
       [150, "F"],
     ]);
     const badChecksum = Buffer.from(good);
-    badChecksum[badChecksum.length - 2] = badChecksum[badChecksum.length - 2] === 0x30 ? 0x31 : 0x30;
+    badChecksum[badChecksum.length - 2] =
+      badChecksum[badChecksum.length - 2] === 0x30 ? 0x31 : 0x30;
     const cases: [Buffer, string][] = [
       [badChecksum, "CHECKSUM"],
       [good.subarray(0, 40), "TRUNCATED"],
       [Buffer.from("hello world"), "GARBLED"],
-      [fromPipes("8=FIX.4.2|9=AB|35=0|34=3|49=TW|52=20000426-12:05:06|56=ISLD|10=218|"), "BODY_LENGTH"],
+      [
+        fromPipes("8=FIX.4.2|9=AB|35=0|34=3|49=TW|52=20000426-12:05:06|56=ISLD|10=218|"),
+        "BODY_LENGTH",
+      ],
       [encodeFix("FIX.5.0", "0", [[34, "1"]]), "BAD_BEGIN_STRING"],
-      [encodeFix("FIX.4.4", "8", [[17, "E2"], [31, "0"], [32, "5"], [55, "X"], [60, "20240102-14:30:00"], [150, "F"]]), "BAD_PRICE"],
-      [encodeFix("FIX.4.4", "8", [[17, "E3"], [31, "1.5"], [32, "-5"], [55, "X"], [60, "20240102-14:30:00"], [150, "F"]]), "BAD_QTY"],
-      [encodeFix("FIX.4.4", "8", [[17, "E4"], [31, "1.5"], [32, "5"], [60, "20240102-14:30:00"], [150, "F"]]), "MISSING_FIELD"],
-      [encodeFix("FIX.4.4", "8", [[17, "E5"], [31, "1.5"], [32, "5"], [55, "X"], [60, "20241302-14:30:00"], [150, "F"]]), "BAD_TIMESTAMP"],
+      [
+        encodeFix("FIX.4.4", "8", [
+          [17, "E2"],
+          [31, "0"],
+          [32, "5"],
+          [55, "X"],
+          [60, "20240102-14:30:00"],
+          [150, "F"],
+        ]),
+        "BAD_PRICE",
+      ],
+      [
+        encodeFix("FIX.4.4", "8", [
+          [17, "E3"],
+          [31, "1.5"],
+          [32, "-5"],
+          [55, "X"],
+          [60, "20240102-14:30:00"],
+          [150, "F"],
+        ]),
+        "BAD_QTY",
+      ],
+      [
+        encodeFix("FIX.4.4", "8", [
+          [17, "E4"],
+          [31, "1.5"],
+          [32, "5"],
+          [60, "20240102-14:30:00"],
+          [150, "F"],
+        ]),
+        "MISSING_FIELD",
+      ],
+      [
+        encodeFix("FIX.4.4", "8", [
+          [17, "E5"],
+          [31, "1.5"],
+          [32, "5"],
+          [55, "X"],
+          [60, "20241302-14:30:00"],
+          [150, "F"],
+        ]),
+        "BAD_TIMESTAMP",
+      ],
       [Buffer.from('{"symbol":"X","price":"abc","qty":1,"ts":1700000000000}'), "BAD_PRICE"],
       [Buffer.from('{"symbol":"X","price":1,'), "GARBLED"],
     ];
@@ -76,7 +122,9 @@ describe("native decoder", () => {
     const { payload, offsets } = pack([good, ...cases.map(([b]) => b), good]);
     const decoded = decoder.decodeBatch(payload, offsets, null, "test");
     expect(decoded.trades).toBe(2);
-    expect(decoded.rejects.map((r) => [r.record, r.reason])).toEqual(cases.map(([, reason], i) => [i + 1, reason]));
+    expect(decoded.rejects.map((r) => [r.record, r.reason])).toEqual(
+      cases.map(([, reason], i) => [i + 1, reason]),
+    );
   });
 
   it("resynchronises after a framing error and reports the skipped bytes", () => {
@@ -92,21 +140,43 @@ describe("native decoder", () => {
   });
 
   it("decodes JSON trades with exact decimals and ISO or epoch-ms times", () => {
-    const [m] = decoder.decodeMessages(Buffer.from('{"symbol":"BTC-USD","price":64123.45,"qty":"0.015","ts":"2024-03-01T12:00:00.123456Z","side":"buy","id":"t1"}'));
+    const [m] = decoder.decodeMessages(
+      Buffer.from(
+        '{"symbol":"BTC-USD","price":64123.45,"qty":"0.015","ts":"2024-03-01T12:00:00.123456Z","side":"buy","id":"t1"}',
+      ),
+    );
     expect(m?.trades).toEqual([
-      { symbol: "BTC-USD", price: 64123.45, qty: 0.015, time: "2024-03-01T12:00:00.123456Z", timeNs: "1709294400123456000", id: "t1", side: "buy" },
+      {
+        symbol: "BTC-USD",
+        price: 64123.45,
+        qty: 0.015,
+        time: "2024-03-01T12:00:00.123456Z",
+        timeNs: "1709294400123456000",
+        id: "t1",
+        side: "buy",
+      },
     ]);
-    const [e] = decoder.decodeMessages(Buffer.from('{"symbol":"X","price":1,"qty":2,"ts":1709294400123}'));
+    const [e] = decoder.decodeMessages(
+      Buffer.from('{"symbol":"X","price":1,"qty":2,"ts":1709294400123}'),
+    );
     expect(e?.trades[0]?.time).toBe("2024-03-01T12:00:00.123Z");
   });
 
   it("rejects malformed arguments with a TypeError-like error, not a crash", () => {
     const payload = Buffer.from("abc");
-    expect(() => decoder.decodeBatch(payload, new Uint32Array([0, 10]), null, "s")).toThrow(/outside the payload/);
-    expect(() => decoder.decodeBatch(payload, new Uint32Array([]), null, "s")).toThrow(/boundaries/);
+    expect(() => decoder.decodeBatch(payload, new Uint32Array([0, 10]), null, "s")).toThrow(
+      /outside the payload/,
+    );
+    expect(() => decoder.decodeBatch(payload, new Uint32Array([]), null, "s")).toThrow(
+      /boundaries/,
+    );
     expect(() => new native.FixDecoder({ mdEntryTypes: "" })).toThrow(/mdEntryTypes/);
-    expect(() => new native.Engine().applyBatch(Buffer.from("not a batch"), 0)).toThrow(/bad batch/);
-    expect(() => new native.Engine().importSymbol(Buffer.from("TSS1garbage"), false)).toThrow(/bad state/);
+    expect(() => new native.Engine().applyBatch(Buffer.from("not a batch"), 0)).toThrow(
+      /bad batch/,
+    );
+    expect(() => new native.Engine().importSymbol(Buffer.from("TSS1garbage"), false)).toThrow(
+      /bad state/,
+    );
   });
 
   it("turns a panic in the core into a JS error and keeps the process alive", () => {

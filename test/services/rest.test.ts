@@ -8,7 +8,10 @@ import type { StartedNode } from "../../src/node/start";
 import { eventually, getJson, startTestNode } from "../support/node";
 
 type Doc = {
-  paths: Record<string, { get: { responses: Record<string, { content?: { "application/json": { schema: object } } }> } }>;
+  paths: Record<
+    string,
+    { get: { responses: Record<string, { content?: { "application/json": { schema: object } } }> } }
+  >;
   components: { schemas: Record<string, object> };
 };
 
@@ -22,7 +25,11 @@ describe("REST API", () => {
   async function call(path: string, route: string, headers: Record<string, string> = {}) {
     const res = await getJson(`${node.url}${path}`, headers);
     const spec = doc.paths[route]?.get.responses[String(res.status)];
-    expect({ path, status: res.status, documented: spec !== undefined }).toEqual({ path, status: res.status, documented: true });
+    expect({ path, status: res.status, documented: spec !== undefined }).toEqual({
+      path,
+      status: res.status,
+      documented: true,
+    });
     const schema = spec?.content?.["application/json"].schema;
     if (schema) {
       const validate = ajv.compile({ ...schema, components: doc.components });
@@ -33,7 +40,11 @@ describe("REST API", () => {
   }
 
   beforeAll(async () => {
-    node = await startTestNode({ FEED_RATE: "4000", FEED_SYMBOLS: "5", FEED_JUMP_PROBABILITY: "0.01" });
+    node = await startTestNode({
+      FEED_RATE: "4000",
+      FEED_SYMBOLS: "5",
+      FEED_JUMP_PROBABILITY: "0.01",
+    });
     doc = (await getJson(`${node.url}/api/openapi.json`)).body as Doc;
     await eventually(async () => {
       const { body } = await getJson(`${node.url}/api/symbols`);
@@ -54,7 +65,18 @@ describe("REST API", () => {
     const symbol = (body as { symbols: { symbol: string }[] }).symbols[0]!.symbol;
     for (const interval of ["1m", "5m", "1h"]) {
       const res = await call(`/api/bars/${symbol}?interval=${interval}`, "/api/bars/{symbol}");
-      const bars = (res.body as { bars: { startMs: number; closed: boolean; high: number; low: number; open: number; close: number }[] }).bars;
+      const bars = (
+        res.body as {
+          bars: {
+            startMs: number;
+            closed: boolean;
+            high: number;
+            low: number;
+            open: number;
+            close: number;
+          }[];
+        }
+      ).bars;
       expect(bars.length).toBeGreaterThan(0);
       expect(bars.at(-1)!.closed).toBe(false);
       for (const b of bars) {
@@ -63,7 +85,10 @@ describe("REST API", () => {
       }
       expect([...bars].sort((a, b) => a.startMs - b.startMs)).toEqual(bars);
     }
-    const limited = await call(`/api/bars/${symbol}?limit=1&from=0&to=${Date.now() + 60_000}`, "/api/bars/{symbol}");
+    const limited = await call(
+      `/api/bars/${symbol}?limit=1&from=0&to=${Date.now() + 60_000}`,
+      "/api/bars/{symbol}",
+    );
     expect((limited.body as { bars: unknown[] }).bars).toHaveLength(1);
   });
 
@@ -74,12 +99,22 @@ describe("REST API", () => {
       return list.length > 0 ? list : undefined;
     }, "an anomaly");
     for (const a of anomalies) expect(Math.abs(a.zscore)).toBeGreaterThanOrEqual(4);
-    expect(anomalies.map((a) => a.timeMs)).toEqual([...anomalies.map((a) => a.timeMs)].sort((a, b) => b - a));
+    expect(anomalies.map((a) => a.timeMs)).toEqual(
+      [...anomalies.map((a) => a.timeMs)].sort((a, b) => b - a),
+    );
   });
 
   it("counts the pipeline per node, rejects by reason", async () => {
     const { body } = await call("/api/stats", "/api/stats");
-    const [stats] = (body as { nodes: { nodeID: string; messages: { received: number; valid: number }; trades: { applied: number } }[] }).nodes;
+    const [stats] = (
+      body as {
+        nodes: {
+          nodeID: string;
+          messages: { received: number; valid: number };
+          trades: { applied: number };
+        }[];
+      }
+    ).nodes;
     expect(stats!.nodeID).toBe(node.broker.nodeID);
     expect(stats!.messages.received).toBeGreaterThan(0);
     expect(stats!.trades.applied).toBeGreaterThan(0);
@@ -100,7 +135,8 @@ describe("REST API", () => {
       const route = path.startsWith("/api/bars") ? "/api/bars/{symbol}" : "/api/anomalies";
       const res = await call(path, route);
       expect({ path, status: res.status }).toEqual({ path, status });
-      if (parameter) expect((res.body as { data: { parameter: string } }).data.parameter).toBe(parameter);
+      if (parameter)
+        expect((res.body as { data: { parameter: string } }).data.parameter).toBe(parameter);
       else expect((res.body as { message: string }).message).toMatch(/unknown symbol "NOPE"/);
     }
     expect((await getJson(`${node.url}/api/nothing-here`)).status).toBe(404);
@@ -109,7 +145,15 @@ describe("REST API", () => {
 
   it("describes every route it serves", () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ["/api/anomalies", "/api/bars/{symbol}", "/api/health", "/api/openapi.json", "/api/ready", "/api/stats", "/api/symbols"].sort(),
+      [
+        "/api/anomalies",
+        "/api/bars/{symbol}",
+        "/api/health",
+        "/api/openapi.json",
+        "/api/ready",
+        "/api/stats",
+        "/api/symbols",
+      ].sort(),
     );
   });
 });

@@ -14,7 +14,11 @@ describe("schemathesis against /api/openapi.json", () => {
   let node: StartedNode & { url: string };
 
   beforeAll(async () => {
-    node = await startTestNode({ FEED_RATE: "500", FEED_SYMBOLS: "3", RATE_LIMIT_PER_MIN: "1000000" });
+    node = await startTestNode({
+      FEED_RATE: "500",
+      FEED_SYMBOLS: "3",
+      RATE_LIMIT_PER_MIN: "1000000",
+    });
   });
   afterAll(() => node?.stop());
 
@@ -33,13 +37,15 @@ describe("schemathesis against /api/openapi.json", () => {
       "1",
       "--no-color",
     ];
-    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(ST, args, { env: { ...process.env, SCHEMATHESIS_TELEMETRY: "false" } });
-      let output = "";
-      child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-      child.on("close", (c) => resolve({ code: c, output }));
-    });
+    const { code, output } = await new Promise<{ code: number | null; output: string }>(
+      (resolve) => {
+        const child = spawn(ST, args, { env: { ...process.env, SCHEMATHESIS_TELEMETRY: "false" } });
+        let output = "";
+        child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+        child.on("close", (c) => resolve({ code: c, output }));
+      },
+    );
     if (code !== 0) console.log(output);
     expect(code).toBe(0);
   }, 240_000);

@@ -4,17 +4,29 @@ import { startNode, type StartedNode } from "../../src/node/start";
 
 /** A configuration from environment-style overrides, with REST on a free port and quiet logs. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ NODEID: `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, PORT: "0", METRICS: "false", LOG_LEVEL: "warn", ...env });
+  return loadConfig({
+    NODEID: `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    PORT: "0",
+    METRICS: "false",
+    LOG_LEVEL: "warn",
+    ...env,
+  });
 }
 
-export async function startTestNode(env: Record<string, string> = {}): Promise<StartedNode & { url: string }> {
+export async function startTestNode(
+  env: Record<string, string> = {},
+): Promise<StartedNode & { url: string }> {
   const node = await startNode(testConfig(env), { logger: false });
   if (node.url === null) throw new Error("test node has no REST gateway");
   return node as StartedNode & { url: string };
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after the deadline. */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -24,12 +36,18 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
     } catch (err: unknown) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-export async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+export async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: unknown }> {
   const res = await fetch(url, { headers });
   const text = await res.text();
   let body: unknown = text;

@@ -41,7 +41,15 @@ export function refTimestamp(text: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})-(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$/.exec(text);
   if (!m) throw new Error(`not a UTCTimestamp: ${text}`);
   const ms = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
-  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms);
+  return Date.UTC(
+    Number(m[1]),
+    Number(m[2]) - 1,
+    Number(m[3]),
+    Number(m[4]),
+    Number(m[5]),
+    Number(m[6]),
+    ms,
+  );
 }
 
 /**
@@ -51,10 +59,14 @@ export function refTimestamp(text: string): number {
  */
 export function mdTrades(stream: Buffer, entryTypes: string[]): RefTrade[] {
   const text = stream.toString("latin1");
+  // eslint-disable-next-line no-control-regex -- SOH is the FIX delimiter
   const messages = text.match(/8=FIX[^\x01]*\x019=\d+\x01[\s\S]*?\x0110=\d{3}\x01/g) ?? [];
   const trades: RefTrade[] = [];
   messages.forEach((msg, msgIndex) => {
-    const fields = msg.split("\x01").filter((f) => f !== "").map((f) => [f.slice(0, f.indexOf("=")), f.slice(f.indexOf("=") + 1)] as const);
+    const fields = msg
+      .split("\x01")
+      .filter((f) => f !== "")
+      .map((f) => [f.slice(0, f.indexOf("=")), f.slice(f.indexOf("=") + 1)] as const);
     const get = (tag: string) => fields.find(([t]) => t === tag)?.[1];
     if (get("35") !== "X") return;
     const sending = refTimestamp(get("52")!);
@@ -81,14 +93,25 @@ export function mdTrades(stream: Buffer, entryTypes: string[]): RefTrade[] {
 /** Bars of one symbol and interval width, oldest first. */
 export function refBars(trades: RefTrade[], symbol: string, widthMs: number): RefBar[] {
   const bars = new Map<number, RefBar & { first: [number, number]; last: [number, number] }>();
-  const before = (a: [number, number], b: [number, number]) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  const before = (a: [number, number], b: [number, number]) =>
+    a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
   for (const t of trades) {
     if (t.symbol !== symbol) continue;
     const startMs = Math.floor(t.timeMs / widthMs) * widthMs;
     const key: [number, number] = [t.timeMs, t.seq];
     const b = bars.get(startMs);
     if (!b) {
-      bars.set(startMs, { startMs, open: t.price, high: t.price, low: t.price, close: t.price, volume: t.qty, trades: 1, first: key, last: key });
+      bars.set(startMs, {
+        startMs,
+        open: t.price,
+        high: t.price,
+        low: t.price,
+        close: t.price,
+        volume: t.qty,
+        trades: 1,
+        first: key,
+        last: key,
+      });
       continue;
     }
     if (before(key, b.first)) [b.open, b.first] = [t.price, key];
@@ -100,7 +123,15 @@ export function refBars(trades: RefTrade[], symbol: string, widthMs: number): Re
   }
   return [...bars.values()]
     .sort((a, b) => a.startMs - b.startMs)
-    .map(({ startMs, open, high, low, close, volume, trades: n }) => ({ startMs, open, high, low, close, volume, trades: n }));
+    .map(({ startMs, open, high, low, close, volume, trades: n }) => ({
+      startMs,
+      open,
+      high,
+      low,
+      close,
+      volume,
+      trades: n,
+    }));
 }
 
 /** A mantissa as the float REST shows (the same conversion any client would do). */

@@ -11,7 +11,12 @@ describe("configuration", () => {
     expect(config.metrics.port).toBe(3030);
     expect(config.services).toEqual(["ingest", "parser", "aggregator", "anomaly", "api"]);
     expect(config.bars.retentionMs["1m"]).toBe(24 * 3600e3);
-    expect(config.detector).toMatchObject({ kind: "zscore", window: 100, minSamples: 30, threshold: 4 });
+    expect(config.detector).toMatchObject({
+      kind: "zscore",
+      window: 100,
+      minSamples: 30,
+      threshold: 4,
+    });
     expect(config.requestTimeoutMs).toBeGreaterThan(0);
   });
 

@@ -20,8 +20,14 @@ describe("REST query parameters", () => {
   });
 
   it("reject malformed values with 422 naming the parameter", () => {
-    expect(problem(() => parseTime("yesterday", "since"))).toEqual({ code: 422, parameter: "since" });
-    expect(problem(() => parseTime("2011-13-45T99:00:00Z", "from"))).toEqual({ code: 422, parameter: "from" });
+    expect(problem(() => parseTime("yesterday", "since"))).toEqual({
+      code: 422,
+      parameter: "since",
+    });
+    expect(problem(() => parseTime("2011-13-45T99:00:00Z", "from"))).toEqual({
+      code: 422,
+      parameter: "from",
+    });
     expect(problem(() => parseInterval("2m"))).toEqual({ code: 422, parameter: "interval" });
     expect(problem(() => parseLimit("0", 500))).toEqual({ code: 422, parameter: "limit" });
     expect(problem(() => parseLimit("10001", 500))).toEqual({ code: 422, parameter: "limit" });

@@ -64,12 +64,22 @@ export class FileSource implements TradeSource {
 
   private async replay(records: Buffer[], handler: BatchHandler): Promise<void> {
     const started = Date.now();
-    const batch = this.opts.rate > 0 ? Math.max(1, Math.min(this.opts.batchMaxRecords, Math.ceil(this.opts.rate / 20))) : this.opts.batchMaxRecords;
+    const batch =
+      this.opts.rate > 0
+        ? Math.max(1, Math.min(this.opts.batchMaxRecords, Math.ceil(this.opts.rate / 20)))
+        : this.opts.batchMaxRecords;
     for (let i = 0; i < records.length && !this.stopping; i += batch) {
       const slice = records.slice(i, i + batch);
       const now = Date.now();
       const seqs = slice.map((_, k) => i + k);
-      await handler(packRecords(this.name, slice, seqs, slice.map(() => now)));
+      await handler(
+        packRecords(
+          this.name,
+          slice,
+          seqs,
+          slice.map(() => now),
+        ),
+      );
       this.sent += slice.length;
       if (this.opts.rate > 0) {
         const due = started + (this.sent / this.opts.rate) * 1000;

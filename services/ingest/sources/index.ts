@@ -6,7 +6,12 @@ import { SyntheticSource } from "./synthetic";
 
 export function createSource(config: Config): TradeSource {
   const feed = config.feed;
-  if (feed.file !== null) return new FileSource({ file: feed.file, rate: feed.rate, batchMaxRecords: feed.batchMaxRecords });
+  if (feed.file !== null)
+    return new FileSource({
+      file: feed.file,
+      rate: feed.rate,
+      batchMaxRecords: feed.batchMaxRecords,
+    });
   return new SyntheticSource({
     symbols: feed.symbols,
     seed: feed.seed,

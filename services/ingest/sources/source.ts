@@ -48,7 +48,7 @@ export function packRecords(
   offsets[records.length] = total;
   return {
     source,
-    payload: Buffer.concat(records as Buffer[], total),
+    payload: Buffer.concat(records, total),
     offsets,
     seqs: Float64Array.from(seqs),
     producedAtMs: Float64Array.from(producedAtMs),

@@ -72,7 +72,14 @@ export class SyntheticSource implements TradeSource {
         }
         const records = this.market.next(n, now);
         const seqs = records.map(() => this.seq++);
-        await handler(packRecords("synthetic", records, seqs, records.map(() => now)));
+        await handler(
+          packRecords(
+            "synthetic",
+            records,
+            seqs,
+            records.map(() => now),
+          ),
+        );
         this.sent += n;
       }
       if (!this.stopping) await delay(TICK_MS);

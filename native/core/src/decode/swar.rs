@@ -57,6 +57,21 @@ pub(crate) fn parse_digits(word: u64, n: u32) -> u32 {
     v as u32
 }
 
+/// The four two-digit numbers of an eight-digit word (first byte most significant), which
+/// must be ASCII digits: `"20111124"` → `[20, 11, 11, 24]`.
+#[inline(always)]
+pub(crate) fn digit_pairs(word: u64) -> [u32; 4] {
+    let v = word & 0x0F0F_0F0F_0F0F_0F0F;
+    // Each 16-bit lane becomes first digit × 10 + second digit.
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    [
+        (v & 0xFF) as u32,
+        (v >> 16 & 0xFF) as u32,
+        (v >> 32 & 0xFF) as u32,
+        (v >> 48 & 0xFF) as u32,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +104,7 @@ mod tests {
         assert_eq!(parse_digits(w(b"1"), 1), 1);
         assert_eq!(parse_digits(w(b"20111124"), 8), 20_111_124);
         assert_eq!(parse_digits(w(b"9999999"), 7), 9_999_999);
+        assert_eq!(digit_pairs(w(b"20111124")), [20, 11, 11, 24]);
+        assert_eq!(digit_pairs(w(b"06058059")), [6, 5, 80, 59]);
     }
 }

@@ -10,6 +10,8 @@ pub const MIN_YEAR: u32 = 1970;
 /// The last year accepted in a timestamp.
 pub const MAX_YEAR: u32 = 2261;
 
+use super::swar;
+
 const NS_PER_SEC: i64 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 
@@ -60,21 +62,6 @@ pub const fn days_in_month(year: u32, month: u32) -> u32 {
     }
 }
 
-/// Reads `N` ASCII digits at `at` as a number, or `None` if any is not a digit.
-#[inline(always)]
-fn digits<const N: usize>(text: &[u8], at: usize) -> Option<u32> {
-    let bytes = text.get(at..at + N)?;
-    let mut value = 0u32;
-    for &b in bytes {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        value = value * 10 + u32::from(d);
-    }
-    Some(value)
-}
-
 /// Parses UTCDateOnly `YYYYMMDD` to nanoseconds since the epoch at 00:00:00 UTC.
 ///
 /// # Errors
@@ -89,19 +76,37 @@ pub fn parse_utc_date_only(text: &[u8]) -> Result<i64, TimestampError> {
     date_ns(text)
 }
 
+/// Days since 1970-01-01 for a validated date with `year` ≥ 1: [`days_from_civil`] in
+/// unsigned arithmetic, whose divisions by constants compile to multiplications.
+#[inline(always)]
+const fn days_since_epoch(year: u32, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe) as i64 - 719_468
+}
+
 /// Validates the 8-digit date at the start of `text` and returns its midnight in ns.
 #[inline(always)]
 fn date_ns(text: &[u8]) -> Result<i64, TimestampError> {
-    let year = digits::<4>(text, 0).ok_or(TimestampError::Syntax)?;
-    let month = digits::<2>(text, 4).ok_or(TimestampError::Syntax)?;
-    let day = digits::<2>(text, 6).ok_or(TimestampError::Syntax)?;
+    // All eight digits in one word: one validity test and a pairwise conversion.
+    let word = swar::load(text, 0).ok_or(TimestampError::Syntax)?;
+    if !swar::all_digits(word, 8) {
+        return Err(TimestampError::Syntax);
+    }
+    let pairs = swar::digit_pairs(word);
+    let year = pairs[0] * 100 + pairs[1];
+    let (month, day) = (pairs[2], pairs[3]);
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return Err(TimestampError::Field);
     }
     if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
         return Err(TimestampError::Year);
     }
-    Ok(days_from_civil(i64::from(year), month, day) * SECS_PER_DAY * NS_PER_SEC)
+    Ok(days_since_epoch(year, month, day) * SECS_PER_DAY * NS_PER_SEC)
 }
 
 /// Parses UTCTimeOnly `HH:MM:SS[.sss|.ssssss|.sssssssss]` to nanoseconds since midnight.
@@ -115,12 +120,23 @@ fn date_ns(text: &[u8]) -> Result<i64, TimestampError> {
 /// 3, 6 or 9, or a field is out of range (hour > 23, minute > 59, second > 60).
 #[inline]
 pub fn parse_utc_time_only(text: &[u8]) -> Result<i64, TimestampError> {
-    if text.len() < 8 || text[2] != b':' || text[5] != b':' {
+    // "HH:MM:SS" is one word: check the colons, then the six digits as pairs.
+    let word = swar::load(text, 0).ok_or(TimestampError::Syntax)?;
+    const COLONS_MASK: u64 = 0x0000_FF00_00FF_0000;
+    const COLONS: u64 = u64::from_le_bytes([0, 0, b':', 0, 0, b':', 0, 0]);
+    if word & COLONS_MASK != COLONS {
         return Err(TimestampError::Syntax);
     }
-    let hour = digits::<2>(text, 0).ok_or(TimestampError::Syntax)?;
-    let minute = digits::<2>(text, 3).ok_or(TimestampError::Syntax)?;
-    let second = digits::<2>(text, 6).ok_or(TimestampError::Syntax)?;
+    // Turn the colons into '0's so that the digit test and conversion cover all eight bytes.
+    let digits = word ^ (COLONS ^ u64::from_le_bytes([0, 0, b'0', 0, 0, b'0', 0, 0]));
+    if !swar::all_digits(digits, 8) {
+        return Err(TimestampError::Syntax);
+    }
+    let pairs = swar::digit_pairs(digits);
+    // The pairs are "HH", "0M", "M0", "SS" (M being the minute's two digits).
+    let hour = pairs[0];
+    let minute = pairs[1] * 10 + pairs[2] / 10;
+    let second = pairs[3];
     let frac_ns = match text.len() {
         8 => 0,
         12 | 15 | 18 => {
@@ -258,6 +274,13 @@ mod tests {
         );
         assert_eq!(parse_utc_date_only(b"2011112"), Err(TimestampError::Syntax));
         assert_eq!(parse_utc_time_only(b"6:30:00"), Err(TimestampError::Syntax));
+    }
+
+    #[test]
+    fn unsigned_days_match_signed() {
+        for (y, m, d) in [(1970, 1, 1), (1970, 3, 1), (2000, 2, 29), (2011, 11, 24), (2261, 12, 31)] {
+            assert_eq!(days_since_epoch(y, m, d), days_from_civil(i64::from(y), m, d));
+        }
     }
 
     #[test]
