@@ -8,9 +8,11 @@
  *   await kafka.restart();                        // same ports, same data
  *   await kafka.stop(); await nats.stop();
  *
- * Attached children (the default) die with the calling process: `setpriv --pdeathsig SIGKILL` (Linux, also
- * covers a SIGKILLed parent) plus exit/SIGINT/SIGTERM/SIGHUP handlers. Temp dirs this module created are
- * removed at process exit (set TICKSTREAM_KEEP_INFRA_DATA=1 to keep them for debugging).
+ * Attached children (the default) die with the calling process: `setpriv --pdeathsig SIGKILL` (Linux; the
+ * kernel does it however the parent dies, also under Jest) plus exit/SIGINT/SIGTERM/SIGHUP handlers (plain
+ * Node only: under Jest a test's `process` is a copy whose events never fire). Temp dirs this module
+ * creates are removed at exit (plain Node) or by the next start after their owner process is gone (set
+ * TICKSTREAM_KEEP_INFRA_DATA=1 to keep them for debugging).
  * `detached: true` (used by scripts/infra.ts) starts a process that outlives its parent instead.
  *
  * Needs: java (17+) and mvn on PATH (or JAVA_HOME), `nats-server`; see scripts/infra/install-system-deps.sh.
@@ -168,6 +170,26 @@ export function tailFile(file: string, lines = 40): string {
   }
 }
 
+/** The ERROR/FATAL lines of a log4j log (with the line after each, usually the exception), at most `max`. */
+export function errorLines(file: string, max = 12): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+  const lines = text.split("\n");
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    if (/\] (ERROR|FATAL) /.test(line)) {
+      out.push(line);
+      const next = lines[i + 1];
+      if (next !== undefined && !next.startsWith("[")) out.push(next);
+    }
+  });
+  return out.slice(0, max).join("\n");
+}
+
 /** The repository root: the nearest ancestor of this file holding scripts/infra/kafka/pom.xml. */
 export function repoRoot(): string {
   let dir = __dirname;
@@ -215,7 +237,7 @@ function installExitHandlers(): void {
   exitHandlersInstalled = true;
   process.on("exit", () => {
     killAllSync();
-    if (process.env.TICKSTREAM_KEEP_INFRA_DATA === "1") return;
+    if (keepData()) return;
     for (const dir of ownedTempDirs) {
       try {
         fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
@@ -386,8 +408,45 @@ export async function stopPid(
   }
 }
 
+const TEMP_PREFIXES = ["tickstream-kafka-", "tickstream-nats-"];
+const keepData = (): boolean => process.env.TICKSTREAM_KEEP_INFRA_DATA === "1";
+let sweptStaleTempDirs = false;
+
+/**
+ * Removes temp dirs left by earlier processes that are gone. Exit handlers cannot do it under Jest: the
+ * `process` Jest gives a test is a copy whose "exit" event never fires. Dirs marked `.keep` stay.
+ */
+function sweepStaleTempDirs(): void {
+  if (sweptStaleTempDirs) return;
+  sweptStaleTempDirs = true;
+  const tmp = os.tmpdir();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    if (!TEMP_PREFIXES.some((p) => name.startsWith(p))) continue;
+    const dir = path.join(tmp, name);
+    try {
+      if (fs.existsSync(path.join(dir, ".keep"))) continue;
+      const owner = Number.parseInt(fs.readFileSync(path.join(dir, ".owner"), "utf8"), 10);
+      if (Number.isInteger(owner) && owner > 0 && isPidAlive(owner)) continue;
+    } catch {
+      // No .owner (yet): only remove it if it is not being created right now.
+      const age = Date.now() - (fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age < 60_000) continue;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function makeTempDir(prefix: string): string {
+  sweepStaleTempDirs();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.writeFileSync(path.join(dir, ".owner"), `${process.pid}\n`);
+  if (keepData()) fs.writeFileSync(path.join(dir, ".keep"), "TICKSTREAM_KEEP_INFRA_DATA=1\n");
   ownedTempDirs.add(dir);
   installExitHandlers();
   return dir;
@@ -738,7 +797,8 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaHan
       aborter.abort(
         new Error(
           `Kafka broker ${describeExit(e)} during startup (data ${dataDir}).\n` +
-            `--- ${outFile} ---\n${tailFile(outFile, 20)}\n--- ${logFile} ---\n${tailFile(logFile, 40)}`,
+            `--- errors in ${logFile} ---\n${errorLines(logFile)}\n` +
+            `--- ${outFile} ---\n${tailFile(outFile, 10)}\n--- tail of ${logFile} ---\n${tailFile(logFile, 10)}`,
         ),
       ),
     );

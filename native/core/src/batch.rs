@@ -624,8 +624,9 @@ impl<'a> TradeBatchView<'a> {
     }
 
     /// The raw bytes of every trade row, in batch order (for the engine's grouping pass).
-    pub(crate) fn trade_row_bytes(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
-        self.trade_rows.chunks_exact(TRADE_ROW_LEN)
+    pub(crate) fn trade_row_bytes(&self) -> impl ExactSizeIterator<Item = &'a [u8; TRADE_ROW_LEN]> + 'a {
+        // chunks_exact yields exactly TRADE_ROW_LEN bytes, so the conversion cannot fail.
+        self.trade_rows.chunks_exact(TRADE_ROW_LEN).map(|r| <&[u8; TRADE_ROW_LEN]>::try_from(r).unwrap_or(&[0; TRADE_ROW_LEN]))
     }
 
     /// Decodes a trade row copied out of this batch by [`TradeBatchView::trade_row_bytes`].

@@ -256,7 +256,7 @@ fn group_rows(view: &TradeBatchView<'_>, start: &mut Vec<u32>, order: &mut Vec<u
         *pos += 1;
         if let (Some(o), Some(g)) = (order.get_mut(p), grouped.get_mut(p)) {
             *o = i as u32;
-            g.copy_from_slice(r);
+            *g = *r;
         }
     }
     start.rotate_right(1);

@@ -65,31 +65,11 @@ impl Series {
         }
     }
 
-    /// Returns whether a closed bar was changed.
-    #[inline]
-    fn add_trade(&mut self, price: i64, qty: i64, key: TradeKey, now_ns: i64, horizon: i64, out: &mut Vec<Bar>) -> bool {
-        let t = key.time_ns;
-        let w = self.spec.width_ns();
-        // Fast path: trades mostly land in the newest (forming) bar.
-        if let Some(b) = self.bars.back_mut() {
-            let start = i64::from(b.index()) * w;
-            if t >= start && t - start < w {
-                return touch(b, |b| b.add_trade(price, qty, key, now_ns));
-            }
-        }
-        self.update_at(t, now_ns, horizon, out, |b| b.add_trade(price, qty, key, now_ns))
-    }
-
-    fn add_order(&mut self, side: Side, qty: i64, t: i64, now_ns: i64, horizon: i64, out: &mut Vec<Bar>) -> bool {
-        self.update_at(t, now_ns, horizon, out, |b| b.add_order(side, qty, now_ns))
-    }
-
     /// Applies `f` to the bar of the interval holding `t`, creating the bar if needed.
     ///
     /// A bar created for an interval already past the horizon is born closed (and, being a
     /// change to a closed interval, revised); it is reported in `out` once, after the update.
     /// Returns whether a closed bar was changed.
-    #[cold]
     fn update_at(&mut self, t: i64, now_ns: i64, horizon: i64, out: &mut Vec<Bar>, f: impl FnOnce(&mut Bar)) -> bool {
         let w = self.spec.width_ns();
         // t is within MIN_TIME_NS..=MAX_TIME_NS, so the interval number fits i32 (|n| < 2^27).
@@ -123,6 +103,13 @@ impl Series {
             out.push(*bar);
         }
         revised
+    }
+
+    /// End of the oldest open bar (`i64::MAX` when every bar is closed).
+    fn next_close_end(&self) -> i64 {
+        self.bars
+            .get(self.first_open)
+            .map_or(i64::MAX, |b| (i64::from(b.index()) + 1) * self.spec.width_ns())
     }
 
     fn close_through(&mut self, horizon: i64, out: &mut Vec<Bar>) {
@@ -207,6 +194,10 @@ pub struct BarBook {
     horizon_ns: i64,
     /// Trades before this are too late for every interval.
     too_late_before_ns: i64,
+    /// The retention window moves once the clock reaches this (min of the series' `clock_end_ns`).
+    next_advance_ns: i64,
+    /// Some bar closes once the horizon reaches this (min of the series' next close end).
+    close_due_ns: i64,
 }
 
 impl Default for BarBook {
@@ -234,6 +225,8 @@ impl BarBook {
             wall_horizon_ns: i64::MIN,
             horizon_ns: i64::MIN,
             too_late_before_ns: i64::MIN,
+            next_advance_ns: i64::MIN,
+            close_due_ns: i64::MAX,
         }
     }
 
@@ -259,6 +252,10 @@ impl BarBook {
 
     /// Applies a trade to every interval whose retention covers it (or only moves the clock
     /// when `update_bars` is false). Bars that close as a consequence are appended to `closed`.
+    ///
+    /// The common case (a trade in the forming bars, no bar due to close, retention window
+    /// unchanged) touches only cached thresholds and the three newest bars.
+    #[inline]
     pub fn apply_trade(
         &mut self,
         price: i64,
@@ -269,22 +266,31 @@ impl BarBook {
         closed: &mut Vec<Bar>,
     ) -> TradeEffect {
         let t = key.time_ns;
-        if !(MIN_TIME_NS..=MAX_TIME_NS).contains(&t) {
-            return TradeEffect::OutOfRange;
-        }
-        if t < self.too_late_before_ns {
-            return TradeEffect::TooLate;
-        }
-        if t > self.latest_event_ns {
-            self.advance_event(t, closed);
+        if let Some(e) = self.admit(t, closed) {
+            return e;
         }
         let mut revised = false;
         if update_bars {
             let horizon = self.horizon_ns;
+            let mut changed = false;
             for s in &mut self.series {
-                if t >= s.cutoff_ns {
-                    revised |= s.add_trade(price, qty, key, now_ns, horizon, closed);
+                if t < s.cutoff_ns {
+                    continue;
                 }
+                let w = s.spec.width_ns();
+                // Fast path: trades mostly land in the newest (forming) bar.
+                match s.bars.back_mut() {
+                    Some(b) if t >= i64::from(b.index()) * w && t - i64::from(b.index()) * w < w => {
+                        revised |= touch(b, |b| b.add_trade(price, qty, key, now_ns));
+                    }
+                    _ => {
+                        revised |= s.update_at(t, now_ns, horizon, closed, |b| b.add_trade(price, qty, key, now_ns));
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                self.refresh_close_due();
             }
         }
         if t > self.latest_trade_ns {
@@ -292,6 +298,24 @@ impl BarBook {
             self.raise_horizon(t.saturating_sub(self.config.grace_ns), closed);
         }
         TradeEffect::Applied { revised }
+    }
+
+    /// Range and retention checks shared by trades and orders; moves the retention clock.
+    #[inline]
+    fn admit(&mut self, t: i64, closed: &mut Vec<Bar>) -> Option<TradeEffect> {
+        if !(MIN_TIME_NS..=MAX_TIME_NS).contains(&t) {
+            return Some(TradeEffect::OutOfRange);
+        }
+        if t < self.too_late_before_ns {
+            return Some(TradeEffect::TooLate);
+        }
+        if t > self.latest_event_ns {
+            self.latest_event_ns = t;
+            if t >= self.next_advance_ns {
+                self.advance_event(t, closed);
+            }
+        }
+        None
     }
 
     /// Adds an order to the order flow of the bar holding `time_ns` in every interval whose
@@ -306,23 +330,18 @@ impl BarBook {
         closed: &mut Vec<Bar>,
     ) -> OrderEffect {
         let t = time_ns;
-        if !(MIN_TIME_NS..=MAX_TIME_NS).contains(&t) {
-            return TradeEffect::OutOfRange;
-        }
-        if t < self.too_late_before_ns {
-            return TradeEffect::TooLate;
-        }
-        if t > self.latest_event_ns {
-            self.advance_event(t, closed);
+        if let Some(e) = self.admit(t, closed) {
+            return e;
         }
         let mut revised = false;
         if update_bars {
             let horizon = self.horizon_ns;
             for s in &mut self.series {
                 if t >= s.cutoff_ns {
-                    revised |= s.add_order(side, qty, t, now_ns, horizon, closed);
+                    revised |= s.update_at(t, now_ns, horizon, closed, |b| b.add_order(side, qty, now_ns));
                 }
             }
+            self.refresh_close_due();
         }
         TradeEffect::Applied { revised }
     }
@@ -336,23 +355,35 @@ impl BarBook {
         self.raise_horizon(h, closed);
     }
 
+    #[inline]
     fn raise_horizon(&mut self, h: i64, closed: &mut Vec<Bar>) {
         if h > self.horizon_ns {
             self.horizon_ns = h;
-            for s in &mut self.series {
-                s.close_through(h, closed);
+            if h >= self.close_due_ns {
+                for s in &mut self.series {
+                    s.close_through(h, closed);
+                }
+                self.refresh_close_due();
             }
         }
     }
 
+    fn refresh_close_due(&mut self) {
+        self.close_due_ns = self.series.iter().map(Series::next_close_end).min().unwrap_or(i64::MAX);
+    }
+
+    #[cold]
     fn advance_event(&mut self, t: i64, closed: &mut Vec<Bar>) {
-        self.latest_event_ns = t;
         let mut too_late = i64::MAX;
+        let mut next = i64::MAX;
         for s in &mut self.series {
             s.advance(t, closed);
             too_late = too_late.min(s.cutoff_ns);
+            next = next.min(s.clock_end_ns);
         }
         self.too_late_before_ns = too_late;
+        self.next_advance_ns = next;
+        self.refresh_close_due();
     }
 
     /// Bars of `spec` whose start lies in `[from_ns, to_ns)`, oldest first; when more than
@@ -449,6 +480,7 @@ impl BarBook {
         for s in &mut self.series {
             s.evict_before(s.cutoff_ns, &mut dropped);
         }
+        self.refresh_close_due();
     }
 
     /// Recomputes horizon, closed flags, cursors and cutoffs from the stored clocks.
@@ -476,6 +508,8 @@ impl BarBook {
             too_late = too_late.min(s.cutoff_ns);
         }
         self.too_late_before_ns = too_late;
+        self.next_advance_ns = self.series.iter().map(|s| s.clock_end_ns).min().unwrap_or(i64::MIN);
+        self.refresh_close_due();
     }
 
     /// A serializable view of the book (for state export).

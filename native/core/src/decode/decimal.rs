@@ -58,47 +58,68 @@ pub fn parse_decimal(text: &[u8]) -> Result<i64, DecimalError> {
         _ => (false, text),
     };
 
+    let n = digits.len();
     let mut i = 0;
     let mut int: u64 = 0;
-    // Integer part. Nineteen digits cannot overflow a u64, so the common case needs no
-    // checked arithmetic; longer runs (leading zeros, absurd values) take the checked path.
-    while i < digits.len() {
+    // Integer part. Eighteen digits cannot overflow a u64, so the loop needs no checked
+    // arithmetic; longer runs (leading zeros, absurd values) continue on the checked path.
+    let fast_end = n.min(18);
+    while i < fast_end {
         let d = digits[i].wrapping_sub(b'0');
         if d > 9 {
             break;
         }
-        int = if i < 19 {
-            int * 10 + u64::from(d)
-        } else {
-            int.checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(d)))
-                .ok_or(DecimalError::Overflow)?
-        };
+        int = int * 10 + u64::from(d);
         i += 1;
+    }
+    if i == 18 {
+        while i < n {
+            let d = digits[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            int = int
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(d)))
+                .ok_or(DecimalError::Overflow)?;
+            i += 1;
+        }
     }
     let int_digits = i;
 
     let mut frac: u64 = 0;
     let mut frac_digits = 0usize;
     let mut round_up = false;
-    if i < digits.len() && digits[i] == b'.' {
+    if i < n && digits[i] == b'.' {
         i += 1;
         let frac_start = i;
-        while i < digits.len() {
+        // Up to nine digits are kept exactly.
+        let kept_end = n.min(frac_start + SCALE_DIGITS as usize);
+        while i < kept_end {
             let d = digits[i].wrapping_sub(b'0');
             if d > 9 {
                 return Err(DecimalError::Syntax);
             }
-            let n = i - frac_start;
-            if n < SCALE_DIGITS as usize {
-                frac = frac * 10 + u64::from(d);
-                frac_digits += 1;
-            } else if n == SCALE_DIGITS as usize {
-                round_up = d >= 5;
-            }
+            frac = frac * 10 + u64::from(d);
             i += 1;
         }
-        if int_digits == 0 && i == frac_start {
+        frac_digits = i - frac_start;
+        // The tenth decides the rounding; the rest only need to be digits.
+        if i < n {
+            let d = digits[i].wrapping_sub(b'0');
+            if d > 9 {
+                return Err(DecimalError::Syntax);
+            }
+            round_up = d >= 5;
+            i += 1;
+            while i < n {
+                if !digits[i].is_ascii_digit() {
+                    return Err(DecimalError::Syntax);
+                }
+                i += 1;
+            }
+        }
+        if int_digits == 0 && frac_digits == 0 {
             // "." or "-."
             return Err(DecimalError::Syntax);
         }
@@ -106,7 +127,7 @@ pub fn parse_decimal(text: &[u8]) -> Result<i64, DecimalError> {
         // "-" alone, or a leading non-digit.
         return Err(DecimalError::Syntax);
     }
-    if i != digits.len() {
+    if i != n {
         return Err(DecimalError::Syntax);
     }
 

@@ -191,6 +191,37 @@ pub fn parse_utc_timestamp(text: &[u8]) -> Result<i64, TimestampError> {
     Ok(date_ns(text)? + time)
 }
 
+/// The last date a record's timestamps had, validated and converted: consecutive messages
+/// almost always share it, so the calendar checks and day count run once per day.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct DateCache {
+    /// The eight date bytes as a word; zero (never a valid date) when empty.
+    word: u64,
+    midnight_ns: i64,
+}
+
+/// [`parse_utc_timestamp`] reusing the date of the previous call when it is the same.
+///
+/// # Errors
+///
+/// As [`parse_utc_timestamp`].
+#[inline]
+pub(crate) fn parse_utc_timestamp_cached(
+    text: &[u8],
+    cache: &mut DateCache,
+) -> Result<i64, TimestampError> {
+    if text.len() < 17 || text[8] != b'-' {
+        return Err(TimestampError::Syntax);
+    }
+    let time = parse_utc_time_only(&text[9..])?;
+    let word = swar::load(text, 0).ok_or(TimestampError::Syntax)?;
+    if word != cache.word {
+        cache.midnight_ns = date_ns(text)?;
+        cache.word = word;
+    }
+    Ok(cache.midnight_ns + time)
+}
+
 /// Combines MDEntryDate (UTCDateOnly) and MDEntryTime (UTCTimeOnly) into ns since the epoch.
 ///
 /// # Errors
@@ -259,6 +290,17 @@ mod tests {
         assert_eq!(ts("20230101 00:00:00"), Err(TimestampError::Syntax));
         assert_eq!(ts("20230101-00:00"), Err(TimestampError::Syntax));
         assert_eq!(ts("2023-01-01T00:00:00"), Err(TimestampError::Syntax));
+    }
+
+    #[test]
+    fn cached_parse_matches() {
+        let mut cache = DateCache::default();
+        for t in ["20111124-06:58:56.460", "20111124-07:00:00", "20240229-23:59:59.999999999", "20111124-06:58:56"] {
+            assert_eq!(parse_utc_timestamp_cached(t.as_bytes(), &mut cache), ts(t));
+        }
+        assert_eq!(parse_utc_timestamp_cached(b"20230229-00:00:00", &mut cache), Err(TimestampError::Field));
+        assert_eq!(parse_utc_timestamp_cached(b"20111124-25:00:00", &mut cache), Err(TimestampError::Field));
+        assert_eq!(parse_utc_timestamp_cached(b"20111124-06:58:56.460", &mut cache), ts("20111124-06:58:56.460"));
     }
 
     #[test]
