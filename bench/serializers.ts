@@ -48,11 +48,7 @@ function survives(original: Record<string, unknown>, decoded: Record<string, unk
       return (
         ArrayBuffer.isView(d) &&
         Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(
-          Buffer.from(
-            (d as ArrayBufferView).buffer,
-            (d as ArrayBufferView).byteOffset,
-            (d as ArrayBufferView).byteLength,
-          ),
+          Buffer.from(d.buffer, d.byteOffset, d.byteLength),
         )
       );
     return JSON.stringify(d) === JSON.stringify(v);
@@ -75,13 +71,11 @@ export function measureSerializers(iterations = 200): SerializerResult[] {
     const s = Serializers.resolve(name);
     s.init(broker);
     for (const [packet, data] of Object.entries(p)) {
-      const encoded = s.serialize(data as never, "REQ" as never);
-      const back = s.deserialize(encoded, "REQ" as never) as { params: Record<string, unknown> };
-      for (let i = 0; i < 10; i++)
-        s.deserialize(s.serialize(data as never, "REQ" as never), "REQ" as never);
+      const encoded = s.serialize(data as never, "REQ");
+      const back = s.deserialize(encoded, "REQ") as { params: Record<string, unknown> };
+      for (let i = 0; i < 10; i++) s.deserialize(s.serialize(data as never, "REQ"), "REQ");
       const started = process.hrtime.bigint();
-      for (let i = 0; i < iterations; i++)
-        s.deserialize(s.serialize(data as never, "REQ" as never), "REQ" as never);
+      for (let i = 0; i < iterations; i++) s.deserialize(s.serialize(data as never, "REQ"), "REQ");
       const ms = Number(process.hrtime.bigint() - started) / 1e6 / iterations;
       out.push({
         name,

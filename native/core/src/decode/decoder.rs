@@ -3,6 +3,7 @@
 use memchr::memmem;
 
 use super::frame::{FrameResult, Framer, MESSAGE_START};
+use super::time::DateCache;
 use super::{fix, json, DecodeSink, MessageInfo, Outcome};
 use crate::reason::Reason;
 use crate::types::{Arrival, Correction, Order, Side, Trade};
@@ -196,6 +197,8 @@ pub(crate) struct Emitter<'s, S> {
     seq: u64,
     trade_ord: u32,
     order_ord: u32,
+    /// The record's last timestamp date, shared by its messages' time fields.
+    pub dates: DateCache,
 }
 
 impl<'s, 'a, S: DecodeSink<'a>> Emitter<'s, S> {
@@ -206,6 +209,7 @@ impl<'s, 'a, S: DecodeSink<'a>> Emitter<'s, S> {
             seq,
             trade_ord: 0,
             order_ord: 0,
+            dates: DateCache::default(),
         }
     }
 

@@ -21,7 +21,7 @@ use super::decimal::parse_decimal;
 use super::decoder::{Decoder, Emitter, OrderData, TradeData};
 use super::fields::FieldIter;
 use super::frame::GoodFrame;
-use super::time::{parse_date_and_time, parse_utc_timestamp};
+use super::time::{parse_date_and_time, parse_utc_timestamp_cached, DateCache};
 use super::{DecodeSink, MessageInfo, Outcome};
 use crate::reason::Reason;
 use crate::types::{Correction, CorrectionKind, Side};
@@ -88,11 +88,20 @@ fn quantity(value: &[u8], strict: bool) -> Result<i64, Reason> {
     }
 }
 
+/// A UTCTimestamp field's value, or [`Reason::BadTimestamp`].
+#[inline]
+fn timestamp(text: &[u8], dates: &mut DateCache) -> Result<i64, Reason> {
+    parse_utc_timestamp_cached(text, dates).map_err(|_| Reason::BadTimestamp)
+}
+
 /// Event time from TransactTime(60), else SendingTime(52).
 #[inline]
-fn event_time(transact: Option<&[u8]>, sending: Option<&[u8]>) -> Result<i64, Reason> {
-    let text = transact.or(sending).ok_or(Reason::MissingField)?;
-    parse_utc_timestamp(text).map_err(|_| Reason::BadTimestamp)
+fn event_time(
+    transact: Option<&[u8]>,
+    sending: Option<&[u8]>,
+    dates: &mut DateCache,
+) -> Result<i64, Reason> {
+    timestamp(transact.or(sending).ok_or(Reason::MissingField)?, dates)
 }
 
 /// Whether the BeginString predates ExecType F (FIX.4.0–4.2 report fills as 150=1/2).
@@ -125,7 +134,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
     // Filled in place: returning the inline buffer by value would copy it per message.
     let mut trades = MdTrades::new();
     match msg_type {
-        b"8" => match execution_report(dec, frame.begin_string, it) {
+        b"8" => match execution_report(dec, frame.begin_string, it, &mut out.dates) {
             Ok(Report::Trade(t)) => {
                 out.message(info(Outcome::Trades(1)));
                 out.trade(&t);
@@ -137,7 +146,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
             Ok(Report::Ignored) => out.message(info(Outcome::Ignored)),
             Err(reason) => out.message(info(Outcome::Rejected(reason))),
         },
-        b"AE" => match trade_capture_report(dec, it) {
+        b"AE" => match trade_capture_report(dec, it, &mut out.dates) {
             Ok(Report::Trade(t)) => {
                 out.message(info(Outcome::Trades(1)));
                 out.trade(&t);
@@ -149,7 +158,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
             Ok(Report::Ignored) => out.message(info(Outcome::Ignored)),
             Err(reason) => out.message(info(Outcome::Rejected(reason))),
         },
-        b"X" => match md_incremental(dec, it, &mut trades) {
+        b"X" => match md_incremental(dec, it, &mut trades, &mut out.dates) {
             Ok(()) => {
                 // Entry counts are bounded by the message length, far below u32::MAX.
                 out.message(info(Outcome::Trades(trades.len() as u32)));
@@ -159,7 +168,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
             }
             Err(reason) => out.message(info(Outcome::Rejected(reason))),
         },
-        b"D" => match new_order_single(dec, it) {
+        b"D" => match new_order_single(dec, it, &mut out.dates) {
             Ok(order) => {
                 out.message(info(Outcome::Order));
                 out.order(&order);
@@ -223,6 +232,7 @@ fn execution_report<'a>(
     dec: &Decoder,
     begin_string: &[u8],
     mut it: FieldIter<'a>,
+    dates: &mut DateCache,
 ) -> Result<Report<'a>, Reason> {
     let mut f = ExecFields::default();
     while let Some((tag, v)) = it.next_field()? {
@@ -285,7 +295,7 @@ fn execution_report<'a>(
         Some(q) => q,
     };
     let id = opt_id(f.exec_id)?.ok_or(Reason::MissingField)?;
-    let time_ns = event_time(f.transact_time, f.sending_time)?;
+    let time_ns = event_time(f.transact_time, f.sending_time, dates)?;
     Ok(Report::Trade(TradeData {
         symbol,
         price,
@@ -323,7 +333,11 @@ fn correction<'a>(
 ///
 /// `487=1` is a cancel and `487=2` a replace ([`Correction`] referring to
 /// TradeReportRefID(572)); other values are ignored.
-fn trade_capture_report<'a>(dec: &Decoder, mut it: FieldIter<'a>) -> Result<Report<'a>, Reason> {
+fn trade_capture_report<'a>(
+    dec: &Decoder,
+    mut it: FieldIter<'a>,
+    dates: &mut DateCache,
+) -> Result<Report<'a>, Reason> {
     let mut trans_type = None;
     let mut last_px = None;
     let mut last_qty = None;
@@ -375,7 +389,7 @@ fn trade_capture_report<'a>(dec: &Decoder, mut it: FieldIter<'a>) -> Result<Repo
     let price = positive_price(last_px)?;
     let qty = quantity(last_qty.ok_or(Reason::MissingField)?, false)?;
     let id = opt_id(report_id.or(trade_id))?;
-    let time_ns = event_time(transact_time, sending_time)?;
+    let time_ns = event_time(transact_time, sending_time, dates)?;
     let side = if sides == 1 {
         side.and_then(side_of).unwrap_or_default()
     } else {
@@ -451,6 +465,7 @@ fn md_entry<'a>(
     dec: &Decoder,
     e: &MdEntry<'a>,
     ctx: &mut MdContext<'a>,
+    dates: &mut DateCache,
 ) -> Result<Option<MdTrade<'a>>, Reason> {
     if !matches!(e.update_action, None | Some(b"0")) {
         return Ok(None);
@@ -470,11 +485,11 @@ fn md_entry<'a>(
     };
     let id = opt_id(e.entry_id.or(e.trade_id))?;
     let time_ns = if let Some(t) = e.transact_time {
-        Some(parse_utc_timestamp(t).map_err(|_| Reason::BadTimestamp)?)
+        Some(timestamp(t, dates)?)
     } else if let Some(t) = ctx.transact_time {
         Some(
             *ctx.transact_ns
-                .get_or_insert_with(|| parse_utc_timestamp(t).map_err(|_| Reason::BadTimestamp))
+                .get_or_insert_with(|| timestamp(t, dates))
                 .as_ref()
                 .map_err(|&r| r)?,
         )
@@ -514,6 +529,7 @@ fn md_incremental<'a>(
     dec: &Decoder,
     mut it: FieldIter<'a>,
     trades: &mut MdTrades<'a>,
+    dates: &mut DateCache,
 ) -> Result<(), Reason> {
     let mut ctx = MdContext {
         symbol: None,
@@ -531,7 +547,7 @@ fn md_incremental<'a>(
     // Folds a finished entry into the result, keeping only the first semantic error.
     let mut finish = |entry: &MdEntry<'a>, ctx: &mut MdContext<'a>, error: &mut Option<Reason>| {
         if error.is_none() {
-            match md_entry(dec, entry, ctx) {
+            match md_entry(dec, entry, ctx, dates) {
                 Ok(Some(t)) => trades.push(t),
                 Ok(None) => {}
                 Err(r) => *error = Some(r),
@@ -605,8 +621,7 @@ fn md_incremental<'a>(
     }
 
     if trades.iter().any(|t| t.time_ns.is_none()) {
-        let sent = parse_utc_timestamp(sending_time.ok_or(Reason::MissingField)?)
-            .map_err(|_| Reason::BadTimestamp)?;
+        let sent = timestamp(sending_time.ok_or(Reason::MissingField)?, dates)?;
         for t in trades.iter_mut() {
             t.time_ns.get_or_insert(sent);
         }
@@ -632,7 +647,11 @@ fn parse_count(v: &[u8]) -> Option<u64> {
 /// [`Reason::BadSide`]; OrderQty(38) required and > 0; Price(44) optional, > 0 when present;
 /// ClOrdID(11) optional; time from TransactTime(60), else SendingTime(52). Checked in that
 /// order.
-fn new_order_single<'a>(dec: &Decoder, mut it: FieldIter<'a>) -> Result<OrderData<'a>, Reason> {
+fn new_order_single<'a>(
+    dec: &Decoder,
+    mut it: FieldIter<'a>,
+    dates: &mut DateCache,
+) -> Result<OrderData<'a>, Reason> {
     let mut symbol = None;
     let mut side = None;
     let mut order_qty = None;
@@ -657,7 +676,7 @@ fn new_order_single<'a>(dec: &Decoder, mut it: FieldIter<'a>) -> Result<OrderDat
     let qty = quantity(order_qty.ok_or(Reason::MissingField)?, true)?;
     let price = price.map(|p| positive_price(Some(p))).transpose()?;
     let cl_ord_id = opt_id(cl_ord_id)?;
-    let time_ns = event_time(transact_time, sending_time)?;
+    let time_ns = event_time(transact_time, sending_time, dates)?;
     Ok(OrderData {
         symbol,
         side,
