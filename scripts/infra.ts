@@ -10,7 +10,7 @@
  *
  * Pid files live in .infra/run/. Wipe all local data with `down` then `rm -rf .infra/kafka/data .infra/nats`.
  * The heavy lifting (Maven fetch of the broker jars, KRaft formatting, readiness probes) is in
- * test/support/infra.ts, shared with the integration tests.
+ * src/infra/local.ts, shared with the integration tests.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -25,7 +25,7 @@ import {
   startNats,
   stopPid,
   waitFor,
-} from "../test/support/infra";
+} from "../src/infra/local";
 
 interface Report {
   ok: boolean;
@@ -42,7 +42,8 @@ interface ServiceDef {
   /** Where it is, for humans. */
   describe(): string;
   isReady(): Promise<boolean>;
-  start(): Promise<number | undefined>;
+  /** Starts it detached; `onSpawn` gets the pid as soon as it exists (before ready). */
+  start(onSpawn: (pid: number) => void): Promise<number | undefined>;
 }
 
 type State =
@@ -79,8 +80,9 @@ const services: ServiceDef[] = [
         return false;
       }
     },
-    start: async () => {
+    start: async (onSpawn) => {
       const k = await startKafka({
+        onSpawn,
         port: KAFKA_PORT,
         controllerPort: KAFKA_CONTROLLER_PORT,
         dataDir: kafkaData,
@@ -106,8 +108,9 @@ const services: ServiceDef[] = [
         return false;
       }
     },
-    start: async () => {
+    start: async (onSpawn) => {
       const n = await startNats({
+        onSpawn,
         port: NATS_PORT,
         jetstream: true,
         storeDir: natsStore,
@@ -186,19 +189,53 @@ async function up(svc: ServiceDef): Promise<Report> {
   }
   if (state.kind === "stale") fs.rmSync(svc.pidFile, { force: true });
 
+  // Claim the start, so that two concurrent `up`s do not both spawn a server.
+  fs.mkdirSync(runDir, { recursive: true });
+  const lock = `${svc.pidFile}.starting`;
+  if (!claim(lock)) {
+    try {
+      await waitFor(
+        () => {
+          const holder = readPid(lock);
+          return !fs.existsSync(lock) || holder === undefined || !isPidAlive(holder);
+        },
+        {
+          timeoutMs: 180_000,
+          intervalMs: 250,
+          what: `the other \`up\` (pid ${String(readPid(lock))}) to start ${svc.name}`,
+        },
+      );
+    } catch (err) {
+      return { ok: false, lines: [`${label(svc)} ${message(err)}`] };
+    }
+    fs.rmSync(lock, { force: true }); // released, or left by a process that died
+    return up(svc);
+  }
+
   const t0 = Date.now();
   try {
-    const pid = await svc.start();
+    const pid = await svc.start((spawned) => fs.writeFileSync(svc.pidFile, `${spawned}\n`));
     if (pid === undefined) throw new Error("exited right after becoming ready");
-    fs.mkdirSync(runDir, { recursive: true });
-    fs.writeFileSync(svc.pidFile, `${pid}\n`);
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     return {
       ok: true,
       lines: [`${label(svc)} started in ${secs} s  ${svc.describe()}  pid ${pid}`],
     };
   } catch (err) {
+    fs.rmSync(svc.pidFile, { force: true });
     return { ok: false, lines: [`${label(svc)} failed to start: ${message(err)}`] };
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
+/** Atomically creates `file` holding this process's pid; false if it already exists. */
+function claim(file: string): boolean {
+  try {
+    fs.writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,12 +1,12 @@
 /**
- * The real local infrastructure works: a KRaft Kafka broker (test/support/infra.ts) spoken to by two
+ * The real local infrastructure works: a KRaft Kafka broker (src/infra/local.ts) spoken to by two
  * independent clients (kcat/librdkafka and kafkajs), surviving a graceful restart and a SIGKILL, and a
  * NATS server with JetStream. Needs java, mvn, kcat and nats-server (scripts/infra/install-system-deps.sh).
  */
 import { spawn } from "node:child_process";
 import { Kafka, logLevel, type Admin, type EachMessagePayload } from "kafkajs";
 import { connect, StringCodec } from "nats";
-import { startKafka, startNats, waitFor, type KafkaHandle, type NatsHandle } from "./support/infra";
+import { startKafka, startNats, waitFor, type KafkaHandle, type NatsHandle } from "../src/infra/local";
 
 const TOPIC = "infra-test-trades";
 const PARTITIONS = 3;

@@ -22,10 +22,34 @@ is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
 }
 
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1
+}
+
+command_of() {
+  case "$1" in
+    openjdk-17-jre-headless) echo java ;;
+    maven) echo mvn ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# Already provided some other way (e.g. a CI image's own JDK or Maven on PATH)? Then it is not missing.
+provided_otherwise() {
+  case "$1" in
+    openjdk-17-jre-headless) command -v java >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ] 2>/dev/null ;;
+    maven) command -v mvn >/dev/null 2>&1 ;;
+    nats-server | kcat | chromium | prometheus) command -v "$(command_of "$1")" >/dev/null 2>&1 ;;
+    *) return 1 ;;
+  esac
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if is_installed "$p"; then
     echo "ok       $p ($(dpkg-query -W -f='${Version}' "$p"))"
+  elif provided_otherwise "$p"; then
+    echo "ok       $p (not its Debian package, but $(command -v "$(command_of "$p")") is on PATH)"
   else
     missing+=("$p")
   fi

@@ -623,13 +623,14 @@ impl<'a> TradeBatchView<'a> {
         self.trade_rows.is_empty() && self.order_rows.is_empty()
     }
 
-    /// The raw bytes of every trade row, in batch order (for the engine's grouping pass).
-    pub(crate) fn trade_row_bytes(&self) -> impl ExactSizeIterator<Item = &'a [u8; TRADE_ROW_LEN]> + 'a {
-        // chunks_exact yields exactly TRADE_ROW_LEN bytes, so the conversion cannot fail.
-        self.trade_rows.chunks_exact(TRADE_ROW_LEN).map(|r| <&[u8; TRADE_ROW_LEN]>::try_from(r).unwrap_or(&[0; TRADE_ROW_LEN]))
+    /// The raw bytes of trade row `i` (for the engine's prefetching and decoding).
+    #[inline]
+    pub(crate) fn trade_row_bytes_at(&self, i: usize) -> Option<&'a [u8]> {
+        let at = i.checked_mul(TRADE_ROW_LEN)?;
+        self.trade_rows.get(at..at.checked_add(TRADE_ROW_LEN)?)
     }
 
-    /// Decodes a trade row copied out of this batch by [`TradeBatchView::trade_row_bytes`].
+    /// Decodes the bytes of one of this batch's trade rows.
     #[inline]
     pub(crate) fn decode_trade(&self, r: &[u8]) -> TradeRow<'a> {
         let symbol_index = u32_at(r, 32);

@@ -6,7 +6,7 @@
 
 use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
 use crate::bars::{Bar, BarConfig, BarError, BarSpec};
-use crate::batch::{TradeBatchView, TRADE_ROW_LEN};
+use crate::batch::TradeBatchView;
 use crate::dedupe::{DedupeError, IdDedupe};
 use crate::state::{ApplyOptions, DedupeConfig, OrderStatus, StateConfig, StateError, SymbolCounters, SymbolState, TradeStatus};
 use crate::types::Trade;
@@ -219,18 +219,51 @@ struct Scratch {
     group_start: Vec<u32>,
     /// Trade row indices grouped by symbol, row order within a symbol.
     order: Vec<u32>,
-    /// Copies of the trade rows in `order`: the apply loop then reads memory sequentially
-    /// instead of missing the cache on every row of a multi-megabyte batch.
-    grouped: Vec<[u8; TRADE_ROW_LEN]>,
+    /// (batch symbol index, state slot) of every symbol with trades, in symbol order.
+    groups: Vec<(u32, u32)>,
     closed: Vec<Bar>,
     /// Outputs tagged with their row, restored to row order at the end.
     anomalies: Vec<(u32, Anomaly)>,
     closed_bars: Vec<(u32, ClosedBar)>,
 }
 
+/// How many rows ahead the apply loop prefetches.
+const ROW_PREFETCH: usize = 8;
+
+/// Asks the CPU to start loading the cache lines of `len` bytes at `start` (a hint only).
+///
+/// The apply loop works through one symbol's rows at a time. Prefetching the next symbols'
+/// states, their detector windows and the rows a few positions ahead hides most of the cache
+/// misses of switching symbols and of reading rows out of order, which dominated the profile
+/// with 1,000 interleaved symbols.
+#[inline(always)]
+fn prefetch_lines(start: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for offset in (0..len).step_by(64) {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: PREFETCHT0 is a hint; it never faults, whatever the address, and has no
+        // architectural effect. The addresses lie within live values anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, len);
+}
+
+/// Prefetches the memory of a value (not what it points to).
+#[inline(always)]
+fn prefetch_value<T>(value: &T) {
+    prefetch_lines((value as *const T).cast::<u8>(), std::mem::size_of::<T>());
+}
+
+/// Prefetches the memory of a slice.
+#[inline(always)]
+fn prefetch_slice<T>(slice: &[T]) {
+    prefetch_lines(slice.as_ptr().cast::<u8>(), std::mem::size_of_val(slice));
+}
+
 /// Counting sort of the trade rows by symbol index: `start[si]..start[si + 1]` indexes the
-/// rows of symbol `si` in `order` (row numbers) and `grouped` (row copies), in row order.
-fn group_rows(view: &TradeBatchView<'_>, start: &mut Vec<u32>, order: &mut Vec<u32>, grouped: &mut Vec<[u8; TRADE_ROW_LEN]>) {
+/// row numbers of symbol `si` in `order`, in row order.
+fn group_rows(view: &TradeBatchView<'_>, start: &mut Vec<u32>, order: &mut Vec<u32>) {
     let n = view.symbols().len();
     start.clear();
     start.resize(n + 1, 0);
@@ -242,22 +275,21 @@ fn group_rows(view: &TradeBatchView<'_>, start: &mut Vec<u32>, order: &mut Vec<u
     for i in 1..start.len() {
         start[i] += start[i - 1];
     }
-    order.clear();
-    order.resize(view.trade_count(), 0);
-    grouped.clear();
-    grouped.resize(view.trade_count(), [0; TRADE_ROW_LEN]);
+    // Every position below trade_count is written below, so the buffer is only grown.
+    let rows = view.trade_count();
+    if order.len() < rows {
+        order.resize(rows, 0);
+    }
     // `start[si]` serves as the insertion cursor and ends at the next group's start; the
     // shift below restores it.
-    for (i, (si, r)) in view.trade_symbol_indices().zip(view.trade_row_bytes()).enumerate() {
+    for (i, si) in view.trade_symbol_indices().enumerate() {
         let Some(pos) = start.get_mut(si as usize) else {
             continue;
         };
-        let p = *pos as usize;
-        *pos += 1;
-        if let (Some(o), Some(g)) = (order.get_mut(p), grouped.get_mut(p)) {
+        if let Some(o) = order.get_mut(*pos as usize) {
             *o = i as u32;
-            *g = *r;
         }
+        *pos += 1;
     }
     start.rotate_right(1);
     if let Some(first) = start.first_mut() {
@@ -355,25 +387,49 @@ impl Engine {
         let options = self.options();
         let mut out = ApplyOutcome::default();
 
-        group_rows(view, &mut s.group_start, &mut s.order, &mut s.grouped);
+        group_rows(view, &mut s.group_start, &mut s.order);
+        // Resolve every symbol with trades first, so that the loop below knows which state
+        // comes next and can prefetch it.
+        s.groups.clear();
         for si in 0..n {
+            if s.group_start.get(si) != s.group_start.get(si + 1) {
+                let slot = self.resolve(&mut s, view, si as u32, &mut out.touched);
+                s.groups.push((si as u32, slot));
+            }
+        }
+        for g in 0..s.groups.len() {
+            let Some(&(si, slot)) = s.groups.get(g) else {
+                continue;
+            };
+            // Two groups ahead: the state itself; one group ahead: its detector window, whose
+            // address is read from the (by now cached) state.
+            if let Some(st) = s.groups.get(g + 2).and_then(|&(_, slot)| self.states.get(slot as usize)) {
+                prefetch_value(st);
+            }
+            if let Some(st) = s.groups.get(g + 1).and_then(|&(_, slot)| self.states.get(slot as usize)) {
+                prefetch_slice(st.detector().hot_window());
+            }
+            let si = si as usize;
             let (Some(&lo), Some(&hi)) = (s.group_start.get(si), s.group_start.get(si + 1)) else {
                 continue;
             };
-            if lo == hi {
-                continue;
-            }
-            let slot = self.resolve(&mut s, view, si as u32, &mut out.touched);
             let wm = s.watermark.get(si).copied().unwrap_or(0);
-            let range = lo as usize..hi as usize;
-            let (rows, bytes) = (s.order.get(range.clone()).unwrap_or(&[]), s.grouped.get(range).unwrap_or(&[]));
+            let (lo, hi) = (lo as usize, hi as usize);
             let Some(state) = self.states.get_mut(slot as usize) else {
-                out.counts.trades += u64::from(hi - lo);
-                out.counts.invalid += u64::from(hi - lo);
+                out.counts.trades += (hi - lo) as u64;
+                out.counts.invalid += (hi - lo) as u64;
                 continue;
             };
             let mut next = 0u64;
-            for (&i, r) in rows.iter().zip(bytes) {
+            for p in lo..hi {
+                // Rows of one symbol are scattered over a multi-megabyte batch: fetch the row
+                // a few positions ahead so that its cache miss overlaps this row's work.
+                if let Some(ahead) = s.order.get(p + ROW_PREFETCH).and_then(|&j| view.trade_row_bytes_at(j as usize)) {
+                    prefetch_slice(ahead);
+                }
+                let Some((i, r)) = s.order.get(p).and_then(|&i| Some((i, view.trade_row_bytes_at(i as usize)?))) else {
+                    continue;
+                };
                 let row = view.decode_trade(r);
                 let t = &row.trade;
                 let c = &mut out.counts;

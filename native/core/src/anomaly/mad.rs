@@ -16,7 +16,7 @@ const MAD_TO_Z: f64 = 0.6745;
 pub struct Mad {
     config: DetectorConfig,
     last: LastPrice,
-    window: Window,
+    pub(super) window: Window,
     /// Working copy for selection; not state.
     #[serde(skip)]
     scratch: Vec<f64>,

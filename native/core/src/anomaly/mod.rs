@@ -378,6 +378,15 @@ impl Detector for AnyDetector {
 }
 
 impl AnyDetector {
+    /// The returns window (empty for ewma), for cache prefetching.
+    pub(crate) fn hot_window(&self) -> &[f64] {
+        match self {
+            AnyDetector::ZScore(d) => &d.window.buf,
+            AnyDetector::Ewma(_) => &[],
+            AnyDetector::Mad(d) => &d.window.buf,
+        }
+    }
+
     /// Heap bytes held by the detector.
     pub fn memory_bytes(&self) -> usize {
         match self {

@@ -25,6 +25,7 @@ pub struct WindowStats {
 /// which bounds floating-point drift and keeps the shifted values small so that the
 /// `Σy² − (Σy)²/n` variance does not cancel catastrophically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ZScoreParts")]
 pub struct ZScore {
     config: DetectorConfig,
     last: LastPrice,
@@ -34,6 +35,39 @@ pub struct ZScore {
     sum_sq: f64,
     /// Updates since the last exact recomputation.
     since_exact: u32,
+    /// 1 / W and 1 / (W − 1), derived from the configuration.
+    #[serde(skip)]
+    inv_w: f64,
+    #[serde(skip)]
+    inv_w1: f64,
+}
+
+/// Serialized fields of [`ZScore`] (same order), completed with the derived reciprocals.
+#[derive(Deserialize)]
+struct ZScoreParts {
+    config: DetectorConfig,
+    last: LastPrice,
+    window: Window,
+    shift: f64,
+    sum: f64,
+    sum_sq: f64,
+    since_exact: u32,
+}
+
+impl From<ZScoreParts> for ZScore {
+    fn from(p: ZScoreParts) -> ZScore {
+        ZScore {
+            config: p.config,
+            last: p.last,
+            window: p.window,
+            shift: p.shift,
+            sum: p.sum,
+            sum_sq: p.sum_sq,
+            since_exact: p.since_exact,
+            inv_w: 1.0 / p.config.window as f64,
+            inv_w1: 1.0 / (p.config.window as f64 - 1.0),
+        }
+    }
 }
 
 impl ZScore {
@@ -58,6 +92,8 @@ impl ZScore {
             sum: 0.0,
             sum_sq: 0.0,
             since_exact: 0,
+            inv_w: 1.0 / config.window as f64,
+            inv_w1: 1.0 / (config.window as f64 - 1.0),
         }
     }
 
@@ -78,6 +114,16 @@ impl ZScore {
     fn mean_var(&self, n: f64) -> (f64, f64) {
         let d = self.sum / n;
         let var = ((self.sum_sq - self.sum * d) / (n - 1.0)).max(0.0);
+        (self.shift + d, var)
+    }
+
+    /// `mean_var` with the reciprocals of n and n − 1 precomputed: once the window is full n
+    /// is constant, and two divisions on the per-trade dependency chain showed in profiles.
+    /// Agrees with `mean_var` to a few ulps.
+    #[inline]
+    fn mean_var_fast(&self, inv_n: f64, inv_n1: f64) -> (f64, f64) {
+        let d = self.sum * inv_n;
+        let var = ((self.sum_sq - self.sum * d) * inv_n1).max(0.0);
         (self.shift + d, var)
     }
 
@@ -111,7 +157,11 @@ impl Detector for ZScore {
         let n = self.window.len();
         let mut out = None;
         if n >= self.config.min_samples {
-            let (mean, var) = self.mean_var(n as f64);
+            let (mean, var) = if n == self.config.window {
+                self.mean_var_fast(self.inv_w, self.inv_w1)
+            } else {
+                self.mean_var(n as f64)
+            };
             let d = r - mean;
             let t = self.config.threshold;
             // Cheap rejection without sqrt/div; the margin leaves the exact test to decide

@@ -284,7 +284,8 @@ impl Bar {
     }
 
     /// Adds one trade. The caller has checked that `key.time_ns` falls in the interval.
-    #[inline]
+    // Always inlined: it runs three times per trade and the call overhead showed in profiles.
+    #[inline(always)]
     pub(crate) fn add_trade(&mut self, price: i64, qty: i64, key: TradeKey, now_ns: i64) {
         if self.trades == 0 {
             self.open = price;

@@ -1,6 +1,7 @@
 //! Per-symbol bar series: sparse storage, event-time closing, retention and merges.
 
 use super::bar::Bar;
+use super::seq::BarSeq;
 use super::{BarConfig, BarError, BarSpec, TradeKey, MAX_TIME_NS, MIN_TIME_NS};
 use crate::types::Side;
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ struct Series {
     spec: BarSpec,
     /// Number of intervals retained (`ceil(retention / width)`).
     keep: i64,
-    bars: VecDeque<Bar>,
+    bars: BarSeq,
     /// Bars `[0, first_open)` are closed, the rest open: closing is a prefix because a bar
     /// closes when `end ≤ horizon` and the horizon only grows.
     first_open: usize,
@@ -47,21 +48,10 @@ impl Series {
         Series {
             spec,
             keep,
-            bars: VecDeque::new(),
+            bars: BarSeq::default(),
             first_open: 0,
             cutoff_ns: i64::MIN,
             clock_end_ns: i64::MIN,
-        }
-    }
-
-    /// Grows the buffer by doubling but never past the retention, so a full series has no
-    /// power-of-two slack.
-    fn reserve_one(&mut self) {
-        let len = self.bars.len();
-        if len == self.bars.capacity() {
-            let cap = usize::try_from(self.keep).unwrap_or(usize::MAX);
-            let target = (len * 2).max(8).min(cap.max(len + 1));
-            self.bars.reserve_exact(target - len);
         }
     }
 
@@ -76,14 +66,10 @@ impl Series {
         let index = t.div_euclid(w) as i32;
         // New intervals usually come after the newest bar: skip the binary search, whose
         // probes would touch cold bars.
-        let search = match self.bars.back() {
-            Some(b) if b.index() < index => Err(self.bars.len()),
-            _ => self.bars.binary_search_by_key(&index, Bar::index),
-        };
+        let search = self.bars.binary_search_index(index);
         let (pos, born_closed) = match search {
             Ok(pos) => (pos, false),
             Err(pos) => {
-                self.reserve_one();
                 let mut bar = Bar::empty(self.spec, index, now_ns);
                 let closed = (i64::from(index) + 1) * w <= horizon;
                 if closed {
@@ -91,7 +77,8 @@ impl Series {
                     bar.set_closed();
                     self.first_open += 1;
                 }
-                self.bars.insert(pos, bar);
+                let max_older = usize::try_from(self.keep).unwrap_or(usize::MAX).saturating_sub(1);
+                self.bars.insert(pos, bar, max_older);
                 (pos, closed)
             }
         };
@@ -138,12 +125,13 @@ impl Series {
 
     fn evict_before(&mut self, cutoff: i64, out: &mut Vec<Bar>) {
         let w = self.spec.width_ns();
-        while let Some(b) = self.bars.front() {
-            if i64::from(b.index()) * w >= cutoff {
+        while let Some(index) = self.bars.front_index() {
+            if i64::from(index) * w >= cutoff {
                 break;
             }
-            let mut b = *b;
-            self.bars.pop_front();
+            let Some(mut b) = self.bars.pop_front() else {
+                break;
+            };
             if b.is_closed() {
                 self.first_open = self.first_open.saturating_sub(1);
             } else {
@@ -394,7 +382,7 @@ impl BarBook {
         let lo = s.bars.partition_point(|b| i64::from(b.index()) * w < from_ns);
         let hi = s.bars.partition_point(|b| i64::from(b.index()) * w < to_ns).max(lo);
         let lo = lo.max(hi.saturating_sub(limit));
-        s.bars.range(lo..hi).copied().collect()
+        s.bars.iter().skip(lo).take(hi - lo).copied().collect()
     }
 
     /// Every bar of `spec`, oldest first.
@@ -406,7 +394,7 @@ impl BarBook {
     pub fn get(&self, spec: BarSpec, start_ns: i64) -> Option<&Bar> {
         let s = &self.series[spec.index()];
         let index = i32::try_from(start_ns.div_euclid(spec.width_ns())).ok()?;
-        let pos = s.bars.binary_search_by_key(&index, Bar::index).ok()?;
+        let pos = s.bars.binary_search_index(index).ok()?;
         s.bars.get(pos).filter(|b| b.start_ns() == start_ns)
     }
 
@@ -421,7 +409,7 @@ impl BarBook {
             + self
                 .series
                 .iter()
-                .map(|s| s.bars.capacity() * std::mem::size_of::<Bar>())
+                .map(|s| s.bars.heap_bytes())
                 .sum::<usize>()
     }
 
@@ -470,7 +458,7 @@ impl BarBook {
                 };
                 merged.push_back(next);
             }
-            s.bars = merged;
+            s.bars = BarSeq::from_sorted(merged);
         }
         self.rebuild_derived();
         // Evict under this book's retention (the other book may have kept more).
@@ -492,7 +480,7 @@ impl BarBook {
         let mut too_late = i64::MAX;
         for s in &mut self.series {
             let w = s.spec.width_ns();
-            for b in &mut s.bars {
+            for b in s.bars.iter_mut() {
                 let closed = b.is_closed() || (i64::from(b.index()) + 1) * w <= self.horizon_ns;
                 b.set_closed_to(closed);
             }
@@ -551,7 +539,7 @@ impl BarBook {
                 }
                 prev = Some(b.index());
             }
-            s.bars = bars;
+            s.bars = BarSeq::from_sorted(bars);
         }
         book.rebuild_derived();
         for s in &book.series {
@@ -573,7 +561,7 @@ pub(crate) struct BookPartsRef<'a> {
     latest_trade_ns: i64,
     latest_event_ns: i64,
     wall_horizon_ns: i64,
-    series: [&'a VecDeque<Bar>; BarSpec::COUNT],
+    series: [&'a BarSeq; BarSpec::COUNT],
 }
 
 /// Owned import form of a [`BarBook`].

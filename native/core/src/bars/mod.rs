@@ -15,6 +15,7 @@
 
 mod bar;
 mod book;
+mod seq;
 
 #[cfg(test)]
 pub(crate) mod test_support;

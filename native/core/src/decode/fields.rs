@@ -82,14 +82,6 @@ fn is_length_tag(tag: u32) -> bool {
     }
 }
 
-/// A data length seen in the previous field, awaiting its data tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    None,
-    /// The previous field was a length tag for `tag`; `len` is `None` if it was not a number.
-    Data { tag: u32, len: Option<usize> },
-}
-
 /// Parses a data length value: 1–9 ASCII digits.
 #[inline]
 fn parse_len(value: &[u8]) -> Option<usize> {
@@ -119,7 +111,11 @@ fn parse_len(value: &[u8]) -> Option<usize> {
 pub struct FieldIter<'a> {
     buf: &'a [u8],
     pos: usize,
-    pending: Pending,
+    /// The data tag the previous field (a length tag) announced; 0 (never a tag) if none.
+    /// A plain `u32` so that the per-field test is a single comparison.
+    data_tag: u32,
+    /// The announced length; `None` if the length tag's value was not a number.
+    data_len: Option<usize>,
 }
 
 impl<'a> FieldIter<'a> {
@@ -129,7 +125,8 @@ impl<'a> FieldIter<'a> {
         FieldIter {
             buf,
             pos: 0,
-            pending: Pending::None,
+            data_tag: 0,
+            data_len: None,
         }
     }
 
@@ -167,50 +164,52 @@ impl<'a> FieldIter<'a> {
             return self.fail();
         }
         let mut wide = u64::from(d) + 1;
-        let digits_start = pos;
-        pos += 1;
-        loop {
-            let Some(&b) = buf.get(pos) else {
-                return self.fail();
-            };
-            pos += 1;
-            if b == b'=' {
+        let rest = &buf[pos + 1..];
+        let mut n = 0;
+        for &b in rest {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
                 break;
             }
-            let d = b.wrapping_sub(b'0');
-            if d > 9 || pos - digits_start > 10 {
-                return self.fail();
-            }
-            wide = wide * 10 + u64::from(d);
+            wide = wide.wrapping_mul(10).wrapping_add(u64::from(d));
+            n += 1;
         }
+        // Up to ten digits: the u64 cannot have wrapped, so the range check is exact.
+        if n > 9 || rest.get(n) != Some(&b'=') {
+            return self.fail();
+        }
+        pos += n + 2;
         let Ok(tag) = u32::try_from(wide) else {
             return self.fail();
         };
 
         let start = pos;
-        let end = match self.pending {
-            Pending::Data { tag: data_tag, len } if data_tag == tag => {
-                let end = match len.and_then(|l| start.checked_add(l)) {
-                    Some(end) if buf.get(end) == Some(&SOH) => end,
-                    _ => return self.fail(),
-                };
-                end
+        let end = if tag == self.data_tag {
+            match self.data_len.and_then(|l| start.checked_add(l)) {
+                Some(end) if buf.get(end) == Some(&SOH) => end,
+                _ => return self.fail(),
             }
-            _ => match find_soh(buf, start) {
+        } else {
+            match find_soh(buf, start) {
                 Some(end) => end,
                 None => return self.fail(),
-            },
+            }
         };
         let value = &buf[start..end];
-        self.pending = match is_length_tag(tag).then(|| data_tag_for(tag)).flatten() {
-            Some(data_tag) => Pending::Data {
-                tag: data_tag,
-                len: parse_len(value),
-            },
-            None => Pending::None,
-        };
+        if is_length_tag(tag) {
+            self.announce_data(tag, value);
+        } else {
+            self.data_tag = 0;
+        }
         self.pos = end + 1;
         Ok(Some((tag, value)))
+    }
+
+    /// Records the data field a length tag announces (rare, so kept out of line).
+    #[cold]
+    fn announce_data(&mut self, length_tag: u32, value: &[u8]) {
+        self.data_tag = data_tag_for(length_tag).unwrap_or(0);
+        self.data_len = parse_len(value);
     }
 
     /// Walks the remaining fields only to check their syntax.

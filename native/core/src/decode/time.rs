@@ -14,6 +14,8 @@ use super::swar;
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
+/// Nanoseconds per unit of a 3-, 6- or 9-digit fraction.
+const FRACTION_SCALE: [i64; 3] = [1_000_000, 1_000, 1];
 
 /// Why a FIX time field was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -144,21 +146,16 @@ pub fn parse_utc_time_only(text: &[u8]) -> Result<i64, TimestampError> {
                 return Err(TimestampError::Syntax);
             }
             let frac = &text[9..];
-            let mut value = 0i64;
+            let mut value = 0u32;
             for &b in frac {
                 let d = b.wrapping_sub(b'0');
                 if d > 9 {
                     return Err(TimestampError::Syntax);
                 }
-                value = value * 10 + i64::from(d);
+                value = value * 10 + u32::from(d);
             }
-            // 3 → ×1e6, 6 → ×1e3, 9 → ×1.
-            value
-                * match frac.len() {
-                    3 => 1_000_000,
-                    6 => 1_000,
-                    _ => 1,
-                }
+            // 3 digits → ×1e6, 6 → ×1e3, 9 → ×1.
+            i64::from(value) * FRACTION_SCALE[frac.len() / 3 - 1]
         }
         _ => {
             return Err(if text[8] == b'.' {

@@ -353,6 +353,7 @@ async function terminate(
 
 /** Whether a pid is a live (non-zombie) process. */
 export function isPidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false; // 0 / negatives would address process groups
   try {
     process.kill(pid, 0);
   } catch (err) {
@@ -503,22 +504,36 @@ async function fetchKafkaJars(): Promise<string> {
 
   const lock = `${lib}.lock`;
   fs.mkdirSync(path.dirname(lib), { recursive: true });
-  await waitFor(
-    () => {
-      if (isComplete()) return true;
+  const holderFile = path.join(lock, "pid");
+  const held = await waitFor(
+    (): "complete" | "held" | false => {
+      if (isComplete()) return "complete";
       try {
         fs.mkdirSync(lock);
-        return true;
+        fs.writeFileSync(holderFile, `${process.pid}\n`);
+        return "held";
       } catch {
-        // Held by another process; take over a lock left behind by a crashed one.
+        // Held by another process: wait for it, or take over if that process is gone.
+        let holder = Number.NaN;
+        try {
+          holder = Number.parseInt(fs.readFileSync(holderFile, "utf8"), 10);
+        } catch {
+          // just created, pid not written yet (or from a crashed process: the age check below)
+        }
         const age =
           Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-        if (age > 10 * 60_000) fs.rmSync(lock, { recursive: true, force: true });
+        if (
+          (Number.isInteger(holder) && !isPidAlive(holder)) ||
+          (Number.isNaN(holder) && age > 60_000)
+        ) {
+          fs.rmSync(lock, { recursive: true, force: true });
+        }
         return false;
       }
     },
     { timeoutMs: 15 * 60_000, intervalMs: 250, what: `the Maven lock ${lock}` },
   );
+  if (held === "complete") return lib;
   try {
     if (isComplete()) return lib;
     fs.rmSync(lib, { recursive: true, force: true });
@@ -566,6 +581,16 @@ function javaCommand(): string {
   return "java";
 }
 
+/** The cluster.id in a formatted log dir's meta.properties. */
+function clusterIdOf(logDir: string): string | undefined {
+  try {
+    const meta = fs.readFileSync(path.join(logDir, "meta.properties"), "utf8");
+    return /^cluster\.id=(.+)$/m.exec(meta)?.[1]?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** 16 random bytes, base64url without padding: the format Kafka's StorageTool wants (22 chars). */
 export function randomKafkaClusterId(): string {
   return randomBytes(16).toString("base64url");
@@ -586,6 +611,8 @@ export interface StartKafkaOptions {
   config?: Record<string, string | number | boolean>;
   /** Readiness deadline (default 120 s). */
   startTimeoutMs?: number;
+  /** Called with the server's pid right after it is spawned (before it is ready), on every (re)start. */
+  onSpawn?: (pid: number) => void;
   /** JVM heap (default 512 MB). */
   heapMb?: number;
   /**
@@ -665,7 +692,7 @@ export function kafkaServerProperties(o: {
     ...o.config,
   };
   return (
-    "# Written by test/support/infra.ts on every start; edits are overwritten.\n" +
+    "# Written by src/infra/local.ts on every start; edits are overwritten.\n" +
     Object.entries(props)
       .map(([k, v]) => `${k}=${String(v)}`)
       .join("\n") +
@@ -792,6 +819,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaHan
       detached,
     });
     proc = p;
+    if (p.child.pid !== undefined) opts.onSpawn?.(p.child.pid);
     const aborter = new AbortController();
     void p.exited.then((e) =>
       aborter.abort(
@@ -804,9 +832,15 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaHan
     );
     try {
       await waitFor(
-        async () =>
-          (await probePort(port, HOST, 500)) &&
-          (await kafkaDescribeCluster(brokers, { warmGroupCoordinator: true })),
+        async () => {
+          if (!(await probePort(port, HOST, 500))) return false;
+          const c = await kafkaDescribeCluster(brokers, { warmGroupCoordinator: true });
+          // Our broker, not another one on that port: same cluster id as our formatted storage.
+          if (c.clusterId !== clusterIdOf(logDir)) {
+            throw new Error(`${brokers} answers with cluster id ${c.clusterId}, not ours`);
+          }
+          return true;
+        },
         {
           timeoutMs: opts.startTimeoutMs ?? 120_000,
           intervalMs: 200,
@@ -862,6 +896,8 @@ export interface StartNatsOptions {
   detached?: boolean;
   /** Readiness deadline (default 20 s). */
   startTimeoutMs?: number;
+  /** Called with the server's pid right after it is spawned (before it is ready), on every (re)start. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface NatsHandle {
@@ -939,6 +975,7 @@ export async function startNats(opts: StartNatsOptions = {}): Promise<NatsHandle
     );
     const p = launch({ command: "nats-server", args, cwd: storeDir, outFile: logFile, detached });
     proc = p;
+    if (p.child.pid !== undefined) opts.onSpawn?.(p.child.pid);
     const aborter = new AbortController();
     void p.exited.then((e) => {
       const hint =
@@ -955,6 +992,8 @@ export async function startNats(opts: StartNatsOptions = {}): Promise<NatsHandle
       await waitFor(
         async () => {
           const info = await readNatsInfo(port, HOST, 1000);
+          // Our server, not another one on that port: it logs its ID at startup.
+          if (!fs.readFileSync(logFile, "utf8").includes(info.server_id)) return false;
           return !jetstream || info.jetstream === true;
         },
         {

@@ -1,0 +1,64 @@
+/** The REPL's custom commands against a running node (their output is what an operator reads). */
+import type { StartedNode } from "../../src/node/start";
+import { REPL_COMMANDS, type Rows } from "../../src/repl/commands";
+import { eventually, getJson, startTestNode } from "../support/node";
+
+describe("REPL commands", () => {
+  let node: StartedNode & { url: string };
+  beforeAll(async () => {
+    node = await startTestNode({
+      FEED_RATE: "3000",
+      FEED_SYMBOLS: "3",
+      FEED_JUMP_PROBABILITY: "0.02",
+    });
+    await eventually(
+      async () =>
+        ((await getJson(`${node.url}/api/anomalies`)).body as { anomalies: unknown[] }).anomalies
+          .length > 0 || undefined,
+      "an anomaly",
+    );
+  });
+  afterAll(() => node?.stop());
+
+  async function run(name: string, args: Record<string, unknown>): Promise<Rows> {
+    const cmd = REPL_COMMANDS.find((c) => c.command.split(" ")[0] === name);
+    if (!cmd) throw new Error(`no command ${name}`);
+    let printed: Rows = [];
+    const log = jest.spyOn(console, "log").mockImplementation(() => undefined);
+    const error = jest.spyOn(console, "error").mockImplementation((m: string) => {
+      throw new Error(m);
+    });
+    try {
+      await cmd.action(
+        node.broker,
+        { options: {}, ...args },
+        { table: (rows: Rows) => ((printed = rows), "") },
+      );
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+    }
+    return printed;
+  }
+
+  it("lists symbols, bars, anomalies and stats as tables", async () => {
+    const symbols = await run("symbols", {});
+    expect(symbols[0]).toEqual(["Symbol", "Trades", "Last price", "Last trade (UTC)"]);
+    expect(symbols.slice(1).map((r) => r[0])).toEqual(["AAPL", "MSFT", "NVDA"]);
+
+    const bars = await run("bars", { symbol: "AAPL", interval: "1m", options: { limit: "2" } });
+    expect(bars[0]?.[0]).toBe("Start (UTC)");
+    expect(bars.length).toBeGreaterThanOrEqual(2);
+    expect(bars.length).toBeLessThanOrEqual(3);
+
+    const anomalies = await run("anomalies", {});
+    expect(anomalies.length).toBeGreaterThan(1);
+
+    const stats = await run("stats", {});
+    expect(stats[1]?.[0]).toBe(node.broker.nodeID);
+  });
+
+  it("prints the problem for a bad argument instead of failing the REPL", async () => {
+    await expect(run("bars", { symbol: "AAPL", interval: "7m" })).rejects.toThrow(/interval/);
+  });
+});
