@@ -48,7 +48,7 @@ function rawBatch(source: string, records: Buffer[], firstSeq = 0) {
 function broker(
   nodeID: string,
   services: ("parser" | "aggregator" | "anomaly")[],
-  transporter?: string,
+  transporter?: "Fake",
   namespace = "",
 ) {
   const config = testConfig({ NODEID: nodeID });
