@@ -15,7 +15,16 @@ function servicesArg(argv: string[]): string | undefined {
   return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[i + 1];
 }
 
+/** kafkajs 2.2.4 schedules timers with negative delays on Node ≥ 23; the warning is noise. */
+function quietKnownWarnings(): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (w) => {
+    if (w.name !== "TimeoutNegativeWarning") process.stderr.write(`${w.name}: ${w.message}\n`);
+  });
+}
+
 async function main(): Promise<void> {
+  quietKnownWarnings();
   let config;
   try {
     config = loadConfig();

@@ -130,6 +130,21 @@ export const SETTINGS = [
     default: "2000",
     description: "Records per ingest batch (bounds one native call)",
   },
+  // Kafka
+  { env: "KAFKA_BROKERS", default: "", description: "Comma-separated Kafka bootstrap brokers; when set, ingest consumes Kafka instead of the built-in feed" },
+  { env: "KAFKA_CLIENT_ID", default: "tickstream", description: "Kafka client id" },
+  { env: "KAFKA_GROUP_ID", default: "tickstream", description: "Consumer group of the ingest nodes (partitions are shared among them)" },
+  { env: "KAFKA_TOPICS", default: "trades,orders", description: "Topics to consume (created when missing); any topic may carry any FIX or JSON message" },
+  { env: "KAFKA_PARTITIONS", default: "6", description: "Partitions of topics Tickstream creates" },
+  { env: "KAFKA_DLQ_TOPIC", default: "trades.dlq", description: "Dead-letter topic: rejected records, unchanged, with reason/topic/partition/offset headers" },
+  { env: "KAFKA_CONCURRENCY", default: "3", description: "Partitions processed concurrently by one ingest node" },
+  { env: "KAFKA_MAX_BYTES_PER_PARTITION", default: "1048576", description: "Fetch size per partition (bounds memory with the concurrency)" },
+  { env: "KAFKA_MAX_WAIT_MS", default: "100", description: "Longest a fetch waits for data" },
+  { env: "KAFKA_REPLAY", default: "true", description: "On start, rebuild state by replaying each partition from the start of the 1m retention window (by record timestamp)" },
+  { env: "KAFKA_SSL", default: "false", description: "Connect with TLS" },
+  { env: "KAFKA_SASL_MECHANISM", default: "", description: "SASL mechanism: plain, scram-sha-256, scram-sha-512 (empty: no SASL)" },
+  { env: "KAFKA_SASL_USERNAME", default: "", description: "SASL user name" },
+  { env: "KAFKA_SASL_PASSWORD", default: "", description: "SASL password" },
   // Decoding and aggregation
   {
     env: "FIX_MD_ENTRY_TYPES",
@@ -302,6 +317,57 @@ function detectorOverrides(env: Env): Record<string, DetectorOverride> {
   return out;
 }
 
+export interface KafkaConfig {
+  brokers: string[];
+  clientId: string;
+  groupId: string;
+  topics: string[];
+  partitions: number;
+  dlqTopic: string;
+  concurrency: number;
+  maxBytesPerPartition: number;
+  maxWaitMs: number;
+  replay: boolean;
+  ssl: boolean;
+  sasl: { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string } | null;
+}
+
+function list(env: Env, name: SettingName): string[] {
+  return raw(env, name)
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+function kafka(env: Env): KafkaConfig | null {
+  const brokers = list(env, "KAFKA_BROKERS");
+  if (brokers.length === 0) return null;
+  const mechanism = raw(env, "KAFKA_SASL_MECHANISM");
+  const topics = list(env, "KAFKA_TOPICS");
+  if (topics.length === 0) throw new ConfigError("KAFKA_TOPICS", "needs at least one topic");
+  return {
+    brokers,
+    clientId: raw(env, "KAFKA_CLIENT_ID"),
+    groupId: raw(env, "KAFKA_GROUP_ID"),
+    topics,
+    partitions: int(env, "KAFKA_PARTITIONS", 1, 10_000),
+    dlqTopic: raw(env, "KAFKA_DLQ_TOPIC"),
+    concurrency: int(env, "KAFKA_CONCURRENCY", 1, 1000),
+    maxBytesPerPartition: int(env, "KAFKA_MAX_BYTES_PER_PARTITION", 1024),
+    maxWaitMs: int(env, "KAFKA_MAX_WAIT_MS", 0, 60_000),
+    replay: bool(env, "KAFKA_REPLAY"),
+    ssl: bool(env, "KAFKA_SSL"),
+    sasl:
+      mechanism === ""
+        ? null
+        : {
+            mechanism: oneOf(env, "KAFKA_SASL_MECHANISM", ["plain", "scram-sha-256", "scram-sha-512"] as const),
+            username: raw(env, "KAFKA_SASL_USERNAME"),
+            password: raw(env, "KAFKA_SASL_PASSWORD"),
+          },
+  };
+}
+
 export const DETECTORS = ["zscore", "ewma", "mad"] as const;
 export type DetectorKind = (typeof DETECTORS)[number];
 
@@ -330,6 +396,7 @@ export interface Config {
     seed: number;
     batchMaxRecords: number;
   };
+  kafka: KafkaConfig | null;
   decoder: { mdEntryTypes: string };
   bars: {
     graceMs: number;
@@ -404,6 +471,7 @@ export function loadConfig(env: Env = process.env): Config {
       seed: int(env, "FEED_SEED", 0, 2 ** 31 - 1),
       batchMaxRecords: int(env, "BATCH_MAX_RECORDS", 1, 100_000),
     },
+    kafka: kafka(env),
     decoder: { mdEntryTypes },
     bars: {
       graceMs: int(env, "BAR_GRACE_MS", 0),

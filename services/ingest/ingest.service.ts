@@ -5,7 +5,7 @@
  */
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../../src/config";
-import { registerMetrics } from "../../src/metrics";
+import { M, registerMetrics } from "../../src/metrics";
 import { Pipeline } from "./pipeline";
 import { createSource, type TradeSource } from "./sources";
 
@@ -60,16 +60,22 @@ export function ingestService(config: Config): ServiceSchema {
 
     created(this: This) {
       registerMetrics(this.broker);
-      this.source = createSource(config);
+      this.source = createSource(config, {
+        log: this.logger,
+        onDeadLetter: (reason) => {
+          if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.deadLettered, { reason });
+        },
+      });
       this.pipeline = new Pipeline(this.broker, this.source.name.split(":")[0] ?? this.source.name);
       this.statusTimer = null;
       this.lastLive = null;
     },
 
     async started(this: This) {
-      await this.source.start(async (batch) => {
-        await this.pipeline.deliver(batch);
+      await this.source.start(async (batch, hooks) => {
+        const delivery = await this.pipeline.deliver(batch, hooks);
         this.announce(false);
+        return delivery;
       });
       this.logger.info({ source: this.source.name }, "ingest started");
       this.statusTimer = setInterval(() => this.announce(true), STATUS_INTERVAL_MS);

@@ -22,6 +22,8 @@ export interface ApplyCounts {
   duplicates: number;
   revised: number;
   tooLate: number;
+  /** Record indices (of the decode call) whose trades fell before every retention window. */
+  tooLateRecords: number[];
   orders: number;
 }
 
@@ -45,7 +47,7 @@ export function engineOptions(config: Config, role: ActorRole): Binding.EngineOp
 
 export class SymbolActors {
   readonly engine: Binding.Engine;
-  readonly totals: ApplyCounts = { applied: 0, duplicates: 0, revised: 0, tooLate: 0, orders: 0 };
+  readonly totals: Omit<ApplyCounts, "tooLateRecords"> = { applied: 0, duplicates: 0, revised: 0, tooLate: 0, orders: 0 };
 
   constructor(config: Config, role: ActorRole) {
     this.engine = new native.Engine(engineOptions(config, role));
@@ -76,6 +78,7 @@ export class SymbolActors {
       duplicates: result.duplicatesId + result.duplicatesOffset,
       revised: result.revised,
       tooLate: result.tooLate,
+      tooLateRecords: result.tooLateRecords,
       orders: result.orders,
     };
   }

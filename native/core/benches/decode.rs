@@ -67,7 +67,10 @@ fn bench(c: &mut Criterion) {
     // Sanity check once, outside the timing.
     let mut sink = CountingSink::default();
     decoder.decode_record(&data, 0, &mut sink);
-    assert_eq!((sink.messages, sink.trades, sink.rejected), (13_888, 11_365, 0));
+    assert_eq!(
+        (sink.messages, sink.trades, sink.rejected),
+        (13_888, 11_365, 0)
+    );
     let messages = sink.messages;
 
     let decode = |data: &[u8]| {

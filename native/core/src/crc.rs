@@ -61,9 +61,12 @@ fn header_values(text: &[u8]) -> [Option<u32>; 2] {
 
 /// Checks a record's `crc32` header text against its payload.
 ///
-/// See [`header_values`](self) for the accepted forms: `0x`-prefixed hex (1–8 digits),
-/// exactly 8 hex digits, or decimal (1–10 digits, at most `u32::MAX`); an 8-digit decimal
-/// string matches if either its hex or its decimal reading equals the CRC.
+/// Accepted forms, surrounding ASCII whitespace ignored: `0x`/`0X`-prefixed hex (1–8
+/// digits), exactly 8 hex digits (either case, as `printf("%08x")` writes), or decimal
+/// (1–10 digits, at most `u32::MAX`, as JavaScript's and Java's `crc32()` return). Eight
+/// decimal digits fit both readings, so such a header matches if either equals the CRC:
+/// refusing one reading would reject a producer that follows a documented form, at the cost
+/// of one more accepted value out of 2³².
 ///
 /// # Errors
 ///
@@ -102,11 +105,19 @@ mod tests {
             assert_eq!(verify_crc32_header(payload, ok), Ok(()), "{ok:?}");
         }
         // Short 0x forms keep their meaning.
-        let small = (0u32..).find(|i| crc32(&i.to_le_bytes()) < 0x1000_0000).unwrap();
+        let small = (0u32..)
+            .find(|i| crc32(&i.to_le_bytes()) < 0x1000_0000)
+            .unwrap();
         let bytes = small.to_le_bytes();
         let crc = crc32(&bytes);
-        assert_eq!(verify_crc32_header(&bytes, format!("{crc:#x}").as_bytes()), Ok(()));
-        assert_eq!(verify_crc32_header(&bytes, format!("{crc:08x}").as_bytes()), Ok(()));
+        assert_eq!(
+            verify_crc32_header(&bytes, format!("{crc:#x}").as_bytes()),
+            Ok(())
+        );
+        assert_eq!(
+            verify_crc32_header(&bytes, format!("{crc:08x}").as_bytes()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -123,12 +134,19 @@ mod tests {
             b"cbf4392",
             b"xyz",
         ] {
-            assert_eq!(verify_crc32_header(payload, bad), Err(Reason::Crc32), "{bad:?}");
+            assert_eq!(
+                verify_crc32_header(payload, bad),
+                Err(Reason::Crc32),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn ambiguous_eight_digits_match_either_reading() {
-        assert_eq!(header_values(b"12345678"), [Some(0x1234_5678), Some(12_345_678)]);
+        assert_eq!(
+            header_values(b"12345678"),
+            [Some(0x1234_5678), Some(12_345_678)]
+        );
     }
 }

@@ -59,7 +59,9 @@ impl Side {
 /// replayed file); `ord` numbers the trades decoded from that record (entries of one
 /// MarketDataIncrementalRefresh). Together with the event time it totally orders the trades
 /// of a symbol, which makes "ties by arrival" well defined and bar merges exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 pub struct Arrival {
     pub seq: u64,
     pub ord: u32,

@@ -50,7 +50,11 @@ fn corpora_have_no_rejects() {
         assert!(frames.iter().all(|f| f.reject.is_none()), "{name}");
         // Frames tile the file (except the FIX.4.1 file's trailing newline).
         let end = frames.last().map_or(0, |f| f.offset + f.len);
-        assert_eq!(data.len() - end, usize::from(data.ends_with(b"\n")), "{name}");
+        assert_eq!(
+            data.len() - end,
+            usize::from(data.ends_with(b"\n")),
+            "{name}"
+        );
     }
 }
 
@@ -81,16 +85,30 @@ fn jse_known_trades() {
 
     let mut per_symbol: HashMap<&str, Vec<_>> = HashMap::new();
     for (offset, t) in &trades {
-        per_symbol.entry(t.symbol.as_str()).or_default().push((*offset, *t));
+        per_symbol
+            .entry(t.symbol.as_str())
+            .or_default()
+            .push((*offset, *t));
     }
     assert_eq!(per_symbol.len(), 80);
 
     // The first trade of the file: JA00 at 76.79, after 112,292 bytes of heartbeats.
     let (offset, first) = trades[0];
     assert_eq!(offset, 112_292);
-    assert_eq!((first.symbol.as_str(), first.price, first.qty), ("JA00", 76_790_000_000, 0));
+    assert_eq!(
+        (first.symbol.as_str(), first.price, first.qty),
+        ("JA00", 76_790_000_000, 0)
+    );
     assert_eq!(first.time_ns, jse_time(6, 28, 56, 151));
-    assert_eq!((first.arrival.seq, first.arrival.ord, first.id.as_deref(), first.side), (42, 0, None, Side::Unknown));
+    assert_eq!(
+        (
+            first.arrival.seq,
+            first.arrival.ord,
+            first.id.as_deref(),
+            first.side
+        ),
+        (42, 0, None, Side::Unknown)
+    );
 
     // J200 (the FTSE/JSE Top 40): 2,930 values, the first printed with 17 significant digits.
     let j200 = &per_symbol["J200"];
@@ -125,9 +143,16 @@ fn session_corpus() {
     let out = decode_to_vec(&decoder("2"), &data, 5);
     let m = out.iter().find(|m| m.offset == 472).unwrap();
     let o = m.order.as_ref().unwrap();
-    assert_eq!((o.symbol.as_str(), o.side, o.qty, o.price), ("9955", Side::Buy, SCALE, Some(1_380_000_000)));
+    assert_eq!(
+        (o.symbol.as_str(), o.side, o.qty, o.price),
+        ("9955", Side::Buy, SCALE, Some(1_380_000_000))
+    );
     assert_eq!((o.arrival.seq, o.arrival.ord), (5, 0));
-    let ords: Vec<u32> = out.iter().filter_map(|m| m.order.as_ref()).map(|o| o.arrival.ord).collect();
+    let ords: Vec<u32> = out
+        .iter()
+        .filter_map(|m| m.order.as_ref())
+        .map(|o| o.arrival.ord)
+        .collect();
     assert_eq!(ords, (0..15).collect::<Vec<_>>());
 }
 
@@ -138,11 +163,28 @@ fn fix41_corpus() {
     assert_eq!(out.len(), 16);
     let trades: Vec<_> = out.iter().flat_map(|m| &m.trades).collect();
     assert_eq!(trades.len(), 2);
-    assert_eq!((trades[0].symbol.as_str(), trades[0].price, trades[0].qty), ("MSFT", 12_300_000_000, 10_000 * SCALE));
-    assert_eq!((trades[1].symbol.as_str(), trades[1].id.as_deref()), ("ORCL", Some("4")));
+    assert_eq!(
+        (trades[0].symbol.as_str(), trades[0].price, trades[0].qty),
+        ("MSFT", 12_300_000_000, 10_000 * SCALE)
+    );
+    assert_eq!(
+        (trades[1].symbol.as_str(), trades[1].id.as_deref()),
+        ("ORCL", Some("4"))
+    );
     // The three 150=2 acknowledgements with 31=0|32=0 are not executions.
-    let acks = out.iter().filter(|m| m.msg_type.as_deref() == Some("8") && m.outcome == Outcome::Ignored).count();
+    let acks = out
+        .iter()
+        .filter(|m| m.msg_type.as_deref() == Some("8") && m.outcome == Outcome::Ignored)
+        .count();
     assert_eq!(acks, 3);
-    assert_eq!(out.iter().filter(|m| m.outcome == Outcome::Order).count(), 3);
-    assert_eq!(out.iter().filter(|m| m.msg_type.as_deref() == Some("3")).count(), 2);
+    assert_eq!(
+        out.iter().filter(|m| m.outcome == Outcome::Order).count(),
+        3
+    );
+    assert_eq!(
+        out.iter()
+            .filter(|m| m.msg_type.as_deref() == Some("3"))
+            .count(),
+        2
+    );
 }

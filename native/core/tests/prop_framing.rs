@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use support::{build_bytes, decoder, Counts};
 use tickstream_core::decode::{decode_to_vec, fields, frame_stream, Outcome, SOH};
 
-const BEGIN_STRINGS: [&str; 6] = ["FIX.4.0", "FIX.4.1", "FIX.4.2", "FIX.4.3", "FIX.4.4", "FIXT.1.1"];
+const BEGIN_STRINGS: [&str; 6] = [
+    "FIX.4.0", "FIX.4.1", "FIX.4.2", "FIX.4.3", "FIX.4.4", "FIXT.1.1",
+];
 /// MsgTypes that carry no trade, so every generated message is `Ignored`.
 const MSG_TYPES: [&str; 8] = ["0", "1", "A", "B", "n", "j", "BE", "U1"];
 /// (length tag, data tag) pairs.

@@ -25,7 +25,10 @@ fn assert_tiles(record: &[u8], out: &[DecodedMessage]) -> Result<(), TestCaseErr
     for m in out {
         prop_assert_eq!(m.offset, offset);
         prop_assert!(m.len > 0);
-        prop_assert_eq!(m.trades.is_empty(), !matches!(m.outcome, tickstream_core::decode::Outcome::Trades(n) if n > 0));
+        prop_assert_eq!(
+            m.trades.is_empty(),
+            !matches!(m.outcome, tickstream_core::decode::Outcome::Trades(n) if n > 0)
+        );
         offset += m.len;
     }
     prop_assert_eq!(offset, end);
@@ -36,7 +39,11 @@ fn assert_tiles(record: &[u8], out: &[DecodedMessage]) -> Result<(), TestCaseErr
 }
 
 fn valid_messages() -> Vec<Vec<u8>> {
-    samples().into_iter().filter(|s| s.valid).map(|s| s.message).collect()
+    samples()
+        .into_iter()
+        .filter(|s| s.valid)
+        .map(|s| s.message)
+        .collect()
 }
 
 proptest! {

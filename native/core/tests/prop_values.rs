@@ -33,7 +33,10 @@ fn reference_decimal(text: &str) -> Result<i64, DecimalError> {
         value = (value * 10 + i128::from(b - b'0')).min(cap);
     }
     for i in 0..9 {
-        let d = frac_digits.as_bytes().get(i).map_or(0, |b| i128::from(b - b'0'));
+        let d = frac_digits
+            .as_bytes()
+            .get(i)
+            .map_or(0, |b| i128::from(b - b'0'));
         value = (value * 10 + d).min(cap);
     }
     if frac_digits.as_bytes().get(9).is_some_and(|&b| b >= b'5') {

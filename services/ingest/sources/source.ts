@@ -17,8 +17,18 @@ export interface RawBatch {
   producedAtMs: Float64Array;
 }
 
-/** Called with each batch; resolves once every trade of it is applied. */
-export type BatchHandler = (batch: RawBatch) => Promise<void>;
+/** What the pipeline could not apply, by record index, for the source to dead-letter. */
+export interface Delivery {
+  rejects: { record: number; reason: string; offset: number }[];
+}
+
+export interface DeliveryHooks {
+  /** Called while a failing batch waits to be retried (keep the consumer's session alive). */
+  onRetry?: () => Promise<void>;
+}
+
+/** Called with each batch; resolves once every trade of it is applied (null: the node is stopping). */
+export type BatchHandler = (batch: RawBatch, hooks?: DeliveryHooks) => Promise<Delivery | null>;
 
 export interface TradeSource {
   readonly name: string;

@@ -397,6 +397,27 @@ impl AnyDetector {
     }
 }
 
+/// `ln(p / q)` for positive `p`, `q`.
+///
+/// Trade-to-trade moves are small, so instead of a division and a libm `ln` (which showed as a
+/// fifth of the engine's profile) this evaluates `2·atanh(u)` with `u = (p − q)/(p + q)`:
+/// one division and four fused steps of the series `2u·(1 + u²/3 + u⁴/5 + u⁶/7 + u⁸/9)`. For
+/// |u| < 0.01 (moves under ~2 %) the first omitted term is below 1e-20 relative, so the result
+/// is within a few ulps (p − q is exact there, and only `u` is rounded). Larger moves use
+/// `ln_1p` of the exact relative difference.
+#[inline]
+pub(crate) fn log_ratio(p: f64, q: f64) -> f64 {
+    let u = (p - q) / (p + q);
+    if u.abs() < 0.01 {
+        let u2 = u * u;
+        let series = 1.0 + u2 * (1.0 / 3.0 + u2 * (1.0 / 5.0 + u2 * (1.0 / 7.0 + u2 * (1.0 / 9.0))));
+        2.0 * u * series
+    } else {
+        // ln_1p of the exact difference keeps full relative accuracy where ln(p / q) would not.
+        ((p - q) / q).ln_1p()
+    }
+}
+
 /// The previous price and log-return step shared by all detectors.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct LastPrice(Option<f64>);
@@ -410,7 +431,7 @@ impl LastPrice {
         }
         let p = price as f64;
         let prev = self.0.replace(p)?;
-        Some((prev, (p / prev).ln()))
+        Some((prev, log_ratio(p, prev)))
     }
 
     fn is_valid(&self) -> bool {

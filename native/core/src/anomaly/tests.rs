@@ -1,4 +1,5 @@
 use super::mad::median;
+use super::log_ratio;
 use super::*;
 use crate::bars::test_support::{random_walk, Rng};
 use crate::types::SCALE;
@@ -243,6 +244,16 @@ fn corrupted_state_is_rejected() {
 }
 
 proptest! {
+    #[test]
+    fn log_ratio_matches_ln(q in 1i64..10_000_000_000_000, move_bp in -5_000i64..5_000) {
+        let p = (q as f64 * (1.0 + move_bp as f64 / 10_000.0)).round().max(1.0);
+        let q = q as f64;
+        // ln_1p of an exact difference: (p / q).ln() would lose ~1e-16 absolute to rounding p / q.
+        let exact = ((p - q) / q).ln_1p();
+        let got = log_ratio(p, q);
+        prop_assert!((got - exact).abs() <= 4.0 * f64::EPSILON * exact.abs(), "{} vs {}", got, exact);
+    }
+
     #[test]
     fn arbitrary_state_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         let _ = AnyDetector::import_state(&bytes);

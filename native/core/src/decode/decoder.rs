@@ -219,7 +219,13 @@ impl<'s, 'a, S: DecodeSink<'a>> Emitter<'s, S> {
     }
 
     #[inline]
-    pub fn reject(&mut self, offset: usize, len: usize, msg_type: Option<&'a [u8]>, reason: Reason) {
+    pub fn reject(
+        &mut self,
+        offset: usize,
+        len: usize,
+        msg_type: Option<&'a [u8]>,
+        reason: Reason,
+    ) {
         self.message(MessageInfo {
             offset,
             len,

@@ -53,10 +53,7 @@ fn find_soh(buf: &[u8], from: usize) -> Option<usize> {
         }
         i += 8;
     }
-    buf.get(i..)?
-        .iter()
-        .position(|&b| b == SOH)
-        .map(|p| i + p)
+    buf.get(i..)?.iter().position(|&b| b == SOH).map(|p| i + p)
 }
 
 /// Bit `t` is set when tag `t` is a length tag (see [`data_tag_for`]); one load and a shift
@@ -164,21 +161,27 @@ impl<'a> FieldIter<'a> {
             return self.fail();
         }
         let mut wide = u64::from(d) + 1;
-        let rest = &buf[pos + 1..];
-        let mut n = 0;
-        for &b in rest {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
+        let digits_start = pos;
+        pos += 1;
+        loop {
+            let Some(&b) = buf.get(pos) else {
+                return self.fail();
+            };
+            pos += 1;
+            if b == b'=' {
                 break;
             }
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return self.fail();
+            }
             wide = wide.wrapping_mul(10).wrapping_add(u64::from(d));
-            n += 1;
         }
-        // Up to ten digits: the u64 cannot have wrapped, so the range check is exact.
-        if n > 9 || rest.get(n) != Some(&b'=') {
+        // Up to ten digits (and '='): the u64 cannot have wrapped, so the range check is
+        // exact. Checked once here rather than per digit.
+        if pos - digits_start > 11 {
             return self.fail();
         }
-        pos += n + 2;
         let Ok(tag) = u32::try_from(wide) else {
             return self.fail();
         };
@@ -261,7 +264,16 @@ mod tests {
     #[test]
     fn data_fields_take_their_length() {
         let got = walk("95=7|96=a|b=10=|58=x|").unwrap();
-        assert_eq!(got[1], (96, b"a|b=10=".iter().map(|&b| if b == b'|' { SOH } else { b }).collect()));
+        assert_eq!(
+            got[1],
+            (
+                96,
+                b"a|b=10="
+                    .iter()
+                    .map(|&b| if b == b'|' { SOH } else { b })
+                    .collect()
+            )
+        );
         assert_eq!(got[2], (58, b"x".to_vec()));
         // Data tag without its length tag is a normal field.
         assert_eq!(walk("96=ABC=DE|").unwrap(), vec![(96, b"ABC=DE".to_vec())]);

@@ -54,7 +54,9 @@ pub(crate) fn check_symbol(value: &[u8], max_len: usize) -> Result<&str, Reason>
 fn opt_id(value: Option<&[u8]>) -> Result<Option<&str>, Reason> {
     match value {
         None | Some([]) => Ok(None),
-        Some(v) => std::str::from_utf8(v).map(Some).map_err(|_| Reason::Garbled),
+        Some(v) => std::str::from_utf8(v)
+            .map(Some)
+            .map_err(|_| Reason::Garbled),
     }
 }
 
@@ -738,12 +740,33 @@ mod tests {
         let fill42 = "35=8|17=E1|150=2|20=0|55=IBM|31=1|32=1|52=20240102-03:04:05|";
         assert_eq!(outcome("FIX.4.2", fill42), Outcome::Trades(1));
         assert_eq!(outcome("FIX.4.4", fill42), Outcome::Ignored);
-        assert_eq!(outcome("FIX.4.2", &fill42.replace("20=0", "20=3")), Outcome::Ignored);
-        assert_eq!(outcome("FIX.4.2", &fill42.replace("20=0", "20=1")), Outcome::Correction);
-        assert_eq!(outcome("FIX.4.4", &ER44.replace("150=F", "150=0")), Outcome::Ignored);
+        assert_eq!(
+            outcome("FIX.4.2", &fill42.replace("20=0", "20=3")),
+            Outcome::Ignored
+        );
+        assert_eq!(
+            outcome("FIX.4.2", &fill42.replace("20=0", "20=1")),
+            Outcome::Correction
+        );
+        assert_eq!(
+            outcome("FIX.4.4", &ER44.replace("150=F", "150=0")),
+            Outcome::Ignored
+        );
         // No execution: LastPx and LastQty both zero or both absent.
-        assert_eq!(outcome("FIX.4.4", &ER44.replace("31=101.5", "31=0").replace("32=200", "32=0")), Outcome::Ignored);
-        assert_eq!(outcome("FIX.4.4", &ER44.replace("31=101.5|", "").replace("32=200|", "")), Outcome::Ignored);
+        assert_eq!(
+            outcome(
+                "FIX.4.4",
+                &ER44.replace("31=101.5", "31=0").replace("32=200", "32=0")
+            ),
+            Outcome::Ignored
+        );
+        assert_eq!(
+            outcome(
+                "FIX.4.4",
+                &ER44.replace("31=101.5|", "").replace("32=200|", "")
+            ),
+            Outcome::Ignored
+        );
     }
 
     #[test]
@@ -752,7 +775,10 @@ mod tests {
         assert_eq!(m.outcome, Outcome::Correction);
         let c = m.correction.unwrap();
         assert_eq!(c.kind, CorrectionKind::Cancel);
-        assert_eq!((c.id.as_deref(), c.ref_id.as_deref()), (Some("E1"), Some("E0")));
+        assert_eq!(
+            (c.id.as_deref(), c.ref_id.as_deref()),
+            (Some("E1"), Some("E0"))
+        );
         assert_eq!(c.symbol.as_deref(), Some("IBM"));
         let m = decode(&msg("FIX.4.4", &ER44.replace("150=F", "150=G")));
         assert_eq!(m.correction.unwrap().kind, CorrectionKind::Correct);
@@ -761,19 +787,58 @@ mod tests {
     #[test]
     fn execution_report_rejects() {
         let r = |body: String| outcome("FIX.4.4", &body);
-        assert_eq!(r(ER44.replace("55=IBM|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(ER44.replace("55=IBM", "55=")), Outcome::Rejected(Reason::BadSymbol));
-        assert_eq!(r(ER44.replace("31=101.5", "31=-1")), Outcome::Rejected(Reason::BadPrice));
-        assert_eq!(r(ER44.replace("31=101.5", "31=0")), Outcome::Rejected(Reason::BadPrice));
-        assert_eq!(r(ER44.replace("31=101.5", "31=1e2")), Outcome::Rejected(Reason::BadPrice));
-        assert_eq!(r(ER44.replace("31=101.5|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(ER44.replace("32=200", "32=0")), Outcome::Rejected(Reason::BadQty));
-        assert_eq!(r(ER44.replace("32=200", "32=-5")), Outcome::Rejected(Reason::BadQty));
-        assert_eq!(r(ER44.replace("17=E1|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(ER44.replace("17=E1", "17=")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(ER44.replace("60=20240102-03:04:05.006|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(ER44.replace(".006", ".06")), Outcome::Rejected(Reason::BadTimestamp));
-        assert_eq!(r(ER44.replace("20240102", "00000000")), Outcome::Rejected(Reason::BadTimestamp));
+        assert_eq!(
+            r(ER44.replace("55=IBM|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(ER44.replace("55=IBM", "55=")),
+            Outcome::Rejected(Reason::BadSymbol)
+        );
+        assert_eq!(
+            r(ER44.replace("31=101.5", "31=-1")),
+            Outcome::Rejected(Reason::BadPrice)
+        );
+        assert_eq!(
+            r(ER44.replace("31=101.5", "31=0")),
+            Outcome::Rejected(Reason::BadPrice)
+        );
+        assert_eq!(
+            r(ER44.replace("31=101.5", "31=1e2")),
+            Outcome::Rejected(Reason::BadPrice)
+        );
+        assert_eq!(
+            r(ER44.replace("31=101.5|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(ER44.replace("32=200", "32=0")),
+            Outcome::Rejected(Reason::BadQty)
+        );
+        assert_eq!(
+            r(ER44.replace("32=200", "32=-5")),
+            Outcome::Rejected(Reason::BadQty)
+        );
+        assert_eq!(
+            r(ER44.replace("17=E1|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(ER44.replace("17=E1", "17=")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(ER44.replace("60=20240102-03:04:05.006|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(ER44.replace(".006", ".06")),
+            Outcome::Rejected(Reason::BadTimestamp)
+        );
+        assert_eq!(
+            r(ER44.replace("20240102", "00000000")),
+            Outcome::Rejected(Reason::BadTimestamp)
+        );
         // Non-UTF-8 id.
         let mut bytes = msg("FIX.4.4", &ER44.replace("17=E1", "17=E\u{7f}"));
         let at = bytes.windows(4).position(|w| w == b"17=E").unwrap() + 4;
@@ -791,7 +856,10 @@ mod tests {
         assert_eq!(check_symbol(b"", 64), Err(Reason::BadSymbol));
         assert_eq!(check_symbol(b"ABCD", 3), Err(Reason::BadSymbol));
         assert_eq!(check_symbol(b"A\tB", 64), Err(Reason::BadSymbol));
-        assert_eq!(check_symbol("A\u{85}B".as_bytes(), 64), Err(Reason::BadSymbol));
+        assert_eq!(
+            check_symbol("A\u{85}B".as_bytes(), 64),
+            Err(Reason::BadSymbol)
+        );
         assert_eq!(check_symbol(b"\xff", 64), Err(Reason::BadSymbol));
     }
 
@@ -802,35 +870,74 @@ mod tests {
         let m = decode(&msg("FIX.4.4", AE));
         assert_eq!(m.outcome, Outcome::Trades(1));
         let t = &m.trades[0];
-        assert_eq!((t.id.as_deref(), t.side, t.price), (Some("R1"), Side::Buy, 27 * SCALE));
+        assert_eq!(
+            (t.id.as_deref(), t.side, t.price),
+            (Some("R1"), Side::Buy, 27 * SCALE)
+        );
         // TradeID when there is no TradeReportID; no id at all is allowed.
         let t = &decode(&msg("FIX.4.4", &AE.replace("571=R1", "1003=T9"))).trades[0];
         assert_eq!(t.id.as_deref(), Some("T9"));
         let t = &decode(&msg("FIX.4.4", &AE.replace("571=R1|", ""))).trades[0];
         assert_eq!(t.id, None);
         // Two sides: unknown aggressor; zero quantity allowed; 487 absent is new.
-        let t = &decode(&msg("FIX.4.4", &AE.replace("552=1|54=1|", "552=2|54=1|54=2|"))).trades[0];
+        let t = &decode(&msg(
+            "FIX.4.4",
+            &AE.replace("552=1|54=1|", "552=2|54=1|54=2|"),
+        ))
+        .trades[0];
         assert_eq!(t.side, Side::Unknown);
-        assert_eq!(outcome("FIX.4.4", &AE.replace("32=5000", "32=0")), Outcome::Trades(1));
-        assert_eq!(outcome("FIX.4.4", &AE.replace("487=0|", "")), Outcome::Trades(1));
+        assert_eq!(
+            outcome("FIX.4.4", &AE.replace("32=5000", "32=0")),
+            Outcome::Trades(1)
+        );
+        assert_eq!(
+            outcome("FIX.4.4", &AE.replace("487=0|", "")),
+            Outcome::Trades(1)
+        );
     }
 
     #[test]
     fn trade_capture_report_types_and_rejects() {
         let m = decode(&msg("FIX.4.4", &AE.replace("487=0", "487=1|572=R0")));
         let c = m.correction.unwrap();
-        assert_eq!((c.kind, c.ref_id.as_deref()), (CorrectionKind::Cancel, Some("R0")));
-        let c = decode(&msg("FIX.4.4", &AE.replace("487=0", "487=2"))).correction.unwrap();
+        assert_eq!(
+            (c.kind, c.ref_id.as_deref()),
+            (CorrectionKind::Cancel, Some("R0"))
+        );
+        let c = decode(&msg("FIX.4.4", &AE.replace("487=0", "487=2")))
+            .correction
+            .unwrap();
         assert_eq!(c.kind, CorrectionKind::Correct);
-        assert_eq!(outcome("FIX.4.4", &AE.replace("487=0", "487=5")), Outcome::Ignored);
+        assert_eq!(
+            outcome("FIX.4.4", &AE.replace("487=0", "487=5")),
+            Outcome::Ignored
+        );
         let r = |body: String| outcome("FIX.4.4", &body);
-        assert_eq!(r(AE.replace("55=ANZ|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(AE.replace("31=27", "31=0")), Outcome::Rejected(Reason::BadPrice));
-        assert_eq!(r(AE.replace("31=27|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(AE.replace("32=5000", "32=-1")), Outcome::Rejected(Reason::BadQty));
-        assert_eq!(r(AE.replace("32=5000|", "")), Outcome::Rejected(Reason::MissingField));
+        assert_eq!(
+            r(AE.replace("55=ANZ|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(AE.replace("31=27", "31=0")),
+            Outcome::Rejected(Reason::BadPrice)
+        );
+        assert_eq!(
+            r(AE.replace("31=27|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(AE.replace("32=5000", "32=-1")),
+            Outcome::Rejected(Reason::BadQty)
+        );
+        assert_eq!(
+            r(AE.replace("32=5000|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
         assert_eq!(r(AE.replace(".796", "")), Outcome::Trades(1));
-        assert_eq!(r(AE.replace("02:43", "25:43")), Outcome::Rejected(Reason::BadTimestamp));
+        assert_eq!(
+            r(AE.replace("02:43", "25:43")),
+            Outcome::Rejected(Reason::BadTimestamp)
+        );
     }
 
     const X: &str = "35=X|52=20111124-06:58:56.460|268=3|279=0|55=J200|269=x|270=1|279=0|55=J200|269=3|270=25929.169999999996|279=0|55=J201|269=2|270=5|271=10|278=M1|";
@@ -841,16 +948,28 @@ mod tests {
         let m = decode_with("2,3", &msg("FIXT.1.1", X));
         assert_eq!(m.outcome, Outcome::Trades(2));
         let (a, b) = (&m.trades[0], &m.trades[1]);
-        assert_eq!((a.symbol.as_str(), a.price, a.qty, a.id.as_deref()), ("J200", 25_929_170_000_000, 0, None));
-        assert_eq!((b.symbol.as_str(), b.qty, b.id.as_deref()), ("J201", 10 * SCALE, Some("M1")));
+        assert_eq!(
+            (a.symbol.as_str(), a.price, a.qty, a.id.as_deref()),
+            ("J200", 25_929_170_000_000, 0, None)
+        );
+        assert_eq!(
+            (b.symbol.as_str(), b.qty, b.id.as_deref()),
+            ("J201", 10 * SCALE, Some("M1"))
+        );
         assert_eq!((a.arrival.ord, b.arrival.ord), (0, 1));
         assert_eq!(a.time_ns, 1_322_117_936_460_000_000);
         // Entries delimited by 269 when it comes first; message-level symbol.
-        let m = decode(&msg("FIX.4.4", "35=X|55=EUR/USD|52=20240102-03:04:05|268=2|269=2|270=1.1|269=2|270=1.2|271=3|"));
+        let m = decode(&msg(
+            "FIX.4.4",
+            "35=X|55=EUR/USD|52=20240102-03:04:05|268=2|269=2|270=1.1|269=2|270=1.2|271=3|",
+        ));
         assert_eq!(m.outcome, Outcome::Trades(2));
         assert_eq!(m.trades[1].symbol, "EUR/USD");
         // Updates other than New are not trades.
-        assert_eq!(outcome("FIXT.1.1", &X.replace("279=0|55=J201", "279=2|55=J201")), Outcome::Trades(0));
+        assert_eq!(
+            outcome("FIXT.1.1", &X.replace("279=0|55=J201", "279=2|55=J201")),
+            Outcome::Trades(0)
+        );
         // No entries.
         assert_eq!(outcome("FIX.4.4", "35=X|268=0|346=1|"), Outcome::Trades(0));
     }
@@ -861,29 +980,72 @@ mod tests {
         let t = |body: &str| decode(&msg("FIX.4.4", body)).trades[0].time_ns;
         let sent = 1_704_164_645_000_000_000;
         assert_eq!(t(base), sent);
-        assert_eq!(t(&format!("{base}272=20240102|273=03:04:06.500|")), sent + 1_500_000_000);
+        assert_eq!(
+            t(&format!("{base}272=20240102|273=03:04:06.500|")),
+            sent + 1_500_000_000
+        );
         assert_eq!(t(&format!("{base}273=03:04:06.500|")), sent);
-        assert_eq!(t(&format!("{base}60=20240102-03:04:07|")), sent + 2_000_000_000);
+        assert_eq!(
+            t(&format!("{base}60=20240102-03:04:07|")),
+            sent + 2_000_000_000
+        );
         let msg_level = base.replace("268=1", "60=20240102-03:04:08|268=1");
         assert_eq!(t(&msg_level), sent + 3_000_000_000);
-        assert_eq!(t(&format!("{msg_level}272=20240102|273=03:04:06.500|")), sent + 3_000_000_000);
+        assert_eq!(
+            t(&format!("{msg_level}272=20240102|273=03:04:06.500|")),
+            sent + 3_000_000_000
+        );
     }
 
     #[test]
     fn md_incremental_rejects() {
         let r = |body: String| outcome("FIXT.1.1", &body);
         // One bad trade entry rejects the whole message.
-        assert_eq!(r(X.replace("270=5", "270=0")), Outcome::Rejected(Reason::BadPrice));
-        assert_eq!(r(X.replace("270=5|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(X.replace("271=10", "271=-10")), Outcome::Rejected(Reason::BadQty));
-        assert_eq!(r(X.replace("55=J201|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(X.replace("55=J201", "55=J\u{1}01").replace('\u{1}', "\u{7f}")), Outcome::Rejected(Reason::BadSymbol));
-        assert_eq!(r(X.replace("52=20111124-06:58:56.460|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(X.replace(".460", ".4")), Outcome::Rejected(Reason::BadTimestamp));
-        assert_eq!(r(format!("{X}60=2011|")), Outcome::Rejected(Reason::BadTimestamp));
-        assert_eq!(r(X.replace("268=3", "268=x")), Outcome::Rejected(Reason::BadField));
-        assert_eq!(r(X.replace("268=3", "268=4")), Outcome::Rejected(Reason::BadField));
-        assert_eq!(r(X.replace("268=3|", "")), Outcome::Rejected(Reason::MissingField));
+        assert_eq!(
+            r(X.replace("270=5", "270=0")),
+            Outcome::Rejected(Reason::BadPrice)
+        );
+        assert_eq!(
+            r(X.replace("270=5|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(X.replace("271=10", "271=-10")),
+            Outcome::Rejected(Reason::BadQty)
+        );
+        assert_eq!(
+            r(X.replace("55=J201|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(X.replace("55=J201", "55=J\u{1}01")
+                .replace('\u{1}', "\u{7f}")),
+            Outcome::Rejected(Reason::BadSymbol)
+        );
+        assert_eq!(
+            r(X.replace("52=20111124-06:58:56.460|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(X.replace(".460", ".4")),
+            Outcome::Rejected(Reason::BadTimestamp)
+        );
+        assert_eq!(
+            r(format!("{X}60=2011|")),
+            Outcome::Rejected(Reason::BadTimestamp)
+        );
+        assert_eq!(
+            r(X.replace("268=3", "268=x")),
+            Outcome::Rejected(Reason::BadField)
+        );
+        assert_eq!(
+            r(X.replace("268=3", "268=4")),
+            Outcome::Rejected(Reason::BadField)
+        );
+        assert_eq!(
+            r(X.replace("268=3|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
         // Invalid non-trade entries do not matter.
         assert_eq!(r(X.replace("270=1|", "270=-1|")), Outcome::Trades(1));
     }
@@ -894,38 +1056,94 @@ mod tests {
     fn new_order_single() {
         let m = decode(&msg("FIX.4.4", D));
         let o = m.order.unwrap();
-        assert_eq!((o.symbol.as_str(), o.side, o.qty, o.price), ("MSFT", Side::Buy, 100 * SCALE, Some(10_500_000_000)));
+        assert_eq!(
+            (o.symbol.as_str(), o.side, o.qty, o.price),
+            ("MSFT", Side::Buy, 100 * SCALE, Some(10_500_000_000))
+        );
         assert_eq!(o.cl_ord_id.as_deref(), Some("C1"));
         for (side, want) in [("2", Side::Sell), ("5", Side::Sell), ("6", Side::Sell)] {
-            let o = decode(&msg("FIX.4.4", &D.replace("54=1", &format!("54={side}")))).order.unwrap();
+            let o = decode(&msg("FIX.4.4", &D.replace("54=1", &format!("54={side}"))))
+                .order
+                .unwrap();
             assert_eq!(o.side, want);
         }
-        assert_eq!(decode(&msg("FIX.4.4", &D.replace("44=10.5|", ""))).order.unwrap().price, None);
+        assert_eq!(
+            decode(&msg("FIX.4.4", &D.replace("44=10.5|", "")))
+                .order
+                .unwrap()
+                .price,
+            None
+        );
     }
 
     #[test]
     fn new_order_single_rejects() {
         let r = |body: String| outcome("FIX.4.4", &body);
-        assert_eq!(r(D.replace("55=MSFT|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(D.replace("54=1", "54=3")), Outcome::Rejected(Reason::BadSide));
-        assert_eq!(r(D.replace("54=1|", "")), Outcome::Rejected(Reason::BadSide));
-        assert_eq!(r(D.replace("38=100|", "")), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(r(D.replace("38=100", "38=0")), Outcome::Rejected(Reason::BadQty));
-        assert_eq!(r(D.replace("44=10.5", "44=0")), Outcome::Rejected(Reason::BadPrice));
-        assert_eq!(r(D.replace("60=20240102", "60=19000101")), Outcome::Rejected(Reason::BadTimestamp));
-        assert_eq!(r(D.replace("60=20240102-03:04:05|", "")), Outcome::Rejected(Reason::MissingField));
+        assert_eq!(
+            r(D.replace("55=MSFT|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(D.replace("54=1", "54=3")),
+            Outcome::Rejected(Reason::BadSide)
+        );
+        assert_eq!(
+            r(D.replace("54=1|", "")),
+            Outcome::Rejected(Reason::BadSide)
+        );
+        assert_eq!(
+            r(D.replace("38=100|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            r(D.replace("38=100", "38=0")),
+            Outcome::Rejected(Reason::BadQty)
+        );
+        assert_eq!(
+            r(D.replace("44=10.5", "44=0")),
+            Outcome::Rejected(Reason::BadPrice)
+        );
+        assert_eq!(
+            r(D.replace("60=20240102", "60=19000101")),
+            Outcome::Rejected(Reason::BadTimestamp)
+        );
+        assert_eq!(
+            r(D.replace("60=20240102-03:04:05|", "")),
+            Outcome::Rejected(Reason::MissingField)
+        );
     }
 
     #[test]
     fn body_syntax_and_msg_type() {
-        assert_eq!(outcome("FIX.4.4", "35=0|49garbled=TW|"), Outcome::Rejected(Reason::Garbled));
-        assert_eq!(outcome("FIX.4.4", "35=0|95=3|96=ab|"), Outcome::Rejected(Reason::Garbled));
-        assert_eq!(outcome("FIX.4.4", "34=1|35=0|"), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(outcome("FIX.4.4", "35=|"), Outcome::Rejected(Reason::MissingField));
-        assert_eq!(outcome("FIX.4.4", ""), Outcome::Rejected(Reason::MissingField));
+        assert_eq!(
+            outcome("FIX.4.4", "35=0|49garbled=TW|"),
+            Outcome::Rejected(Reason::Garbled)
+        );
+        assert_eq!(
+            outcome("FIX.4.4", "35=0|95=3|96=ab|"),
+            Outcome::Rejected(Reason::Garbled)
+        );
+        assert_eq!(
+            outcome("FIX.4.4", "34=1|35=0|"),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            outcome("FIX.4.4", "35=|"),
+            Outcome::Rejected(Reason::MissingField)
+        );
+        assert_eq!(
+            outcome("FIX.4.4", ""),
+            Outcome::Rejected(Reason::MissingField)
+        );
         let m = decode(&msg("FIX.4.4", "35=B|148=x|95=5|96=a\x01b=c|"));
-        assert_eq!((m.msg_type.as_deref(), m.outcome), (Some("B"), Outcome::Ignored));
+        assert_eq!(
+            (m.msg_type.as_deref(), m.outcome),
+            (Some("B"), Outcome::Ignored)
+        );
         // Syntax errors win over semantic ones.
-        assert_eq!(outcome("FIX.4.4", &format!("{}x|", ER44.replace("55=IBM|", ""))), Outcome::Rejected(Reason::Garbled));
+        assert_eq!(
+            outcome("FIX.4.4", &format!("{}x|", ER44.replace("55=IBM|", ""))),
+            Outcome::Rejected(Reason::Garbled)
+        );
     }
 }

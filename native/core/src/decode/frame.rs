@@ -270,7 +270,8 @@ impl<'a, 'f> Framer<'a, 'f> {
         // BodyLength digits up to SOH; fast path for the usual 1–7 digits.
         let mut q = p + 2;
         let mut body_len = 0usize;
-        if let Some((word, n)) = swar::load(b, q).and_then(|w| Some((w, swar::find_byte(w, SOH)?))) {
+        if let Some((word, n)) = swar::load(b, q).and_then(|w| Some((w, swar::find_byte(w, SOH)?)))
+        {
             if n == 0 || !swar::all_digits(word, n) {
                 return Err(fail(Reason::BodyLength));
             }
@@ -310,7 +311,7 @@ impl<'a, 'f> Framer<'a, 'f> {
             (tag10 - 1, b"\x0110=ddd\x01")
         };
         let digits_at = pattern.len() - 4; // index of the first checksum digit
-        // Fast path: the whole `<SOH>10=ddd<SOH>` in one word.
+                                           // Fast path: the whole `<SOH>10=ddd<SOH>` in one word.
         const TRAILER_MASK: u64 = 0xFF00_0000_FFFF_FFFF;
         const TRAILER: u64 = u64::from_le_bytes([SOH, b'1', b'0', b'=', 0, 0, 0, SOH]);
         let trailer_ok = body_len > 0
@@ -469,8 +470,14 @@ mod tests {
 
     #[test]
     fn reason_checksum() {
-        assert_eq!(rejects(&HEARTBEAT.replace("10=218", "10=000")), [Some(Reason::Checksum)]);
-        assert_eq!(rejects(&HEARTBEAT.replace("10=218", "10=ABC")), [Some(Reason::Checksum)]);
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("10=218", "10=000")),
+            [Some(Reason::Checksum)]
+        );
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("10=218", "10=ABC")),
+            [Some(Reason::Checksum)]
+        );
         assert_eq!(
             rejects("8=FIX.4.2|9=12|35=A|108=30|10=31|"),
             [Some(Reason::Checksum)]
@@ -479,10 +486,22 @@ mod tests {
 
     #[test]
     fn reason_body_length() {
-        assert_eq!(rejects(&HEARTBEAT.replace("9=45", "9=AB")), [Some(Reason::BodyLength)]);
-        assert_eq!(rejects(&HEARTBEAT.replace("9=45", "9=-1")), [Some(Reason::BodyLength)]);
-        assert_eq!(rejects(&HEARTBEAT.replace("9=45", "9=44")), [Some(Reason::BodyLength)]);
-        assert_eq!(rejects(&HEARTBEAT.replace("9=45", "9=")), [Some(Reason::BodyLength)]);
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("9=45", "9=AB")),
+            [Some(Reason::BodyLength)]
+        );
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("9=45", "9=-1")),
+            [Some(Reason::BodyLength)]
+        );
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("9=45", "9=44")),
+            [Some(Reason::BodyLength)]
+        );
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("9=45", "9=")),
+            [Some(Reason::BodyLength)]
+        );
         assert_eq!(
             rejects(&HEARTBEAT.replace("9=45", "9=4500000000")),
             [Some(Reason::BodyLength)]
@@ -493,14 +512,21 @@ mod tests {
             [Some(Reason::BodyLength)]
         );
         // Declared end beyond the buffer, but the buffer ends with a complete trailer.
-        assert_eq!(rejects(&HEARTBEAT.replace("9=45", "9=99")), [Some(Reason::BodyLength)]);
+        assert_eq!(
+            rejects(&HEARTBEAT.replace("9=45", "9=99")),
+            [Some(Reason::BodyLength)]
+        );
     }
 
     #[test]
     fn reason_truncated() {
         let m = HEARTBEAT;
         for cut in [1, 2, 5, 10, 12, 30, m.len() - 7, m.len() - 4, m.len() - 1] {
-            assert_eq!(rejects(&m[..cut]), [Some(Reason::Truncated)], "cut at {cut}");
+            assert_eq!(
+                rejects(&m[..cut]),
+                [Some(Reason::Truncated)],
+                "cut at {cut}"
+            );
         }
     }
 
@@ -523,15 +549,34 @@ mod tests {
         assert_eq!(
             got,
             [
-                Frame { offset: 0, len: 4, reject: Some(Reason::Garbled) },
-                Frame { offset: 4, len: 67, reject: None },
-                Frame { offset: 71, len: 1, reject: Some(Reason::Garbled) },
+                Frame {
+                    offset: 0,
+                    len: 4,
+                    reject: Some(Reason::Garbled)
+                },
+                Frame {
+                    offset: 4,
+                    len: 67,
+                    reject: None
+                },
+                Frame {
+                    offset: 71,
+                    len: 1,
+                    reject: Some(Reason::Garbled)
+                },
             ]
         );
         // Whitespace between frames is not tolerated.
         let got = frames(&format!("{HEARTBEAT}\n{HEARTBEAT}"));
         assert_eq!(got.len(), 3);
-        assert_eq!(got[1], Frame { offset: 67, len: 1, reject: Some(Reason::Garbled) });
+        assert_eq!(
+            got[1],
+            Frame {
+                offset: 67,
+                len: 1,
+                reject: Some(Reason::Garbled)
+            }
+        );
     }
 
     #[test]
@@ -548,7 +593,10 @@ mod tests {
     #[test]
     fn trailing_newline_is_ignored_once() {
         assert_eq!(rejects(&format!("{HEARTBEAT}\r\n")), [None]);
-        assert_eq!(rejects(&format!("{HEARTBEAT}\n\n")), [None, Some(Reason::Garbled)]);
+        assert_eq!(
+            rejects(&format!("{HEARTBEAT}\n\n")),
+            [None, Some(Reason::Garbled)]
+        );
         assert!(frames("").is_empty());
         assert!(frames("\n").is_empty());
     }

@@ -124,9 +124,7 @@ fn parse_trade<'a>(dec: &Decoder, record: &'a [u8]) -> Result<TradeData<'a>, Rea
         None => None,
         Some(Text::Str("")) => None,
         Some(Text::Str(s)) => Some(s),
-        Some(Text::Other(n)) if n.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
-            Some(n)
-        }
+        Some(Text::Other(n)) if n.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => Some(n),
         Some(Text::Other(_) | Text::Escaped) => return Err(Reason::BadField),
     };
     let side = match raw.side.map(text) {
@@ -239,8 +237,8 @@ mod tests {
         assert_eq!(t.time_ns, 1_704_164_645_123_500_000);
         assert_eq!(t.id, Some("42"));
         assert_eq!(t.side, Side::Unknown);
-        let t = parse(r#"{"symbol":"X","price":1,"qty":0,"ts":"2024-01-02T05:04:05+02:00"}"#)
-            .unwrap();
+        let t =
+            parse(r#"{"symbol":"X","price":1,"qty":0,"ts":"2024-01-02T05:04:05+02:00"}"#).unwrap();
         assert_eq!(t.time_ns, 1_704_164_645_000_000_000);
         assert_eq!(parse_epoch_ms("1.0000005"), Some(1_000_001));
         assert_eq!(parse_epoch_ms("1e3"), None);
@@ -250,7 +248,12 @@ mod tests {
 
     #[test]
     fn reason_garbled() {
-        for bad in [r#"{"symbol":"X""#, "{", r#"{"symbol":"X","symbol":"Y"}"#, "{} x"] {
+        for bad in [
+            r#"{"symbol":"X""#,
+            "{",
+            r#"{"symbol":"X","symbol":"Y"}"#,
+            "{} x",
+        ] {
             assert_eq!(parse(bad).err(), Some(Reason::Garbled), "{bad}");
         }
     }
@@ -271,22 +274,58 @@ mod tests {
     #[test]
     fn reason_bad_values() {
         let cases = [
-            (r#"{"symbol":"X","price":0,"qty":1,"ts":0}"#, Reason::BadPrice),
-            (r#"{"symbol":"X","price":1e2,"qty":1,"ts":0}"#, Reason::BadPrice),
-            (r#"{"symbol":"X","price":"abc","qty":1,"ts":0}"#, Reason::BadPrice),
-            (r#"{"symbol":"X","price":1,"qty":-1,"ts":0}"#, Reason::BadQty),
-            (r#"{"symbol":"X","price":1,"qty":true,"ts":0}"#, Reason::BadQty),
-            (r#"{"symbol":"X","price":1,"qty":1,"ts":"yesterday"}"#, Reason::BadTimestamp),
-            (r#"{"symbol":"X","price":1,"qty":1,"ts":-5}"#, Reason::BadTimestamp),
+            (
+                r#"{"symbol":"X","price":0,"qty":1,"ts":0}"#,
+                Reason::BadPrice,
+            ),
+            (
+                r#"{"symbol":"X","price":1e2,"qty":1,"ts":0}"#,
+                Reason::BadPrice,
+            ),
+            (
+                r#"{"symbol":"X","price":"abc","qty":1,"ts":0}"#,
+                Reason::BadPrice,
+            ),
+            (
+                r#"{"symbol":"X","price":1,"qty":-1,"ts":0}"#,
+                Reason::BadQty,
+            ),
+            (
+                r#"{"symbol":"X","price":1,"qty":true,"ts":0}"#,
+                Reason::BadQty,
+            ),
+            (
+                r#"{"symbol":"X","price":1,"qty":1,"ts":"yesterday"}"#,
+                Reason::BadTimestamp,
+            ),
+            (
+                r#"{"symbol":"X","price":1,"qty":1,"ts":-5}"#,
+                Reason::BadTimestamp,
+            ),
             (
                 r#"{"symbol":"X","price":1,"qty":1,"ts":"2024-01-02T03:04:05.1234567891Z"}"#,
                 Reason::BadTimestamp,
             ),
-            (r#"{"symbol":"","price":1,"qty":1,"ts":0}"#, Reason::BadSymbol),
-            (r#"{"symbol":"A\u0042","price":1,"qty":1,"ts":0}"#, Reason::BadSymbol),
-            (r#"{"symbol":7,"price":1,"qty":1,"ts":0}"#, Reason::BadSymbol),
-            (r#"{"symbol":"X","price":1,"qty":1,"ts":0,"id":true}"#, Reason::BadField),
-            (r#"{"symbol":"X","price":1,"qty":1,"ts":0,"id":"a\"b"}"#, Reason::BadField),
+            (
+                r#"{"symbol":"","price":1,"qty":1,"ts":0}"#,
+                Reason::BadSymbol,
+            ),
+            (
+                r#"{"symbol":"A\u0042","price":1,"qty":1,"ts":0}"#,
+                Reason::BadSymbol,
+            ),
+            (
+                r#"{"symbol":7,"price":1,"qty":1,"ts":0}"#,
+                Reason::BadSymbol,
+            ),
+            (
+                r#"{"symbol":"X","price":1,"qty":1,"ts":0,"id":true}"#,
+                Reason::BadField,
+            ),
+            (
+                r#"{"symbol":"X","price":1,"qty":1,"ts":0,"id":"a\"b"}"#,
+                Reason::BadField,
+            ),
         ];
         for (json, reason) in cases {
             assert_eq!(parse(json).err(), Some(reason), "{json}");

@@ -9,7 +9,7 @@
 //! - [`Decoder::decode_record`] decodes a record (FIX stream or JSON trade) into a sink;
 //!   [`decode_to_vec`] collects owned [`DecodedMessage`]s instead.
 //! - [`frame_stream`] only frames a FIX stream (BodyLength + CheckSum), to split files.
-//! - [`decimal`], [`time`] and [`fields`] are the building blocks, public for tools and tests.
+//! - [`decimal`], [`time`] and [`mod@fields`] are the building blocks, public for tools and tests.
 
 pub mod decimal;
 mod decoder;
@@ -17,8 +17,8 @@ pub mod fields;
 mod fix;
 mod frame;
 pub mod json;
-mod swar;
 mod owned;
+mod swar;
 pub mod time;
 
 pub use decimal::{format_fixed, parse_decimal, DecimalError};
@@ -94,13 +94,18 @@ mod tests {
 
     impl<'a> DecodeSink<'a> for Log {
         fn message(&mut self, info: &MessageInfo<'a>) {
-            self.0.push(format!("msg {} {} {:?}", info.offset, info.len, info.outcome));
+            self.0.push(format!(
+                "msg {} {} {:?}",
+                info.offset, info.len, info.outcome
+            ));
         }
         fn trade(&mut self, trade: &Trade<'a>) {
-            self.0.push(format!("trade {} {}", trade.symbol, trade.arrival.ord));
+            self.0
+                .push(format!("trade {} {}", trade.symbol, trade.arrival.ord));
         }
         fn order(&mut self, order: &Order<'a>) {
-            self.0.push(format!("order {} {}", order.symbol, order.arrival.ord));
+            self.0
+                .push(format!("order {} {}", order.symbol, order.arrival.ord));
         }
         fn correction(&mut self, correction: &Correction<'a>) {
             self.0.push(format!("correction {:?}", correction.kind));
@@ -150,7 +155,10 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].msg_type.as_deref(), Some("json"));
         assert_eq!(out[0].outcome, Outcome::Trades(1));
-        assert_eq!(out[0].trades[0].arrival, crate::types::Arrival { seq: 3, ord: 0 });
+        assert_eq!(
+            out[0].trades[0].arrival,
+            crate::types::Arrival { seq: 3, ord: 0 }
+        );
     }
 
     #[test]
@@ -160,7 +168,10 @@ mod tests {
         assert!(decode_to_vec(&dec, b"\r\n", 0).is_empty());
         let out = decode_to_vec(&dec, b" ", 0);
         assert_eq!(out[0].outcome, Outcome::Rejected(Reason::Garbled));
-        assert_eq!(Outcome::Rejected(Reason::Garbled).reason(), Some(Reason::Garbled));
+        assert_eq!(
+            Outcome::Rejected(Reason::Garbled).reason(),
+            Some(Reason::Garbled)
+        );
         assert_eq!(Outcome::Ignored.reason(), None);
     }
 }

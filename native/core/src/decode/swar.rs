@@ -86,7 +86,10 @@ mod tests {
     fn finds_bytes() {
         assert_eq!(find_byte(w(b"35=X\x01abc"), b'='), Some(2));
         assert_eq!(find_byte(w(b"35=X\x01abc"), 1), Some(4));
-        assert_eq!(find_byte(w(b"\x01\x01\x01\x01\x01\x01\x01\x01"), 1), Some(0));
+        assert_eq!(
+            find_byte(w(b"\x01\x01\x01\x01\x01\x01\x01\x01"), 1),
+            Some(0)
+        );
         assert_eq!(find_byte(w(b"abcdefgh"), b'='), None);
         // A byte 0x01 above a 0x00 byte must not hide the real first match.
         assert_eq!(find_byte(w(b"\x00\x02=\x01"), b'='), Some(2));

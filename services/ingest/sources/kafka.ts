@@ -1,0 +1,310 @@
+/**
+ * Kafka as a trade source: a consumer group (`eachBatch`) over the configured topics.
+ *
+ * No loss, no double counting:
+ * - offsets are committed only after every trade of a batch is acknowledged by its actors, and
+ *   after its rejected records are in the dead-letter topic;
+ * - a re-delivered record (after a crash or a rebalance) is recognised by the actors' per-partition
+ *   applied-offset watermarks (source `topic/partition`, seq = offset) and by trade id.
+ *
+ * Recovery: state is a cache of the log. On its first assignment of a partition, a node replays it
+ * from the start of the 1m retention window (found by record timestamp), idempotently, and reports
+ * itself live once every assigned partition has reached the end it saw at assignment.
+ *
+ * Backpressure: a partition's next fetch waits for its batch to be applied; while a batch fails
+ * the partition is paused and the batch retried with backoff (heartbeating, so the group does not
+ * rebalance). Memory is bounded by concurrency × maxBytesPerPartition.
+ */
+import { Kafka, logLevel, Partitioners, type Consumer, type EachBatchPayload, type KafkaMessage, type Producer, type SASLOptions } from "kafkajs";
+import type { KafkaConfig } from "../../../src/config";
+import { native } from "../../../src/native";
+import type { BatchHandler, RawBatch, TradeSource } from "./source";
+
+export interface KafkaSourceOptions {
+  kafka: KafkaConfig;
+  batchMaxRecords: number;
+  /** Replay window (the 1m bar retention). */
+  replayWindowMs: number;
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  onDeadLetter(reason: string): void;
+}
+
+interface PartitionProgress {
+  /** Offset to reach (the end of the partition when it was assigned) to be caught up. */
+  target: number;
+  /** Next offset to consume. */
+  next: number;
+}
+
+const CRC_HEADER = "crc32";
+
+function headerText(message: KafkaMessage, name: string): Buffer | undefined {
+  const v = message.headers?.[name];
+  if (v === undefined || v === null) return undefined;
+  const first = Array.isArray(v) ? v[0] : v;
+  return first === undefined ? undefined : Buffer.isBuffer(first) ? first : Buffer.from(first);
+}
+
+export function kafkaClient(k: KafkaConfig): Kafka {
+  return new Kafka({
+    clientId: k.clientId,
+    brokers: k.brokers,
+    ssl: k.ssl,
+    ...(k.sasl ? { sasl: { mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password } as SASLOptions } : {}),
+    logLevel: logLevel.WARN,
+    retry: { initialRetryTime: 100, retries: 8 },
+  });
+}
+
+/** Creates the topics (and the dead-letter topic) that do not exist yet. */
+export async function ensureTopics(kafka: Kafka, topics: string[], partitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      await admin.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic, numPartitions: partitions })) });
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * An idempotent producer (no duplicates from its own retries) that keeps retrying for up to 30 s:
+ * a dead letter must be written before its batch's offsets are committed, and the feed tool must
+ * not lose what it was asked to send.
+ */
+export function reliableProducer(kafka: Kafka): Producer {
+  return kafka.producer({
+    allowAutoTopicCreation: false,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000 },
+  });
+}
+
+export class KafkaSource implements TradeSource {
+  readonly name: string;
+  private readonly kafka: Kafka;
+  private consumer: Consumer | null = null;
+  private producer: Producer | null = null;
+  private readonly progress = new Map<string, PartitionProgress>();
+  private readonly replayed = new Set<string>();
+  private assigned = false;
+  private assignment: Promise<void> = Promise.resolve();
+  private counts = { records: 0, deadLettered: 0, crcMismatches: 0, replayRecords: 0, replayMs: 0 };
+  private replayStartedAt = 0;
+  private wasLive = false;
+
+  constructor(private readonly opts: KafkaSourceOptions) {
+    this.name = `kafka:${opts.kafka.topics.join(",")}`;
+    this.kafka = kafkaClient(opts.kafka);
+  }
+
+  /** Live once the group assigned us partitions and we reached, on each, the end seen at assignment. */
+  get live(): boolean {
+    if (!this.assigned) return false;
+    for (const p of this.progress.values()) if (p.next < p.target) return false;
+    if (!this.wasLive) {
+      this.wasLive = true;
+      this.counts.replayMs = Date.now() - this.replayStartedAt;
+      this.opts.log.info(
+        { replayRecords: this.counts.replayRecords, replayMs: this.counts.replayMs, recordsPerSec: Math.round((this.counts.replayRecords * 1000) / Math.max(1, this.counts.replayMs)) },
+        "caught up with the log",
+      );
+    }
+    return true;
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.counts, partitions: this.progress.size };
+  }
+
+  async start(handler: BatchHandler): Promise<void> {
+    const k = this.opts.kafka;
+    await ensureTopics(this.kafka, [...k.topics, k.dlqTopic], k.partitions);
+    this.producer = reliableProducer(this.kafka);
+    await this.producer.connect();
+    const consumer = this.kafka.consumer({
+      groupId: k.groupId,
+      maxBytesPerPartition: k.maxBytesPerPartition,
+      maxBytes: k.maxBytesPerPartition * Math.max(1, k.concurrency),
+      maxWaitTimeInMs: k.maxWaitMs,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3000,
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.assignment = this.onAssignment(e.payload.memberAssignment).catch((err: unknown) =>
+        this.opts.log.warn({ err: (err as Error).message }, "cannot read the assigned partitions' offsets"),
+      );
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: k.topics, fromBeginning: true });
+    this.replayStartedAt = Date.now();
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: k.concurrency,
+      eachBatch: (payload) => this.onBatch(payload, handler),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+    await this.producer?.disconnect();
+    this.consumer = null;
+    this.producer = null;
+  }
+
+  /**
+   * Records what "caught up" means for a new assignment: for each partition, the end offset now,
+   * and where the group will resume (its committed offset).
+   */
+  private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const next = new Map<string, PartitionProgress>();
+      for (const [topic, partitions] of Object.entries(assignment)) {
+        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
+        const [committed] = await admin.fetchOffsets({ groupId: this.opts.kafka.groupId, topics: [topic] });
+        const resume = new Map((committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+        for (const partition of partitions) {
+          const key = `${topic}/${partition}`;
+          const end = ends.get(partition) ?? { low: 0, high: 0 };
+          const from = resume.get(partition) ?? -1;
+          next.set(key, { target: end.high, next: this.progress.get(key)?.next ?? (from >= 0 ? from : end.low) });
+        }
+      }
+      this.progress.clear();
+      for (const [k, v] of next) this.progress.set(k, v);
+      this.assigned = true;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * Before the first batch of a partition this process has never consumed: when replay is on and
+   * the batch starts after the replay point, seek back to it and drop the batch, so that the actors
+   * see the partition's records in order from the replay point (their offset watermarks rely on it).
+   */
+  private async replayPoint(topic: string, partition: number, firstOffset: number): Promise<number | null> {
+    const key = `${topic}/${partition}`;
+    if (!this.opts.kafka.replay || this.replayed.has(key)) return null;
+    this.replayed.add(key);
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() - this.opts.replayWindowMs);
+      const low = (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition);
+      const at = byTime.find((o) => o.partition === partition);
+      const offset = Math.max(Number(low?.low ?? 0), at ? Number(at.offset) : 0);
+      if (offset >= firstOffset) return null;
+      const progress = this.progress.get(key);
+      if (progress) progress.next = offset;
+      return offset;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale, pause } = payload;
+    const key = `${batch.topic}/${batch.partition}`;
+    await this.assignment;
+    const first = batch.messages[0];
+    if (first) {
+      const replayFrom = await this.replayPoint(batch.topic, batch.partition, Number(first.offset));
+      if (replayFrom !== null) {
+        this.opts.log.info({ topic: batch.topic, partition: batch.partition, from: replayFrom, committed: Number(first.offset) }, "replaying partition to rebuild state");
+        this.consumer?.seek({ topic: batch.topic, partition: batch.partition, offset: String(replayFrom) });
+        return;
+      }
+    }
+    const max = this.opts.batchMaxRecords;
+    for (let i = 0; i < batch.messages.length; i += max) {
+      if (!isRunning() || isStale()) return;
+      const messages = batch.messages.slice(i, i + max);
+      const { raw, crcRejects } = this.pack(key, messages);
+      let resume: (() => void) | null = null;
+      const delivery = await handler(raw, {
+        onRetry: async () => {
+          if (!resume) resume = pause();
+          await heartbeat();
+        },
+      });
+      if (delivery === null) return; // stopping: leave the offsets uncommitted
+      const rejects = [...crcRejects, ...delivery.rejects];
+      if (rejects.length > 0) await this.deadLetter(batch.topic, batch.partition, messages, rejects);
+      const last = messages[messages.length - 1]!;
+      resolveOffset(last.offset);
+      await this.consumer?.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }]);
+      (resume as (() => void) | null)?.();
+      const progress = this.progress.get(key);
+      if (progress) {
+        progress.next = Number(last.offset) + 1;
+        if (!this.wasLive) this.counts.replayRecords += messages.length;
+      }
+      this.counts.records += messages.length;
+      await heartbeat();
+    }
+  }
+
+  /** Packs messages into a raw batch; records whose crc32 header does not match are left empty. */
+  private pack(source: string, messages: KafkaMessage[]): { raw: RawBatch; crcRejects: { record: number; reason: string; offset: number }[] } {
+    const crcRejects: { record: number; reason: string; offset: number }[] = [];
+    const values: Buffer[] = messages.map((m, i) => {
+      const value = m.value ?? Buffer.alloc(0);
+      const crc = headerText(m, CRC_HEADER);
+      if (crc !== undefined && !native.verifyCrc32(value, crc)) {
+        crcRejects.push({ record: i, reason: "CRC32", offset: 0 });
+        this.counts.crcMismatches += 1;
+        return Buffer.alloc(0);
+      }
+      return value;
+    });
+    const offsets = new Uint32Array(values.length + 1);
+    values.forEach((v, i) => (offsets[i + 1] = offsets[i]! + v.length));
+    return {
+      raw: {
+        source,
+        payload: Buffer.concat(values),
+        offsets,
+        seqs: Float64Array.from(messages, (m) => Number(m.offset)),
+        producedAtMs: Float64Array.from(messages, (m) => Number(m.timestamp)),
+      },
+      crcRejects,
+    };
+  }
+
+  /** Writes each rejected record, unchanged, to the dead-letter topic with why and where it came from. */
+  private async deadLetter(topic: string, partition: number, messages: KafkaMessage[], rejects: { record: number; reason: string; offset: number }[]): Promise<void> {
+    const byRecord = new Map<number, string[]>();
+    for (const r of rejects) byRecord.set(r.record, [...(byRecord.get(r.record) ?? []), r.reason]);
+    const records = [...byRecord.entries()].map(([i, reasons]) => {
+      const m = messages[i]!;
+      return {
+        key: m.key,
+        value: m.value,
+        headers: {
+          ...(m.headers ?? {}),
+          reason: reasons[0]!,
+          reasons: reasons.join(","),
+          "source.topic": topic,
+          "source.partition": String(partition),
+          "source.offset": m.offset,
+          "source.timestamp": m.timestamp,
+        },
+      };
+    });
+    await this.producer!.send({ topic: this.opts.kafka.dlqTopic, messages: records, acks: -1 });
+    for (const reasons of byRecord.values()) this.opts.onDeadLetter(reasons[0]!);
+    this.counts.deadLettered += records.length;
+  }
+}
