@@ -140,6 +140,7 @@ export const SETTINGS = [
   { env: "KAFKA_CONCURRENCY", default: "3", description: "Partitions processed concurrently by one ingest node" },
   { env: "KAFKA_MAX_BYTES_PER_PARTITION", default: "1048576", description: "Fetch size per partition (bounds memory with the concurrency)" },
   { env: "KAFKA_MAX_WAIT_MS", default: "100", description: "Longest a fetch waits for data" },
+  { env: "KAFKA_SESSION_TIMEOUT_MS", default: "10000", description: "Consumer session timeout: how soon the group reassigns the partitions of a crashed ingest node" },
   { env: "KAFKA_REPLAY", default: "true", description: "On start, rebuild state by replaying each partition from the start of the 1m retention window (by record timestamp)" },
   { env: "KAFKA_SSL", default: "false", description: "Connect with TLS" },
   { env: "KAFKA_SASL_MECHANISM", default: "", description: "SASL mechanism: plain, scram-sha-256, scram-sha-512 (empty: no SASL)" },
@@ -327,6 +328,7 @@ export interface KafkaConfig {
   concurrency: number;
   maxBytesPerPartition: number;
   maxWaitMs: number;
+  sessionTimeoutMs: number;
   replay: boolean;
   ssl: boolean;
   sasl: { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string } | null;
@@ -355,6 +357,7 @@ function kafka(env: Env): KafkaConfig | null {
     concurrency: int(env, "KAFKA_CONCURRENCY", 1, 1000),
     maxBytesPerPartition: int(env, "KAFKA_MAX_BYTES_PER_PARTITION", 1024),
     maxWaitMs: int(env, "KAFKA_MAX_WAIT_MS", 0, 60_000),
+    sessionTimeoutMs: int(env, "KAFKA_SESSION_TIMEOUT_MS", 6000, 300_000),
     replay: bool(env, "KAFKA_REPLAY"),
     ssl: bool(env, "KAFKA_SSL"),
     sasl:

@@ -630,6 +630,25 @@ impl<'a> TradeBatchView<'a> {
         self.trade_rows.get(at..at.checked_add(TRADE_ROW_LEN)?)
     }
 
+    /// The bytes of a trade row's id plus the following byte, without reading them (for
+    /// prefetching: the UTF-8 boundary checks of [`TradeBatchView::trade_id`] read both ends).
+    #[inline]
+    pub(crate) fn trade_id_span(&self, r: &[u8]) -> Option<&'a [u8]> {
+        let (off, len) = (u32_at(r, 40), u32_at(r, 44));
+        if len == NO_STRING {
+            return None;
+        }
+        let start = off as usize;
+        let end = start.checked_add(len as usize + 1)?.min(self.strings.len());
+        self.strings.as_bytes().get(start..end)
+    }
+
+    /// The id of a trade row of this batch, without decoding the rest.
+    #[inline]
+    pub(crate) fn trade_id(&self, r: &[u8]) -> Option<&'a str> {
+        opt_str(self.strings, u32_at(r, 40), u32_at(r, 44)).unwrap_or(None)
+    }
+
     /// Decodes the bytes of one of this batch's trade rows.
     #[inline]
     pub(crate) fn decode_trade(&self, r: &[u8]) -> TradeRow<'a> {

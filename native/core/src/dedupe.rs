@@ -35,116 +35,141 @@ pub fn id_hash(id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
-/// Open-addressing set of id hashes (linear probing, backward-shift deletion).
+/// Open-addressing set of id hashes: buckets of four 8-byte slots, probed bucket by bucket.
 ///
 /// A purpose-built table instead of `HashSet<u64>`: the keys are already uniform hashes (no
-/// rehashing), a slot is 8 bytes (no control bytes), the load stays ≤ 1/2 (short probes),
-/// and the engine can prefetch a key's slot before it looks the key up, which hides the cache
-/// miss that dominated the profile with ids. The hash value 0 marks an empty slot, so a
-/// computed 0 is stored as 1 (merging those two of 2^64 values is immaterial).
+/// rehashing), a slot is 8 bytes (no control bytes), and the engine can prefetch a key's
+/// bucket before looking it up, which hides the cache miss that dominated the profile with
+/// ids. A bucket is compared as a whole (four compares, no data-dependent branch per slot),
+/// so a lookup usually decides on its first bucket without the branch mispredictions of
+/// slot-by-slot linear probing. Removal leaves a tombstone; tombstones are purged by an
+/// in-place rebuild once they exceed 1/8 of the slots. Occupancy (live + tombstones) stays
+/// ≤ 1/2. Slot values 0 and 1 mark empty and removed, so computed hashes 0 and 1 are stored
+/// as 2 (merging three of 2^64 values is immaterial).
 #[derive(Debug, Clone, Default)]
 struct IdTable {
     slots: Vec<u64>,
     len: usize,
+    tombstones: usize,
 }
+
+const EMPTY: u64 = 0;
+const TOMBSTONE: u64 = 1;
+const BUCKET: usize = 4;
 
 impl IdTable {
     #[inline]
     fn key(hash: u64) -> u64 {
-        hash.max(1)
+        hash.max(2)
     }
 
     #[inline]
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
+    fn bucket_mask(&self) -> usize {
+        (self.slots.len() / BUCKET).wrapping_sub(1)
     }
 
-    /// The slot where the probe for `hash` starts (for prefetching).
+    /// The bucket where the probe for `hash` starts (for prefetching).
     #[inline]
-    fn home(&self, hash: u64) -> Option<&u64> {
-        self.slots.get(Self::key(hash) as usize & self.mask())
-    }
-
-    /// Position of `hash`, or of the empty slot ending its probe.
-    #[inline]
-    fn find(&self, key: u64) -> Result<usize, usize> {
-        let mask = self.mask();
-        let mut i = key as usize & mask;
-        // The load stays ≤ 1/2, so an empty slot always ends the probe; the bound only guards
-        // against an impossible full table.
-        for _ in 0..self.slots.len() {
-            match self.slots.get(i) {
-                Some(&k) if k == key => return Ok(i),
-                Some(0) | None => return Err(i),
-                Some(_) => i = (i + 1) & mask,
-            }
+    fn home(&self, hash: u64) -> Option<&[u64]> {
+        if self.slots.is_empty() {
+            return None;
         }
-        Err(usize::MAX)
+        let b = Self::key(hash) as usize & self.bucket_mask();
+        self.slots.get(b * BUCKET..b * BUCKET + BUCKET)
+    }
+
+    #[inline]
+    fn bucket(&self, b: usize) -> [u64; BUCKET] {
+        let mut out = [EMPTY; BUCKET];
+        if let Some(s) = self.slots.get(b * BUCKET..b * BUCKET + BUCKET) {
+            out.copy_from_slice(s);
+        }
+        out
+    }
+
+    /// Slot index of `key` if present.
+    #[inline]
+    fn position(&self, key: u64) -> Option<usize> {
+        let mask = self.bucket_mask();
+        let mut b = key as usize & mask;
+        // Occupancy ≤ 1/2 guarantees an empty slot, so the probe ends; the bound guards
+        // against the impossible.
+        for _ in 0..self.slots.len() / BUCKET {
+            let s = self.bucket(b);
+            let hit = s.iter().position(|&x| x == key);
+            if let Some(i) = hit {
+                return Some(b * BUCKET + i);
+            }
+            if s.contains(&EMPTY) {
+                return None;
+            }
+            b = (b + 1) & mask;
+        }
+        None
     }
 
     #[inline]
     fn contains(&self, hash: u64) -> bool {
-        !self.slots.is_empty() && self.find(Self::key(hash)).is_ok()
+        !self.slots.is_empty() && self.position(Self::key(hash)).is_some()
     }
 
-    /// Returns false if present.
+    /// Inserts a hash the caller knows to be absent.
     #[inline]
-    fn insert(&mut self, hash: u64) -> bool {
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
+    fn insert_absent(&mut self, hash: u64) {
+        if (self.len + self.tombstones + 1) * 2 > self.slots.len() {
+            self.rebuild(if (self.len + 1) * 4 > self.slots.len() { self.slots.len() * 2 } else { self.slots.len() });
         }
         let key = Self::key(hash);
-        match self.find(key) {
-            Ok(_) => false,
-            Err(i) => match self.slots.get_mut(i) {
-                Some(slot) => {
+        let mask = self.bucket_mask();
+        let mut b = key as usize & mask;
+        for _ in 0..self.slots.len() / BUCKET {
+            let free = self.bucket(b).iter().position(|&x| x == EMPTY || x == TOMBSTONE);
+            if let Some(i) = free {
+                if let Some(slot) = self.slots.get_mut(b * BUCKET + i) {
+                    if *slot == TOMBSTONE {
+                        self.tombstones -= 1;
+                    }
                     *slot = key;
                     self.len += 1;
-                    true
                 }
-                None => false,
-            },
+                return;
+            }
+            b = (b + 1) & mask;
         }
+    }
+
+    /// Inserts; returns false if already present.
+    fn insert(&mut self, hash: u64) -> bool {
+        if self.contains(hash) {
+            return false;
+        }
+        self.insert_absent(hash);
+        true
     }
 
     fn remove(&mut self, hash: u64) {
         if self.slots.is_empty() {
             return;
         }
-        let Ok(mut hole) = self.find(Self::key(hash)) else {
-            return;
-        };
-        let mask = self.mask();
-        // Backward-shift deletion: pull later members of the cluster into the hole when their
-        // home position does not lie cyclically between the hole and themselves.
-        let mut i = hole;
-        loop {
-            i = (i + 1) & mask;
-            let k = self.slots.get(i).copied().unwrap_or(0);
-            if k == 0 {
-                break;
-            }
-            let home = k as usize & mask;
-            let between = if hole <= i { hole < home && home <= i } else { hole < home || home <= i };
-            if !between {
-                if let Some(h) = self.slots.get_mut(hole) {
-                    *h = k;
-                }
-                hole = i;
+        if let Some(i) = self.position(Self::key(hash)) {
+            if let Some(slot) = self.slots.get_mut(i) {
+                *slot = TOMBSTONE;
+                self.len -= 1;
+                self.tombstones += 1;
             }
         }
-        if let Some(h) = self.slots.get_mut(hole) {
-            *h = 0;
+        if self.tombstones * 8 > self.slots.len() {
+            self.rebuild(self.slots.len());
         }
-        self.len -= 1;
     }
 
-    fn grow(&mut self) {
-        let old = std::mem::take(&mut self.slots);
-        self.slots = vec![0; (old.len() * 2).max(16)];
+    /// Re-inserts the live keys into `slots` slots (≥ 16), dropping tombstones.
+    fn rebuild(&mut self, slots: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots.max(16)]);
         self.len = 0;
-        for k in old.into_iter().filter(|&k| k != 0) {
-            self.insert(k);
+        self.tombstones = 0;
+        for k in old.into_iter().filter(|&k| k > TOMBSTONE) {
+            self.insert_absent(k);
         }
     }
 
@@ -233,7 +258,7 @@ impl IdDedupe {
             self.fifo.pop_front();
             self.set.remove(old);
         }
-        self.set.insert(hash);
+        self.set.insert_absent(hash);
         self.fifo.push_back(IdEntry { time_ns, hash });
         true
     }
@@ -263,9 +288,9 @@ impl IdDedupe {
         self.set.heap_bytes() + self.fifo.capacity() * std::mem::size_of::<IdEntry>()
     }
 
-    /// The table slot where a lookup of `hash` starts, for the engine to prefetch.
+    /// The table bucket where a lookup of `hash` starts, for the engine to prefetch.
     #[inline]
-    pub(crate) fn probe_start(&self, hash: u64) -> Option<&u64> {
+    pub(crate) fn probe_start(&self, hash: u64) -> Option<&[u64]> {
         self.set.home(hash)
     }
 
@@ -449,7 +474,7 @@ mod tests {
         for k in 0..1024u64 {
             assert_eq!(t.contains(k | ((k % 3) << 60)), model.contains(&IdTable::key(k | ((k % 3) << 60))));
         }
-        assert!(t.contains(0) == t.contains(1), "0 and 1 share a key");
+        assert!(t.contains(0) == t.contains(2), "0 and 2 share a key");
     }
 
     #[test]

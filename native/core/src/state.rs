@@ -284,11 +284,24 @@ impl SymbolState {
     /// [`crate::engine::Engine::apply_batch`]. Bars closed as a consequence go to `closed`.
     #[inline]
     pub fn apply_trade(&mut self, trade: &Trade<'_>, now_ns: i64, options: ApplyOptions, closed: &mut Vec<Bar>) -> TradeStatus {
+        self.apply_trade_hashed(trade, trade.id.map(id_hash), now_ns, options, closed)
+    }
+
+    /// [`SymbolState::apply_trade`] with the id hash computed by the caller (the engine
+    /// computes it a few rows ahead to prefetch the id table).
+    #[inline]
+    pub(crate) fn apply_trade_hashed(
+        &mut self,
+        trade: &Trade<'_>,
+        hash: Option<u64>,
+        now_ns: i64,
+        options: ApplyOptions,
+        closed: &mut Vec<Bar>,
+    ) -> TradeStatus {
         if trade.price <= 0 || trade.qty < 0 || !(MIN_TIME_NS..=MAX_TIME_NS).contains(&trade.time_ns) {
             bump(&mut self.counters.invalid, 1);
             return TradeStatus::Invalid;
         }
-        let hash = trade.id.map(id_hash);
         if let Some(h) = hash {
             if self.dedupe.contains(h) {
                 bump(&mut self.counters.duplicates_id, 1);

@@ -47,7 +47,7 @@ fn valid_messages() -> Vec<Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn arbitrary_bytes(record in proptest::collection::vec(any::<u8>(), 0..512)) {

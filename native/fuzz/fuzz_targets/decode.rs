@@ -28,7 +28,10 @@ struct Checker {
 impl Checker {
     fn finish_message(&self) {
         assert_eq!(self.expected_trades, 0, "fewer trades than announced");
-        assert!(!self.expect_order && !self.expect_correction, "missing order/correction");
+        assert!(
+            !self.expect_order && !self.expect_correction,
+            "missing order/correction"
+        );
     }
 }
 
@@ -65,7 +68,10 @@ impl<'a> DecodeSink<'a> for Checker {
     }
 
     fn correction(&mut self, _: &Correction<'a>) {
-        assert!(std::mem::take(&mut self.expect_correction), "unannounced correction");
+        assert!(
+            std::mem::take(&mut self.expect_correction),
+            "unannounced correction"
+        );
     }
 }
 

@@ -25,7 +25,7 @@ export interface KafkaSourceOptions {
   batchMaxRecords: number;
   /** Replay window (the 1m bar retention). */
   replayWindowMs: number;
-  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  log: KafkaLog;
   onDeadLetter(reason: string): void;
 }
 
@@ -45,8 +45,25 @@ function headerText(message: KafkaMessage, name: string): Buffer | undefined {
   return first === undefined ? undefined : Buffer.isBuffer(first) ? first : Buffer.from(first);
 }
 
-export function kafkaClient(k: KafkaConfig): Kafka {
+/** Where kafkajs writes its own log lines (JSON through the node's logger). */
+export interface KafkaLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Sends kafkajs's log to ours: its ERRORs are mostly retried transient conditions, so they are warnings. */
+function logCreator(log: KafkaLog) {
+  return () =>
+    ({ level, log: entry }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
+      const { message, timestamp: _t, logger: _l, ...rest } = entry;
+      if (level <= logLevel.WARN) log.warn({ kafkajs: rest }, message);
+      else log.info({ kafkajs: rest }, message);
+    };
+}
+
+export function kafkaClient(k: KafkaConfig, log?: KafkaLog): Kafka {
   return new Kafka({
+    ...(log ? { logCreator: logCreator(log) } : {}),
     clientId: k.clientId,
     brokers: k.brokers,
     ssl: k.ssl,
@@ -101,7 +118,7 @@ export class KafkaSource implements TradeSource {
 
   constructor(private readonly opts: KafkaSourceOptions) {
     this.name = `kafka:${opts.kafka.topics.join(",")}`;
-    this.kafka = kafkaClient(opts.kafka);
+    this.kafka = kafkaClient(opts.kafka, opts.log);
   }
 
   /** Live once the group assigned us partitions and we reached, on each, the end seen at assignment. */
@@ -133,8 +150,8 @@ export class KafkaSource implements TradeSource {
       maxBytesPerPartition: k.maxBytesPerPartition,
       maxBytes: k.maxBytesPerPartition * Math.max(1, k.concurrency),
       maxWaitTimeInMs: k.maxWaitMs,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3000,
+      sessionTimeout: k.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(k.sessionTimeoutMs / 10)),
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;

@@ -50,6 +50,8 @@ pub const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// Whether `year` is a Gregorian leap year.
+// `u32::is_multiple_of` needs Rust 1.87; the workspace declares rust-version 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 pub const fn is_leap_year(year: u32) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
