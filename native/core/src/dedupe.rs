@@ -42,8 +42,8 @@ pub fn id_hash(id: &str) -> u64 {
 /// bucket before looking it up, which hides the cache miss that dominated the profile with
 /// ids. A bucket is compared as a whole (four compares, no data-dependent branch per slot),
 /// so a lookup usually decides on its first bucket without the branch mispredictions of
-/// slot-by-slot linear probing. Removal leaves a tombstone; tombstones are purged by an
-/// in-place rebuild once they exceed 1/8 of the slots. Occupancy (live + tombstones) stays
+/// slot-by-slot linear probing. Removal leaves a tombstone; tombstones are purged by a
+/// rebuild once they exceed 1/4 of the slots. Occupancy (live + tombstones) stays
 /// ≤ 1/2. Slot values 0 and 1 mark empty and removed, so computed hashes 0 and 1 are stored
 /// as 2 (merging three of 2^64 values is immaterial).
 #[derive(Debug, Clone, Default)]
@@ -158,7 +158,9 @@ impl IdTable {
                 self.tombstones += 1;
             }
         }
-        if self.tombstones * 8 > self.slots.len() {
+        // Occupancy (live + tombstones) must stay ≤ 1/2; at the cap live ids fill 1/4, so a
+        // quarter of the slots may be tombstones before a rebuild is due.
+        if self.tombstones * 4 > self.slots.len() {
             self.rebuild(self.slots.len());
         }
     }
@@ -286,6 +288,16 @@ impl IdDedupe {
     /// Heap bytes held (hash table and FIFO): about 32 bytes per id at the cap.
     pub fn memory_bytes(&self) -> usize {
         self.set.heap_bytes() + self.fifo.capacity() * std::mem::size_of::<IdEntry>()
+    }
+
+    /// The bucket of the id that the `ahead`-th next insertion will evict when the set is at
+    /// its cap, for the engine to prefetch (removing it is otherwise a cache miss per trade).
+    #[inline]
+    pub(crate) fn victim_bucket(&self, ahead: usize) -> Option<&[u64]> {
+        if self.fifo.len() < self.cap {
+            return None;
+        }
+        self.set.home(self.fifo.get(ahead)?.hash)
     }
 
     /// The table bucket where a lookup of `hash` starts, for the engine to prefetch.

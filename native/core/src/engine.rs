@@ -444,6 +444,9 @@ impl Engine {
                     let h = row_at(p + ID_AHEAD).and_then(|r| view.trade_id(r)).map(id_hash);
                     if let Some(bucket) = h.and_then(|h| state.dedupe().probe_start(h)) {
                         prefetch_slice(bucket);
+                        if let Some(victim) = state.dedupe().victim_bucket(ID_AHEAD) {
+                            prefetch_slice(victim);
+                        }
                     }
                     hashes[(p + ID_AHEAD) % 8] = h;
                 }
