@@ -9,6 +9,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import v8 from "node:v8";
+import vm from "node:vm";
 
 export interface BenchOptions {
   /** `--quick`: shorter warm-up and runs, criterion results read rather than re-measured. */
@@ -49,14 +51,34 @@ export interface Measurement {
   maxCallMs: number;
 }
 
+let gc: (() => void) | null | undefined;
+
 /**
- * Runs `pass` for the warm-up, then `runs` times for at least `runMs` each, and reports the
- * median, min and max of units per busy second, plus the longest single call seen while measuring.
+ * Runs a full garbage collection, so that a contender does not pay for the previous one's
+ * garbage. `npm run bench` runs node without `--expose-gc`; the flag is set at run time.
+ */
+export function collectGarbage(): void {
+  if (gc === undefined) {
+    try {
+      v8.setFlagsFromString("--expose-gc");
+      gc = vm.runInNewContext("gc") as () => void;
+    } catch {
+      gc = null;
+    }
+  }
+  gc?.();
+}
+
+/**
+ * Collects garbage, runs `pass` for the warm-up, then `runs` times for at least `runMs` each,
+ * and reports the median, min and max of units per busy second, plus the longest single call
+ * seen while measuring. Garbage made while measuring is the contender's own cost.
  */
 export function measure(
   pass: () => Pass,
   options: Pick<BenchOptions, "warmupMs" | "runMs" | "runs">,
 ): Measurement {
+  collectGarbage();
   const warmUntil = performance.now() + options.warmupMs;
   do pass();
   while (performance.now() < warmUntil);

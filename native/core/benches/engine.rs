@@ -32,7 +32,11 @@ impl Rng {
     }
 
     fn normal(&mut self) -> f64 {
-        (0..4).map(|_| (self.next() >> 11) as f64 / (1u64 << 53) as f64).sum::<f64>() * 1.732 - 3.464
+        (0..4)
+            .map(|_| (self.next() >> 11) as f64 / (1u64 << 53) as f64)
+            .sum::<f64>()
+            * 1.732
+            - 3.464
     }
 }
 
@@ -52,7 +56,9 @@ impl Feed {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         Feed {
             symbols: (0..SYMBOLS).map(|i| format!("SYM{i:04}")).collect(),
-            prices: (0..SYMBOLS).map(|_| 10.0 + (rng.next() % 1_000) as f64).collect(),
+            prices: (0..SYMBOLS)
+                .map(|_| 10.0 + (rng.next() % 1_000) as f64)
+                .collect(),
             rng,
             time: T0,
             seq: 0,
@@ -78,9 +84,16 @@ impl Feed {
                 price: (self.prices[s] * SCALE as f64) as i64,
                 qty: (1 + self.rng.next() % 500) as i64 * SCALE / 100,
                 time_ns: self.time,
-                arrival: Arrival { seq: self.seq, ord: 0 },
+                arrival: Arrival {
+                    seq: self.seq,
+                    ord: 0,
+                },
                 id: self.with_ids.then_some(self.id.as_str()),
-                side: if self.rng.next() & 1 == 0 { Side::Buy } else { Side::Sell },
+                side: if self.rng.next() & 1 == 0 {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                },
             });
         }
         b.finish().expect("batch").bytes
@@ -97,7 +110,7 @@ fn bench_apply(c: &mut Criterion, name: &str, config: EngineConfig, with_ids: bo
     }
     let mut group = c.benchmark_group("apply_batch");
     group.throughput(Throughput::Elements(TRADES as u64));
-    group.sample_size(30);
+    group.sample_size(20);
     group.bench_function(name, |b| {
         b.iter_batched(
             || feed.next_batch(),
@@ -117,6 +130,11 @@ fn engine_benches(c: &mut Criterion) {
     let full = EngineConfig::default();
     bench_apply(c, "bars+zscore/no_ids", full.clone(), false);
     bench_apply(c, "bars+zscore/ids", full.clone(), true);
+    // Steady state of the id set: at its cap every insertion also evicts. A small cap gets
+    // there within the warm-up (the default 65,536 would need 65M trades).
+    let mut at_cap = full.clone();
+    at_cap.dedupe.cap = 1_024;
+    bench_apply(c, "bars+zscore/ids_at_cap_1024", at_cap, true);
     bench_apply(
         c,
         "bars_only/no_ids",

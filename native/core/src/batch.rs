@@ -171,7 +171,11 @@ impl Writer {
 
     fn add_string(&mut self, s: &str) -> Option<(u32, u32)> {
         let off = u32::try_from(self.strings.len()).ok();
-        let end = self.strings.len().checked_add(s.len()).and_then(|e| u32::try_from(e).ok());
+        let end = self
+            .strings
+            .len()
+            .checked_add(s.len())
+            .and_then(|e| u32::try_from(e).ok());
         match (off, end) {
             (Some(off), Some(end)) if end != NO_STRING => {
                 self.strings.extend_from_slice(s.as_bytes());
@@ -252,8 +256,13 @@ impl Writer {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let strings_len = u32::try_from(self.strings.len()).map_err(|_| BatchError::Overflow("string area exceeds 4 GiB"))?;
-        let total = HEADER_LEN + self.symbol_table.len() + self.trades.len() + self.orders.len() + self.strings.len();
+        let strings_len = u32::try_from(self.strings.len())
+            .map_err(|_| BatchError::Overflow("string area exceeds 4 GiB"))?;
+        let total = HEADER_LEN
+            + self.symbol_table.len()
+            + self.trades.len()
+            + self.orders.len()
+            + self.strings.len();
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&BATCH_MAGIC);
         out.extend_from_slice(&BATCH_VERSION.to_le_bytes());
@@ -380,7 +389,11 @@ impl BatchBuilder {
             }
         };
         let at = idx as usize * SYMBOL_ENTRY_LEN;
-        self.last_symbol = Some((u32_at(&self.writer.symbol_table, at), u32_at(&self.writer.symbol_table, at + 4), idx));
+        self.last_symbol = Some((
+            u32_at(&self.writer.symbol_table, at),
+            u32_at(&self.writer.symbol_table, at + 4),
+            idx,
+        ));
         Some(idx)
     }
 
@@ -542,12 +555,18 @@ impl<'a> TradeBatchView<'a> {
             });
         }
         // All offsets are ≤ bytes.len() now, so the casts are lossless.
-        let (sym_end, trades_end, orders_end) = (sym_end as usize, trades_end as usize, orders_end as usize);
+        let (sym_end, trades_end, orders_end) =
+            (sym_end as usize, trades_end as usize, orders_end as usize);
         let strings = std::str::from_utf8(&bytes[orders_end..]).map_err(|_| BatchError::Utf8)?;
-        let source = strings.get(..source_len as usize).ok_or(BatchError::BadHeader("source name splits a character"))?;
+        let source = strings
+            .get(..source_len as usize)
+            .ok_or(BatchError::BadHeader("source name splits a character"))?;
 
         let mut symbols = Vec::with_capacity(n_symbols as usize);
-        for (i, e) in bytes[HEADER_LEN..sym_end].chunks_exact(SYMBOL_ENTRY_LEN).enumerate() {
+        for (i, e) in bytes[HEADER_LEN..sym_end]
+            .chunks_exact(SYMBOL_ENTRY_LEN)
+            .enumerate()
+        {
             let sym = match opt_str(strings, u32_at(e, 0), u32_at(e, 4)) {
                 Ok(Some(s)) if !s.is_empty() => s,
                 _ => return Err(BatchError::BadSymbol(i as u32)),
@@ -557,7 +576,10 @@ impl<'a> TradeBatchView<'a> {
 
         let trade_rows = &bytes[sym_end..trades_end];
         for (i, r) in trade_rows.chunks_exact(TRADE_ROW_LEN).enumerate() {
-            let bad = |what| BatchError::BadRow { what, row: i as u32 };
+            let bad = |what| BatchError::BadRow {
+                what,
+                row: i as u32,
+            };
             if u64::from(u32_at(r, 32)) >= n_symbols {
                 return Err(bad("symbol index"));
             }
@@ -571,7 +593,10 @@ impl<'a> TradeBatchView<'a> {
 
         let order_rows = &bytes[trades_end..orders_end];
         for (i, r) in order_rows.chunks_exact(ORDER_ROW_LEN).enumerate() {
-            let bad = |what| BatchError::BadRow { what, row: i as u32 };
+            let bad = |what| BatchError::BadRow {
+                what,
+                row: i as u32,
+            };
             if u64::from(u32_at(r, 32)) >= n_symbols {
                 return Err(bad("symbol index"));
             }
@@ -654,7 +679,11 @@ impl<'a> TradeBatchView<'a> {
     pub(crate) fn decode_trade(&self, r: &[u8]) -> TradeRow<'a> {
         let symbol_index = u32_at(r, 32);
         // Validated by `parse`; the fallbacks are unreachable.
-        let symbol = self.symbols.get(symbol_index as usize).copied().unwrap_or("");
+        let symbol = self
+            .symbols
+            .get(symbol_index as usize)
+            .copied()
+            .unwrap_or("");
         let id = opt_str(self.strings, u32_at(r, 40), u32_at(r, 44)).unwrap_or(None);
         TradeRow {
             symbol_index,
@@ -677,7 +706,11 @@ impl<'a> TradeBatchView<'a> {
     #[inline]
     fn decode_order(&self, r: &[u8]) -> OrderRow<'a> {
         let symbol_index = u32_at(r, 32);
-        let symbol = self.symbols.get(symbol_index as usize).copied().unwrap_or("");
+        let symbol = self
+            .symbols
+            .get(symbol_index as usize)
+            .copied()
+            .unwrap_or("");
         let cl_ord_id = opt_str(self.strings, u32_at(r, 40), u32_at(r, 44)).unwrap_or(None);
         let has_price = r.get(53).is_some_and(|&b| b == 1);
         OrderRow {
@@ -700,12 +733,16 @@ impl<'a> TradeBatchView<'a> {
 
     /// The symbol index of every trade row, in batch order (cheaper than decoding rows).
     pub fn trade_symbol_indices(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
-        self.trade_rows.chunks_exact(TRADE_ROW_LEN).map(|r| u32_at(r, 32))
+        self.trade_rows
+            .chunks_exact(TRADE_ROW_LEN)
+            .map(|r| u32_at(r, 32))
     }
 
     /// Trade rows in batch order.
     pub fn trade_rows(&self) -> impl ExactSizeIterator<Item = TradeRow<'a>> + '_ {
-        self.trade_rows.chunks_exact(TRADE_ROW_LEN).map(|r| self.decode_trade(r))
+        self.trade_rows
+            .chunks_exact(TRADE_ROW_LEN)
+            .map(|r| self.decode_trade(r))
     }
 
     /// Trades in batch order.
@@ -716,12 +753,16 @@ impl<'a> TradeBatchView<'a> {
     /// The `i`-th trade row.
     pub fn trade_row(&self, i: usize) -> Option<TradeRow<'a>> {
         let at = i.checked_mul(TRADE_ROW_LEN)?;
-        self.trade_rows.get(at..at + TRADE_ROW_LEN).map(|r| self.decode_trade(r))
+        self.trade_rows
+            .get(at..at + TRADE_ROW_LEN)
+            .map(|r| self.decode_trade(r))
     }
 
     /// Order rows in batch order.
     pub fn order_rows(&self) -> impl ExactSizeIterator<Item = OrderRow<'a>> + '_ {
-        self.order_rows.chunks_exact(ORDER_ROW_LEN).map(|r| self.decode_order(r))
+        self.order_rows
+            .chunks_exact(ORDER_ROW_LEN)
+            .map(|r| self.decode_order(r))
     }
 
     /// Orders in batch order.
@@ -739,15 +780,24 @@ impl<'a> TradeBatchView<'a> {
 /// # Errors
 /// [`BatchError::Owner`] when the table is shorter than the symbol table or names an owner
 /// ≥ `n_owners`; [`BatchError::Overflow`] cannot occur for a valid input.
-pub fn partition(view: &TradeBatchView<'_>, owner_of_symbol: &[u32], n_owners: usize) -> Result<Vec<Vec<u8>>, BatchError> {
+pub fn partition(
+    view: &TradeBatchView<'_>,
+    owner_of_symbol: &[u32],
+    n_owners: usize,
+) -> Result<Vec<Vec<u8>>, BatchError> {
     let n_symbols = view.symbols.len();
     if owner_of_symbol.len() < n_symbols {
         return Err(BatchError::Owner("fewer owners than symbols"));
     }
-    if owner_of_symbol[..n_symbols].iter().any(|&o| o as usize >= n_owners) {
+    if owner_of_symbol[..n_symbols]
+        .iter()
+        .any(|&o| o as usize >= n_owners)
+    {
         return Err(BatchError::Owner("owner out of range"));
     }
-    let mut writers = (0..n_owners).map(|_| Writer::new(view.source)).collect::<Result<Vec<_>, _>>()?;
+    let mut writers = (0..n_owners)
+        .map(|_| Writer::new(view.source))
+        .collect::<Result<Vec<_>, _>>()?;
     // Batch symbol index → index in its owner's table (u32::MAX until first use).
     let mut remap = vec![u32::MAX; n_symbols];
     let mut target = |si: u32, writers: &mut [Writer]| -> Option<(usize, u32)> {
@@ -791,16 +841,18 @@ mod tests {
             prop::option::of("[a-zé0-9-]{0,12}"),
             0u8..3,
         )
-            .prop_map(|(symbol, price, qty, time_ns, seq, ord, id, side)| OwnedTrade {
-                symbol: symbol.to_owned(),
-                price,
-                qty,
-                time_ns,
-                seq,
-                ord,
-                id,
-                side: Side::from_code(side),
-            })
+            .prop_map(
+                |(symbol, price, qty, time_ns, seq, ord, id, side)| OwnedTrade {
+                    symbol: symbol.to_owned(),
+                    price,
+                    qty,
+                    time_ns,
+                    seq,
+                    ord,
+                    id,
+                    side: Side::from_code(side),
+                },
+            )
     }
 
     fn owned(t: &Trade<'_>) -> OwnedTrade {
@@ -844,7 +896,10 @@ mod tests {
     fn round_trip_with_orders_and_header_fields() {
         let bytes = sample();
         let v = TradeBatchView::parse(&bytes).unwrap();
-        assert_eq!((v.version(), v.source(), v.symbols()), (1, "trades/3", &["A", "B", "C"][..]));
+        assert_eq!(
+            (v.version(), v.source(), v.symbols()),
+            (1, "trades/3", &["A", "B", "C"][..])
+        );
         assert_eq!((v.trade_count(), v.order_count()), (6, 1));
         let rows: Vec<TradeRow<'_>> = v.trade_rows().collect();
         assert_eq!(rows[4].trade.symbol, "B");
@@ -855,35 +910,59 @@ mod tests {
         assert_eq!(v.trade_row(4), Some(rows[4]));
         assert_eq!(v.trade_row(6), None);
         let o = v.orders().next().unwrap();
-        assert_eq!((o.symbol, o.side, o.qty, o.price, o.arrival.seq), ("B", Side::Sell, 3, Some(7), 9));
+        assert_eq!(
+            (o.symbol, o.side, o.qty, o.price, o.arrival.seq),
+            ("B", Side::Sell, 3, Some(7), 9)
+        );
     }
 
     #[test]
     fn malformed_batches_are_errors() {
         let good = sample();
-        assert_eq!(TradeBatchView::parse(&good[..10]).unwrap_err(), BatchError::TooShort(10));
+        assert_eq!(
+            TradeBatchView::parse(&good[..10]).unwrap_err(),
+            BatchError::TooShort(10)
+        );
         let mut b = good.clone();
         b[0] = b'X';
         assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::BadMagic);
         let mut b = good.clone();
         b[4] = 2;
-        assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::UnsupportedVersion(2));
+        assert_eq!(
+            TradeBatchView::parse(&b).unwrap_err(),
+            BatchError::UnsupportedVersion(2)
+        );
         let mut b = good.clone();
         b.push(0);
-        assert!(matches!(TradeBatchView::parse(&b), Err(BatchError::LengthMismatch { .. })));
+        assert!(matches!(
+            TradeBatchView::parse(&b),
+            Err(BatchError::LengthMismatch { .. })
+        ));
         // Symbol index of trade row 0 out of range.
         let mut b = good.clone();
         let row0 = HEADER_LEN + 3 * SYMBOL_ENTRY_LEN;
         b[row0 + 32] = 9;
-        assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::BadRow { what: "symbol index", row: 0 });
+        assert_eq!(
+            TradeBatchView::parse(&b).unwrap_err(),
+            BatchError::BadRow {
+                what: "symbol index",
+                row: 0
+            }
+        );
         // Side code 7.
         let mut b = good.clone();
         b[row0 + 52] = 7;
-        assert!(matches!(TradeBatchView::parse(&b), Err(BatchError::BadRow { .. })));
+        assert!(matches!(
+            TradeBatchView::parse(&b),
+            Err(BatchError::BadRow { .. })
+        ));
         // Id length past the string area.
         let mut b = good.clone();
         b[row0 + 44..row0 + 48].copy_from_slice(&1000u32.to_le_bytes());
-        assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::BadRow { what: "id", row: 0 });
+        assert_eq!(
+            TradeBatchView::parse(&b).unwrap_err(),
+            BatchError::BadRow { what: "id", row: 0 }
+        );
         // Invalid UTF-8 in the string area.
         let mut b = good.clone();
         let last = b.len() - 1;
@@ -926,9 +1005,26 @@ mod tests {
         });
         let p = b.finish().unwrap();
         let s = &p.summary;
-        assert_eq!((s.messages, s.valid, s.rejected, s.trades, s.cancels, s.corrections), (5, 4, 1, 1, 1, 0));
+        assert_eq!(
+            (
+                s.messages,
+                s.valid,
+                s.rejected,
+                s.trades,
+                s.cancels,
+                s.corrections
+            ),
+            (5, 4, 1, 1, 1, 0)
+        );
         assert_eq!(s.ignored_by_type.get("0"), Some(&2));
-        assert_eq!(s.rejects, vec![Reject { record: 3, reason: Reason::Checksum, offset: 17 }]);
+        assert_eq!(
+            s.rejects,
+            vec![Reject {
+                record: 3,
+                reason: Reason::Checksum,
+                offset: 17
+            }]
+        );
         let v = TradeBatchView::parse(&p.bytes).unwrap();
         assert_eq!(v.trade_row(0).unwrap().record, 3);
     }
@@ -937,8 +1033,14 @@ mod tests {
     fn partition_validates_the_owner_table() {
         let bytes = sample();
         let v = TradeBatchView::parse(&bytes).unwrap();
-        assert!(matches!(partition(&v, &[0, 1], 2), Err(BatchError::Owner(_))));
-        assert!(matches!(partition(&v, &[0, 1, 2], 2), Err(BatchError::Owner(_))));
+        assert!(matches!(
+            partition(&v, &[0, 1], 2),
+            Err(BatchError::Owner(_))
+        ));
+        assert!(matches!(
+            partition(&v, &[0, 1, 2], 2),
+            Err(BatchError::Owner(_))
+        ));
         let parts = partition(&v, &[0, 0, 0], 3).unwrap();
         assert_eq!(parts.len(), 3);
         assert!(TradeBatchView::parse(&parts[1]).unwrap().is_empty());

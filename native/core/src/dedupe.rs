@@ -42,9 +42,11 @@ pub fn id_hash(id: &str) -> u64 {
 /// bucket before looking it up, which hides the cache miss that dominated the profile with
 /// ids. A bucket is compared as a whole (four compares, no data-dependent branch per slot),
 /// so a lookup usually decides on its first bucket without the branch mispredictions of
-/// slot-by-slot linear probing. Removal leaves a tombstone; tombstones are purged by a
-/// rebuild once they exceed 1/4 of the slots. Occupancy (live + tombstones) stays
-/// ≤ 1/2. Slot values 0 and 1 mark empty and removed, so computed hashes 0 and 1 are stored
+/// slot-by-slot linear probing. Live ids fill at most 1/2 of the slots (the table doubles
+/// beyond), so a full set of 65,536 ids takes 131,072 slots = 1 MiB. Removal leaves a
+/// tombstone; an insertion that would push live + tombstones past 3/4 first rebuilds the
+/// table, which keeps probes short at O(1) amortised cost (at least 1/4 of the slots' worth
+/// of removals happen between rebuilds). Slot values 0 and 1 mark empty and removed, so computed hashes 0 and 1 are stored
 /// as 2 (merging three of 2^64 values is immaterial).
 #[derive(Debug, Clone, Default)]
 struct IdTable {
@@ -92,7 +94,7 @@ impl IdTable {
     fn position(&self, key: u64) -> Option<usize> {
         let mask = self.bucket_mask();
         let mut b = key as usize & mask;
-        // Occupancy ≤ 1/2 guarantees an empty slot, so the probe ends; the bound guards
+        // Occupancy ≤ 3/4 guarantees an empty slot, so the probe ends; the bound guards
         // against the impossible.
         for _ in 0..self.slots.len() / BUCKET {
             let s = self.bucket(b);
@@ -116,14 +118,19 @@ impl IdTable {
     /// Inserts a hash the caller knows to be absent.
     #[inline]
     fn insert_absent(&mut self, hash: u64) {
-        if (self.len + self.tombstones + 1) * 2 > self.slots.len() {
-            self.rebuild(if (self.len + 1) * 4 > self.slots.len() { self.slots.len() * 2 } else { self.slots.len() });
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.rebuild(self.slots.len() * 2);
+        } else if (self.len + self.tombstones + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild(self.slots.len());
         }
         let key = Self::key(hash);
         let mask = self.bucket_mask();
         let mut b = key as usize & mask;
         for _ in 0..self.slots.len() / BUCKET {
-            let free = self.bucket(b).iter().position(|&x| x == EMPTY || x == TOMBSTONE);
+            let free = self
+                .bucket(b)
+                .iter()
+                .position(|&x| x == EMPTY || x == TOMBSTONE);
             if let Some(i) = free {
                 if let Some(slot) = self.slots.get_mut(b * BUCKET + i) {
                     if *slot == TOMBSTONE {
@@ -157,11 +164,6 @@ impl IdTable {
                 self.len -= 1;
                 self.tombstones += 1;
             }
-        }
-        // Occupancy (live + tombstones) must stay ≤ 1/2; at the cap live ids fill 1/4, so a
-        // quarter of the slots may be tombstones before a rebuild is due.
-        if self.tombstones * 4 > self.slots.len() {
-            self.rebuild(self.slots.len());
         }
     }
 
@@ -285,7 +287,8 @@ impl IdDedupe {
         self.cap
     }
 
-    /// Heap bytes held (hash table and FIFO): about 32 bytes per id at the cap.
+    /// Heap bytes held (hash table and FIFO): about 32 bytes per id at the cap (16 in the
+    /// table at half load, 16 in the FIFO), i.e. 2 MiB per symbol at the default cap.
     pub fn memory_bytes(&self) -> usize {
         self.set.heap_bytes() + self.fifo.capacity() * std::mem::size_of::<IdEntry>()
     }
@@ -317,7 +320,10 @@ impl IdDedupe {
         let mut seen = IdTable::default();
         all.retain(|e| seen.insert(e.hash));
         let excess = all.len().saturating_sub(self.cap);
-        self.evicted_by_cap = self.evicted_by_cap.saturating_add(other.evicted_by_cap).saturating_add(excess as u64);
+        self.evicted_by_cap = self
+            .evicted_by_cap
+            .saturating_add(other.evicted_by_cap)
+            .saturating_add(excess as u64);
         self.fifo = all.into_iter().skip(excess).collect();
         self.set = IdTable::default();
         for e in &self.fifo {
@@ -335,8 +341,10 @@ impl IdDedupe {
     }
 
     pub(crate) fn from_parts(parts: IdDedupeParts) -> Result<IdDedupe, DedupeError> {
-        let cap = usize::try_from(parts.cap).map_err(|_| DedupeError::Invalid("cap out of range"))?;
-        let mut d = IdDedupe::new(cap, parts.window_ns).map_err(|_| DedupeError::Invalid("configuration out of range"))?;
+        let cap =
+            usize::try_from(parts.cap).map_err(|_| DedupeError::Invalid("cap out of range"))?;
+        let mut d = IdDedupe::new(cap, parts.window_ns)
+            .map_err(|_| DedupeError::Invalid("configuration out of range"))?;
         if parts.entries.len() > cap {
             return Err(DedupeError::Invalid("more ids than the cap"));
         }
@@ -484,9 +492,24 @@ mod tests {
             assert_eq!(t.len, model.len());
         }
         for k in 0..1024u64 {
-            assert_eq!(t.contains(k | ((k % 3) << 60)), model.contains(&IdTable::key(k | ((k % 3) << 60))));
+            assert_eq!(
+                t.contains(k | ((k % 3) << 60)),
+                model.contains(&IdTable::key(k | ((k % 3) << 60)))
+            );
         }
         assert!(t.contains(0) == t.contains(2), "0 and 2 share a key");
+    }
+
+    #[test]
+    fn memory_is_bounded_at_the_cap() {
+        let mut d = IdDedupe::new(DEFAULT_DEDUPE_CAP, DEFAULT_DEDUPE_WINDOW_NS).unwrap();
+        for i in 0..100_000 {
+            assert!(d.insert(id_hash(&format!("E{i}")), i, i));
+        }
+        assert_eq!(d.len(), DEFAULT_DEDUPE_CAP);
+        assert_eq!(d.evicted_by_cap(), 100_000 - DEFAULT_DEDUPE_CAP as u64);
+        assert!(d.contains(id_hash("E99999")) && !d.contains(id_hash("E0")));
+        assert_eq!(d.memory_bytes(), 2 << 20);
     }
 
     #[test]
@@ -508,7 +531,10 @@ mod tests {
         other.advance("trades/3", 12);
         other.advance("trades/9", 1);
         w.merge(&other);
-        assert_eq!(w.iter().collect::<Vec<_>>(), vec![("orders/0", 7), ("trades/3", 12), ("trades/9", 1)]);
+        assert_eq!(
+            w.iter().collect::<Vec<_>>(),
+            vec![("orders/0", 7), ("trades/3", 12), ("trades/9", 1)]
+        );
         assert!(w.is_valid());
     }
 }

@@ -8,7 +8,10 @@ use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
 use crate::bars::{Bar, BarConfig, BarError, BarSpec};
 use crate::batch::TradeBatchView;
 use crate::dedupe::{id_hash, DedupeError, IdDedupe};
-use crate::state::{ApplyOptions, DedupeConfig, OrderStatus, StateConfig, StateError, SymbolCounters, SymbolState, TradeStatus};
+use crate::state::{
+    ApplyOptions, DedupeConfig, OrderStatus, StateConfig, StateError, SymbolCounters, SymbolState,
+    TradeStatus,
+};
 use crate::types::Trade;
 use ahash::AHashMap;
 use std::sync::Arc;
@@ -221,6 +224,10 @@ struct Scratch {
     order: Vec<u32>,
     /// (batch symbol index, state slot) of every symbol with trades, in symbol order.
     groups: Vec<(u32, u32)>,
+    /// Batch counter, and per state slot the last batch that listed it as touched: a
+    /// foreign symbol table may name a symbol twice, and it must be reported once.
+    batch: u64,
+    touched_mark: Vec<u64>,
     closed: Vec<Bar>,
     /// Outputs tagged with their row, restored to row order at the end.
     anomalies: Vec<(u32, Anomaly)>,
@@ -352,7 +359,9 @@ impl Engine {
         if let Some(&slot) = self.index.get(symbol) {
             return Some(slot);
         }
-        let slot = u32::try_from(self.states.len()).ok().filter(|&s| s < INVALID_SYMBOL)?;
+        let slot = u32::try_from(self.states.len())
+            .ok()
+            .filter(|&s| s < INVALID_SYMBOL)?;
         let state = SymbolState::new(symbol, &self.config.state_config(symbol)).ok()?;
         self.index.insert(state.symbol_arc().clone(), slot);
         self.states.push(state);
@@ -386,6 +395,7 @@ impl Engine {
         s.watermark.resize(n, 0);
         s.next_seq.clear();
         s.next_seq.resize(n, 0);
+        s.batch += 1;
         let options = self.options();
         let mut out = ApplyOutcome::default();
 
@@ -405,10 +415,18 @@ impl Engine {
             };
             // Two groups ahead: the state itself; one group ahead: its detector window, whose
             // address is read from the (by now cached) state.
-            if let Some(st) = s.groups.get(g + 2).and_then(|&(_, slot)| self.states.get(slot as usize)) {
+            if let Some(st) = s
+                .groups
+                .get(g + 2)
+                .and_then(|&(_, slot)| self.states.get(slot as usize))
+            {
                 prefetch_value(st);
             }
-            if let Some(st) = s.groups.get(g + 1).and_then(|&(_, slot)| self.states.get(slot as usize)) {
+            if let Some(st) = s
+                .groups
+                .get(g + 1)
+                .and_then(|&(_, slot)| self.states.get(slot as usize))
+            {
                 prefetch_slice(st.detector().hot_window());
             }
             let si = si as usize;
@@ -428,7 +446,11 @@ impl Engine {
             // now cached) its id string; 4 ahead (its id now cached) the id is hashed and the
             // hash's slot in the id table prefetched. Each miss then overlaps earlier rows'
             // work instead of stalling its own.
-            let row_at = |q: usize| s.order.get(q).and_then(|&j| view.trade_row_bytes_at(j as usize));
+            let row_at = |q: usize| {
+                s.order
+                    .get(q)
+                    .and_then(|&j| view.trade_row_bytes_at(j as usize))
+            };
             let mut hashes: [Option<u64>; 8] = [None; 8];
             for q in lo..hi.min(lo + ID_AHEAD) {
                 hashes[q % 8] = row_at(q).and_then(|r| view.trade_id(r)).map(id_hash);
@@ -441,7 +463,9 @@ impl Engine {
                     prefetch_slice(id);
                 }
                 if p + ID_AHEAD < hi {
-                    let h = row_at(p + ID_AHEAD).and_then(|r| view.trade_id(r)).map(id_hash);
+                    let h = row_at(p + ID_AHEAD)
+                        .and_then(|r| view.trade_id(r))
+                        .map(id_hash);
                     if let Some(bucket) = h.and_then(|h| state.dedupe().probe_start(h)) {
                         prefetch_slice(bucket);
                         if let Some(victim) = state.dedupe().victim_bucket(ID_AHEAD) {
@@ -451,7 +475,11 @@ impl Engine {
                     hashes[(p + ID_AHEAD) % 8] = h;
                 }
                 let hash = hashes[p % 8];
-                let Some((i, r)) = s.order.get(p).and_then(|&i| Some((i, view.trade_row_bytes_at(i as usize)?))) else {
+                let Some((i, r)) = s
+                    .order
+                    .get(p)
+                    .and_then(|&i| Some((i, view.trade_row_bytes_at(i as usize)?)))
+                else {
                     continue;
                 };
                 let row = view.decode_trade(r);
@@ -470,21 +498,38 @@ impl Engine {
                         c.revised += u64::from(revised);
                         if let Some(f) = anomaly {
                             c.anomalies += 1;
-                            let a = Anomaly::new(state.symbol_arc().clone(), t.time_ns, t.arrival, state.detector().name(), f);
+                            let a = Anomaly::new(
+                                state.symbol_arc().clone(),
+                                t.time_ns,
+                                t.arrival,
+                                state.detector().name(),
+                                f,
+                            );
                             s.anomalies.push((i, a));
                         }
                     }
                     TradeStatus::DuplicateId => c.duplicates_id += 1,
                     TradeStatus::TooLate => {
                         c.too_late += 1;
-                        out.too_late.push(TooLateRow { row: i, record: row.record });
+                        out.too_late.push(TooLateRow {
+                            row: i,
+                            record: row.record,
+                        });
                     }
                     TradeStatus::Invalid => c.invalid += 1,
                 }
                 if !s.closed.is_empty() {
                     c.bars_closed += s.closed.len() as u64;
                     let symbol = state.symbol_arc();
-                    s.closed_bars.extend(s.closed.drain(..).map(|bar| (i, ClosedBar { symbol: symbol.clone(), bar })));
+                    s.closed_bars.extend(s.closed.drain(..).map(|bar| {
+                        (
+                            i,
+                            ClosedBar {
+                                symbol: symbol.clone(),
+                                bar,
+                            },
+                        )
+                    }));
                 }
             }
             if let Some(x) = s.next_seq.get_mut(si) {
@@ -501,7 +546,11 @@ impl Engine {
             let o = &row.order;
             let si = row.symbol_index as usize;
             let c = &mut out.counts;
-            let (Some(state), Some(wm), Some(next)) = (self.states.get_mut(slot as usize), s.watermark.get(si), s.next_seq.get_mut(si)) else {
+            let (Some(state), Some(wm), Some(next)) = (
+                self.states.get_mut(slot as usize),
+                s.watermark.get(si),
+                s.next_seq.get_mut(si),
+            ) else {
                 c.orders_invalid += 1;
                 continue;
             };
@@ -522,7 +571,15 @@ impl Engine {
             if !s.closed.is_empty() {
                 c.bars_closed += s.closed.len() as u64;
                 let symbol = state.symbol_arc();
-                s.closed_bars.extend(s.closed.drain(..).map(|bar| (u32::MAX, ClosedBar { symbol: symbol.clone(), bar })));
+                s.closed_bars.extend(s.closed.drain(..).map(|bar| {
+                    (
+                        u32::MAX,
+                        ClosedBar {
+                            symbol: symbol.clone(),
+                            bar,
+                        },
+                    )
+                }));
             }
         }
 
@@ -547,7 +604,13 @@ impl Engine {
     }
 
     /// Maps a batch symbol index to its state slot, creating the state on first sight.
-    fn resolve(&mut self, s: &mut Scratch, view: &TradeBatchView<'_>, si: u32, touched: &mut Vec<Arc<str>>) -> u32 {
+    fn resolve(
+        &mut self,
+        s: &mut Scratch,
+        view: &TradeBatchView<'_>,
+        si: u32,
+        touched: &mut Vec<Arc<str>>,
+    ) -> u32 {
         let Some(&cached) = s.slots.get(si as usize) else {
             return INVALID_SYMBOL;
         };
@@ -560,7 +623,16 @@ impl Engine {
             if let Some(w) = s.watermark.get_mut(si as usize) {
                 *w = state.watermarks().get(view.source());
             }
-            touched.push(state.symbol_arc().clone());
+            let mark = s.touched_mark.get(slot as usize).copied();
+            if mark != Some(s.batch) {
+                if s.touched_mark.len() <= slot as usize {
+                    s.touched_mark.resize(slot as usize + 1, 0);
+                }
+                if let Some(m) = s.touched_mark.get_mut(slot as usize) {
+                    *m = s.batch;
+                }
+                touched.push(state.symbol_arc().clone());
+            }
         }
         if let Some(x) = s.slots.get_mut(si as usize) {
             *x = slot;
@@ -596,7 +668,13 @@ impl Engine {
                     c.revised = u64::from(revised);
                     if let Some(f) = anomaly {
                         c.anomalies = 1;
-                        out.anomalies.push(Anomaly::new(state.symbol_arc().clone(), trade.time_ns, trade.arrival, state.detector().name(), f));
+                        out.anomalies.push(Anomaly::new(
+                            state.symbol_arc().clone(),
+                            trade.time_ns,
+                            trade.arrival,
+                            state.detector().name(),
+                            f,
+                        ));
                     }
                 }
                 TradeStatus::DuplicateId => c.duplicates_id = 1,
@@ -608,7 +686,10 @@ impl Engine {
             }
             c.bars_closed = closed.len() as u64;
             let symbol = state.symbol_arc();
-            out.closed.extend(closed.into_iter().map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+            out.closed.extend(closed.into_iter().map(|bar| ClosedBar {
+                symbol: symbol.clone(),
+                bar,
+            }));
             state.advance_watermark(source, trade.arrival.seq.saturating_add(1));
         }
         self.totals.add(&out.counts);
@@ -622,7 +703,10 @@ impl Engine {
         for state in &mut self.states {
             state.bars_mut().close_by_wall_clock(now_ns, &mut closed);
             let symbol = state.symbol_arc();
-            out.extend(closed.drain(..).map(|bar| ClosedBar { symbol: symbol.clone(), bar }));
+            out.extend(closed.drain(..).map(|bar| ClosedBar {
+                symbol: symbol.clone(),
+                bar,
+            }));
         }
         self.totals.bars_closed += out.len() as u64;
         out
@@ -630,7 +714,14 @@ impl Engine {
 
     /// Bars of `symbol` and `spec` starting in `[from_ns, to_ns)`, oldest first, at most the
     /// newest `limit`; `None` for an unknown symbol.
-    pub fn bars(&self, symbol: &str, spec: BarSpec, from_ns: i64, to_ns: i64, limit: usize) -> Option<Vec<Bar>> {
+    pub fn bars(
+        &self,
+        symbol: &str,
+        spec: BarSpec,
+        from_ns: i64,
+        to_ns: i64,
+        limit: usize,
+    ) -> Option<Vec<Bar>> {
         Some(self.state(symbol)?.bars().bars(spec, from_ns, to_ns, limit))
     }
 
@@ -666,12 +757,19 @@ impl Engine {
     ///
     /// # Errors
     /// Any [`StateError`] of [`SymbolState::import`] or [`SymbolState::merge`].
-    pub fn import_symbol(&mut self, bytes: &[u8], mode: ImportMode) -> Result<Arc<str>, StateError> {
+    pub fn import_symbol(
+        &mut self,
+        bytes: &[u8],
+        mode: ImportMode,
+    ) -> Result<Arc<str>, StateError> {
         let imported = SymbolState::import(bytes)?;
         let symbol = imported.symbol_arc().clone();
         match self.index.get(&*symbol).copied() {
             Some(slot) => {
-                let existing = self.states.get_mut(slot as usize).ok_or(StateError::Invalid("engine index out of sync"))?;
+                let existing = self
+                    .states
+                    .get_mut(slot as usize)
+                    .ok_or(StateError::Invalid("engine index out of sync"))?;
                 *existing = match mode {
                     ImportMode::Replace => imported,
                     ImportMode::Merge => SymbolState::merge(existing, &imported)?,
@@ -679,7 +777,10 @@ impl Engine {
                 Ok(existing.symbol_arc().clone())
             }
             None => {
-                let slot = u32::try_from(self.states.len()).ok().filter(|&s| s < INVALID_SYMBOL).ok_or(StateError::Invalid("too many symbols"))?;
+                let slot = u32::try_from(self.states.len())
+                    .ok()
+                    .filter(|&s| s < INVALID_SYMBOL)
+                    .ok_or(StateError::Invalid("too many symbols"))?;
                 self.index.insert(symbol.clone(), slot);
                 self.states.push(imported);
                 Ok(symbol)
@@ -745,7 +846,11 @@ mod tests {
         let out = run(&mut e, "trades/1", &[b]);
         assert_eq!(out.counts.duplicates_id, 1);
         // Trades without ids are never id duplicates.
-        let out = run(&mut e, "trades/0", &[tr("X", 1.0, T0, 7), tr("X", 1.0, T0, 7)]);
+        let out = run(
+            &mut e,
+            "trades/0",
+            &[tr("X", 1.0, T0, 7), tr("X", 1.0, T0, 7)],
+        );
         assert_eq!(out.counts.applied, 2);
         assert_eq!(e.totals().duplicates_id, 2);
     }
@@ -754,7 +859,12 @@ mod tests {
     fn duplicates_by_offset_watermark() {
         let mut e = engine();
         // Three trades of one record (same seq) and one of the next record.
-        let mut rows: Vec<OwnedTrade> = (0..3).map(|ord| OwnedTrade { ord, ..tr("X", 1.0, T0, 10) }).collect();
+        let mut rows: Vec<OwnedTrade> = (0..3)
+            .map(|ord| OwnedTrade {
+                ord,
+                ..tr("X", 1.0, T0, 10)
+            })
+            .collect();
         rows.push(tr("X", 1.0, T0 + SEC, 11));
         let out = run(&mut e, "trades/3", &rows);
         assert_eq!((out.counts.applied, out.counts.duplicates_offset), (4, 0));
@@ -763,7 +873,11 @@ mod tests {
         let out = run(&mut e, "trades/3", &rows);
         assert_eq!((out.counts.applied, out.counts.duplicates_offset), (0, 4));
         // Overlapping redelivery: seq 11 is old, 12 is new.
-        let out = run(&mut e, "trades/3", &[tr("X", 1.0, T0 + SEC, 11), tr("X", 1.0, T0 + 2 * SEC, 12)]);
+        let out = run(
+            &mut e,
+            "trades/3",
+            &[tr("X", 1.0, T0 + SEC, 11), tr("X", 1.0, T0 + 2 * SEC, 12)],
+        );
         assert_eq!((out.counts.applied, out.counts.duplicates_offset), (1, 1));
         // Another source has its own watermark.
         let out = run(&mut e, "trades/4", &[tr("X", 1.0, T0 + 3 * SEC, 0)]);
@@ -771,9 +885,17 @@ mod tests {
         assert_eq!(e.state("X").unwrap().counters().duplicates_offset, 5);
         // The single-trade path follows the same rule.
         let t = tr("X", 1.0, T0 + 4 * SEC, 12);
-        assert_eq!(e.apply_trade("trades/3", &t.as_trade(), 0).counts.duplicates_offset, 1);
+        assert_eq!(
+            e.apply_trade("trades/3", &t.as_trade(), 0)
+                .counts
+                .duplicates_offset,
+            1
+        );
         let t = tr("X", 1.0, T0 + 4 * SEC, 13);
-        assert_eq!(e.apply_trade("trades/3", &t.as_trade(), 0).counts.applied, 1);
+        assert_eq!(
+            e.apply_trade("trades/3", &t.as_trade(), 0).counts.applied,
+            1
+        );
         assert_eq!(e.state("X").unwrap().watermarks().get("trades/3"), 14);
     }
 
@@ -781,7 +903,12 @@ mod tests {
     fn too_late_rows_are_reported_with_their_index() {
         let mut e = engine();
         let day = 86_400 * SEC;
-        let rows = [tr("X", 1.0, T0 + 40 * day, 0), tr("Y", 1.0, T0, 1), tr("X", 1.0, T0, 2), tr("X", 1.0, T0 + 20 * day, 3)];
+        let rows = [
+            tr("X", 1.0, T0 + 40 * day, 0),
+            tr("Y", 1.0, T0, 1),
+            tr("X", 1.0, T0, 2),
+            tr("X", 1.0, T0 + 20 * day, 3),
+        ];
         let out = run(&mut e, "t", &rows);
         assert_eq!(out.counts.too_late, 1);
         assert_eq!(out.too_late, vec![TooLateRow { row: 2, record: 2 }]);
@@ -790,10 +917,30 @@ mod tests {
         // which counts as a revision and is reported as a closed bar.
         assert_eq!(out.counts.revised, 1);
         assert_eq!(out.closed.len(), 1);
-        assert_eq!((out.closed[0].bar.spec(), out.closed[0].bar.start_ns()), (BarSpec::H1, T0 + 20 * day));
+        assert_eq!(
+            (out.closed[0].bar.spec(), out.closed[0].bar.start_ns()),
+            (BarSpec::H1, T0 + 20 * day)
+        );
         assert!(out.closed[0].bar.is_revised());
         let touched: Vec<&str> = out.touched.iter().map(|s| &**s).collect();
         assert_eq!(touched, vec!["X", "Y"]);
+    }
+
+    #[test]
+    fn a_symbol_named_twice_in_the_table_is_one_state() {
+        let mut bytes = batch("t", &[tr("A", 1.0, T0, 0), tr("B", 2.0, T0 + SEC, 1)], &[]);
+        // Point symbol entry 1 at entry 0's string.
+        let (e0, e1) = (crate::batch::HEADER_LEN, crate::batch::HEADER_LEN + 8);
+        let entry0: [u8; 8] = bytes[e0..e0 + 8].try_into().unwrap();
+        bytes[e1..e1 + 8].copy_from_slice(&entry0);
+        let v = view(&bytes);
+        assert_eq!(v.symbols(), &["A", "A"]);
+        let mut e = engine();
+        let out = e.apply_batch(&v, 0);
+        assert_eq!(out.counts.applied, 2);
+        assert_eq!(out.touched.len(), 1);
+        assert_eq!(e.symbol_count(), 1);
+        assert_eq!(e.state("A").unwrap().counters().trades_applied, 2);
     }
 
     #[test]
@@ -825,7 +972,10 @@ mod tests {
         assert_eq!(out.counts.orders_duplicates, 2);
         let bar = e.bars("X", BarSpec::M1, T0, T0 + MIN, 10).unwrap()[0];
         assert_eq!(bar.order_flow().count, 2);
-        assert_eq!((bar.order_flow().buy_qty, bar.order_flow().sell_qty), (2 * i128::from(SCALE), 3 * i128::from(SCALE)));
+        assert_eq!(
+            (bar.order_flow().buy_qty, bar.order_flow().sell_qty),
+            (2 * i128::from(SCALE), 3 * i128::from(SCALE))
+        );
         assert_eq!(bar.trades(), 1);
     }
 
@@ -845,8 +995,15 @@ mod tests {
         let mut rows = random_walk("JUMPY", 300, 1, 0.001);
         rows.extend(random_walk("CALM", 300, 1, 0.001));
         let out = run(&mut e, "t", &rows);
-        assert!(out.anomalies.iter().all(|a| &*a.symbol == "JUMPY" && a.detector == "ewma"));
-        assert!(out.anomalies.len() > 10, "|z| ≥ 1 is common: {}", out.anomalies.len());
+        assert!(out
+            .anomalies
+            .iter()
+            .all(|a| &*a.symbol == "JUMPY" && a.detector == "ewma"));
+        assert!(
+            out.anomalies.len() > 10,
+            "|z| ≥ 1 is common: {}",
+            out.anomalies.len()
+        );
         assert_eq!(e.state("CALM").unwrap().detector().name(), "zscore");
         assert_eq!(e.state("JUMPY").unwrap().detector().config().threshold, 1.0);
     }
@@ -871,7 +1028,10 @@ mod tests {
         assert_eq!(e.state("X").unwrap().detector().samples(), 0);
         assert!(e.memory_estimate().bars > 0);
         assert!(Engine::new(EngineConfig {
-            dedupe: DedupeConfig { cap: 0, ..DedupeConfig::default() },
+            dedupe: DedupeConfig {
+                cap: 0,
+                ..DedupeConfig::default()
+            },
             ..EngineConfig::default()
         })
         .is_err());
@@ -880,14 +1040,30 @@ mod tests {
     #[test]
     fn wall_clock_closing_summaries_export_import_and_removal() {
         let mut e = engine();
-        run(&mut e, "t", &[tr("A", 2.0, T0, 0), tr("B", 3.0, T0 + SEC, 1), tr("A", 2.5, T0 + 2 * SEC, 2)]);
+        run(
+            &mut e,
+            "t",
+            &[
+                tr("A", 2.0, T0, 0),
+                tr("B", 3.0, T0 + SEC, 1),
+                tr("A", 2.5, T0 + 2 * SEC, 2),
+            ],
+        );
         assert!(e.close_by_wall_clock(T0 + MIN).is_empty());
         let closed = e.close_by_wall_clock(T0 + MIN + 2 * SEC);
         assert_eq!(closed.len(), 2);
         assert_eq!(e.totals().bars_closed, 2);
         let s = e.symbol_summaries();
         assert_eq!(s.len(), 2);
-        assert_eq!((&*s[0].symbol, s[0].trades_applied, s[0].last_price, s[0].last_trade_ns), ("A", 2, Some(2_500_000_000), Some(T0 + 2 * SEC)));
+        assert_eq!(
+            (
+                &*s[0].symbol,
+                s[0].trades_applied,
+                s[0].last_price,
+                s[0].last_trade_ns
+            ),
+            ("A", 2, Some(2_500_000_000), Some(T0 + 2 * SEC))
+        );
 
         let a = e.export_symbol("A").unwrap();
         assert!(e.export_symbol("nope").is_none());
@@ -900,9 +1076,13 @@ mod tests {
         // Merge: another shard's trades of A.
         let mut other = engine();
         run(&mut other, "t2", &[tr("A", 9.0, T0 + 3 * SEC, 0)]);
-        e.import_symbol(&other.export_symbol("A").unwrap(), ImportMode::Merge).unwrap();
+        e.import_symbol(&other.export_symbol("A").unwrap(), ImportMode::Merge)
+            .unwrap();
         let bar = e.bars("A", BarSpec::M1, T0, T0 + MIN, 1).unwrap()[0];
-        assert_eq!((bar.trades(), bar.high(), bar.close()), (3, Some(9 * SCALE), Some(9 * SCALE)));
+        assert_eq!(
+            (bar.trades(), bar.high(), bar.close()),
+            (3, Some(9 * SCALE), Some(9 * SCALE))
+        );
         assert!(e.import_symbol(b"garbage", ImportMode::Merge).is_err());
         assert!(e.bars("nope", BarSpec::M1, 0, 1, 1).is_none());
     }
@@ -935,11 +1115,18 @@ mod tests {
     fn memory_at_full_retention() {
         let mut e = engine();
         // One trade a minute for 30 days fills all three retentions.
-        let rows: Vec<OwnedTrade> = (0..30 * 1_440).map(|m| tr("X", 1.0, T0 + m * MIN, m as u64)).collect();
+        let rows: Vec<OwnedTrade> = (0..30 * 1_440)
+            .map(|m| tr("X", 1.0, T0 + m * MIN, m as u64))
+            .collect();
         run(&mut e, "t", &rows);
         let m = e.memory_estimate();
         assert_eq!(m.bars, 1_440 + 2_016 + 720);
         let bars = e.state("X").unwrap().bars().memory_bytes();
+        eprintln!(
+            "bars {bars} B, state {} B, SymbolState struct {} B",
+            e.state("X").unwrap().memory_bytes(),
+            std::mem::size_of::<SymbolState>()
+        );
         assert!(bars <= 4_176 * 160 + 1_024, "{bars}");
     }
 }

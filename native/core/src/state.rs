@@ -10,8 +10,12 @@
 //! gets a new version number and its own body type; import dispatches on the version.
 
 use crate::anomaly::{AnomalyFields, AnyDetector, Detector, DetectorConfig, DetectorError};
-use crate::bars::{Bar, BarBook, BarConfig, BarError, TradeEffect, TradeKey, MAX_TIME_NS, MIN_TIME_NS};
-use crate::dedupe::{id_hash, DedupeError, IdDedupe, Watermarks, DEFAULT_DEDUPE_CAP, DEFAULT_DEDUPE_WINDOW_NS};
+use crate::bars::{
+    Bar, BarBook, BarConfig, BarError, TradeEffect, TradeKey, MAX_TIME_NS, MIN_TIME_NS,
+};
+use crate::dedupe::{
+    id_hash, DedupeError, IdDedupe, Watermarks, DEFAULT_DEDUPE_CAP, DEFAULT_DEDUPE_WINDOW_NS,
+};
 use crate::types::{Order, Trade};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -102,7 +106,10 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { bars: true, detector: true }
+        ApplyOptions {
+            bars: true,
+            detector: true,
+        }
     }
 }
 
@@ -160,7 +167,11 @@ fn bump(counter: &mut u64, by: u64) {
 
 fn later(a: Option<LastTrade>, b: Option<LastTrade>) -> Option<LastTrade> {
     match (a, b) {
-        (Some(x), Some(y)) => Some(if (y.key, y.price) > (x.key, x.price) { y } else { x }),
+        (Some(x), Some(y)) => Some(if (y.key, y.price) > (x.key, x.price) {
+            y
+        } else {
+            x
+        }),
         (x, None) => x,
         (None, y) => y,
     }
@@ -283,7 +294,13 @@ impl SymbolState {
     /// Offset watermarks are the caller's business (they have batch semantics); see
     /// [`crate::engine::Engine::apply_batch`]. Bars closed as a consequence go to `closed`.
     #[inline]
-    pub fn apply_trade(&mut self, trade: &Trade<'_>, now_ns: i64, options: ApplyOptions, closed: &mut Vec<Bar>) -> TradeStatus {
+    pub fn apply_trade(
+        &mut self,
+        trade: &Trade<'_>,
+        now_ns: i64,
+        options: ApplyOptions,
+        closed: &mut Vec<Bar>,
+    ) -> TradeStatus {
         self.apply_trade_hashed(trade, trade.id.map(id_hash), now_ns, options, closed)
     }
 
@@ -298,7 +315,10 @@ impl SymbolState {
         options: ApplyOptions,
         closed: &mut Vec<Bar>,
     ) -> TradeStatus {
-        if trade.price <= 0 || trade.qty < 0 || !(MIN_TIME_NS..=MAX_TIME_NS).contains(&trade.time_ns) {
+        if trade.price <= 0
+            || trade.qty < 0
+            || !(MIN_TIME_NS..=MAX_TIME_NS).contains(&trade.time_ns)
+        {
             bump(&mut self.counters.invalid, 1);
             return TradeStatus::Invalid;
         }
@@ -309,19 +329,24 @@ impl SymbolState {
             }
         }
         let key = TradeKey::new(trade.time_ns, trade.arrival);
-        let revised = match self.bars.apply_trade(trade.price, trade.qty, key, now_ns, options.bars, closed) {
-            TradeEffect::Applied { revised } => revised,
-            TradeEffect::TooLate => {
-                bump(&mut self.counters.too_late, 1);
-                return TradeStatus::TooLate;
-            }
-            TradeEffect::OutOfRange => {
-                bump(&mut self.counters.invalid, 1);
-                return TradeStatus::Invalid;
-            }
-        };
+        let revised =
+            match self
+                .bars
+                .apply_trade(trade.price, trade.qty, key, now_ns, options.bars, closed)
+            {
+                TradeEffect::Applied { revised } => revised,
+                TradeEffect::TooLate => {
+                    bump(&mut self.counters.too_late, 1);
+                    return TradeStatus::TooLate;
+                }
+                TradeEffect::OutOfRange => {
+                    bump(&mut self.counters.invalid, 1);
+                    return TradeStatus::Invalid;
+                }
+            };
         let anomaly = if options.detector {
-            self.detector.observe(trade.price, trade.time_ns, trade.arrival)
+            self.detector
+                .observe(trade.price, trade.time_ns, trade.arrival)
         } else {
             None
         };
@@ -338,18 +363,34 @@ impl SymbolState {
             None => true,
         };
         if newer {
-            c.last = Some(LastTrade { key, price: trade.price });
+            c.last = Some(LastTrade {
+                key,
+                price: trade.price,
+            });
         }
         TradeStatus::Applied { revised, anomaly }
     }
 
     /// Adds one order to its bars' order flow.
-    pub fn apply_order(&mut self, order: &Order<'_>, now_ns: i64, update_bars: bool, closed: &mut Vec<Bar>) -> OrderStatus {
+    pub fn apply_order(
+        &mut self,
+        order: &Order<'_>,
+        now_ns: i64,
+        update_bars: bool,
+        closed: &mut Vec<Bar>,
+    ) -> OrderStatus {
         if order.qty < 0 {
             bump(&mut self.counters.invalid, 1);
             return OrderStatus::Invalid;
         }
-        match self.bars.apply_order(order.side, order.qty, order.time_ns, now_ns, update_bars, closed) {
+        match self.bars.apply_order(
+            order.side,
+            order.qty,
+            order.time_ns,
+            now_ns,
+            update_bars,
+            closed,
+        ) {
             TradeEffect::Applied { revised } => {
                 bump(&mut self.counters.orders_applied, 1);
                 bump(&mut self.counters.revised, u64::from(revised));
@@ -373,7 +414,11 @@ impl SymbolState {
             + self.bars.memory_bytes()
             + self.detector.memory_bytes()
             + self.dedupe.memory_bytes()
-            + self.watermarks.iter().map(|(s, _)| s.len() + 24).sum::<usize>()
+            + self
+                .watermarks
+                .iter()
+                .map(|(s, _)| s.len() + 24)
+                .sum::<usize>()
     }
 
     /// Serialises the complete state (see the module documentation for the format).
@@ -449,7 +494,10 @@ impl SymbolState {
     /// [`StateError::SymbolMismatch`] when the symbols differ.
     pub fn merge(a: &SymbolState, b: &SymbolState) -> Result<SymbolState, StateError> {
         if a.symbol != b.symbol {
-            return Err(StateError::SymbolMismatch(a.symbol.to_string(), b.symbol.to_string()));
+            return Err(StateError::SymbolMismatch(
+                a.symbol.to_string(),
+                b.symbol.to_string(),
+            ));
         }
         let mut out = a.clone();
         out.bars.merge(&b.bars);
@@ -538,16 +586,31 @@ mod tests {
     #[test]
     fn header_errors() {
         let bytes = built(&random_walk("SYM", 50, 1, 0.01), DetectorKind::ZScore).export();
-        assert!(matches!(SymbolState::import(&bytes[..3]), Err(StateError::TooShort)));
-        assert!(matches!(SymbolState::import(b"TSS2\x01\x00"), Err(StateError::BadMagic)));
+        assert!(matches!(
+            SymbolState::import(&bytes[..3]),
+            Err(StateError::TooShort)
+        ));
+        assert!(matches!(
+            SymbolState::import(b"TSS2\x01\x00"),
+            Err(StateError::BadMagic)
+        ));
         let mut v2 = bytes.clone();
         v2[4] = 2;
-        assert!(matches!(SymbolState::import(&v2), Err(StateError::UnsupportedVersion(2))));
+        assert!(matches!(
+            SymbolState::import(&v2),
+            Err(StateError::UnsupportedVersion(2))
+        ));
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(SymbolState::import(&long), Err(StateError::TrailingBytes(1))));
+        assert!(matches!(
+            SymbolState::import(&long),
+            Err(StateError::TrailingBytes(1))
+        ));
         for cut in 0..bytes.len() {
-            assert!(SymbolState::import(&bytes[..cut]).is_err(), "prefix of {cut} bytes");
+            assert!(
+                SymbolState::import(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes"
+            );
         }
         assert!(SymbolState::import(&bytes).is_ok());
     }
@@ -555,7 +618,8 @@ mod tests {
     #[test]
     fn merge_combines_every_part() {
         let trades = random_walk("SYM", 400, 5, 0.001);
-        let (first, second): (Vec<OwnedTrade>, Vec<OwnedTrade>) = trades.iter().cloned().partition(|t| t.seq % 2 == 0);
+        let (first, second): (Vec<OwnedTrade>, Vec<OwnedTrade>) =
+            trades.iter().cloned().partition(|t| t.seq % 2 == 0);
         let mut a = built(&first, DetectorKind::ZScore);
         let b = built(&second, DetectorKind::ZScore);
         a.advance_watermark("orders/0", 3);
@@ -567,16 +631,25 @@ mod tests {
         }
         // The last trade (seq 399) is in `b`, so b's detector is kept.
         assert_eq!(m.counters().last.unwrap().key.arrival.seq, 399);
-        assert_eq!(m.detector().export_state().unwrap(), b.detector().export_state().unwrap());
+        assert_eq!(
+            m.detector().export_state().unwrap(),
+            b.detector().export_state().unwrap()
+        );
         assert_eq!(m.counters().trades_applied, 400);
         assert_eq!(m.dedupe().len(), 400);
-        assert_eq!(m.watermarks().iter().collect::<Vec<_>>(), vec![("orders/0", 3), ("trades/1", 17)]);
+        assert_eq!(
+            m.watermarks().iter().collect::<Vec<_>>(),
+            vec![("orders/0", 3), ("trades/1", 17)]
+        );
         assert_eq!(merge_exports(&a.export(), &b.export()).unwrap(), m.export());
         // Replaying a duplicate from either side is now caught by id.
         let mut m = m;
         assert_eq!(feed(&mut m, &trades[..1]), vec![TradeStatus::DuplicateId]);
         let other = SymbolState::new("OTHER", &StateConfig::default()).unwrap();
-        assert!(matches!(SymbolState::merge(&a, &other), Err(StateError::SymbolMismatch(..))));
+        assert!(matches!(
+            SymbolState::merge(&a, &other),
+            Err(StateError::SymbolMismatch(..))
+        ));
     }
 
     #[test]
@@ -585,11 +658,28 @@ mod tests {
         let day = 86_400 * SEC;
         let mut late = tr("SYM", 1.0, T0, 1);
         late.id = Some("late".into());
-        let statuses = feed(&mut s, &[tr("SYM", 1.0, T0 + 40 * day, 0), late.clone(), tr("SYM", -1.0, T0, 2)]);
+        let statuses = feed(
+            &mut s,
+            &[
+                tr("SYM", 1.0, T0 + 40 * day, 0),
+                late.clone(),
+                tr("SYM", -1.0, T0, 2),
+            ],
+        );
         assert_eq!(statuses[1], TradeStatus::TooLate);
         assert_eq!(statuses[2], TradeStatus::Invalid);
-        assert_eq!((s.counters().too_late, s.counters().invalid, s.counters().trades_applied), (1, 1, 1));
-        assert!(!s.dedupe().contains(crate::dedupe::id_hash("late")), "a rejected trade's id is not remembered");
+        assert_eq!(
+            (
+                s.counters().too_late,
+                s.counters().invalid,
+                s.counters().trades_applied
+            ),
+            (1, 1, 1)
+        );
+        assert!(
+            !s.dedupe().contains(crate::dedupe::id_hash("late")),
+            "a rejected trade's id is not remembered"
+        );
         assert!(SymbolState::new("", &StateConfig::default()).is_err());
     }
 

@@ -51,7 +51,10 @@ impl Detector for Ewma {
         let (prev, r) = self.last.step(price)?;
         let t = self.config.threshold;
         let mut out = None;
-        if self.count >= self.config.min_samples as u64 && self.var > 0.0 && r * r >= t * t * self.var * (1.0 - 1e-9) {
+        if self.count >= self.config.min_samples as u64
+            && self.var > 0.0
+            && r * r >= t * t * self.var * (1.0 - 1e-9)
+        {
             let std = self.var.sqrt();
             let z = r / std;
             if z.abs() >= t {
@@ -66,7 +69,11 @@ impl Detector for Ewma {
             }
         }
         let l = self.config.lambda;
-        self.var = if self.count == 0 { r * r } else { l * self.var + (1.0 - l) * r * r };
+        self.var = if self.count == 0 {
+            r * r
+        } else {
+            l * self.var + (1.0 - l) * r * r
+        };
         self.count = self.count.saturating_add(1);
         out
     }
@@ -88,7 +95,7 @@ impl Detector for Ewma {
         if self.config.kind != DetectorKind::Ewma {
             return Err(DetectorError::State("configuration is not ewma"));
         }
-        if !self.last.is_valid() || !(self.var.is_finite() && self.var >= 0.0) {
+        if !(self.last.is_valid() && self.var.is_finite() && self.var >= 0.0) {
             return Err(DetectorError::State("invalid previous price or variance"));
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! Rolling median / median absolute deviation of log returns.
 
-use super::{AnomalyFields, Detector, DetectorConfig, DetectorError, DetectorKind, LastPrice, Window};
+use super::{
+    AnomalyFields, Detector, DetectorConfig, DetectorError, DetectorKind, LastPrice, Window,
+};
 use crate::types::{fixed_to_f64, Arrival, SCALE};
 use serde::{Deserialize, Serialize};
 
@@ -117,7 +119,9 @@ impl Detector for Mad {
     fn validate(&self) -> Result<(), DetectorError> {
         self.config.validate()?;
         if self.config.kind != DetectorKind::Mad || self.window.cap != self.config.window {
-            return Err(DetectorError::State("window does not match the configuration"));
+            return Err(DetectorError::State(
+                "window does not match the configuration",
+            ));
         }
         if !self.last.is_valid() || (self.last.0.is_none() && self.window.len() > 0) {
             return Err(DetectorError::State("invalid previous price"));

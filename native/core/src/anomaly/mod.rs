@@ -87,7 +87,13 @@ pub struct Anomaly {
 
 impl Anomaly {
     /// Combines a detector's fields with the trade's identity.
-    pub fn new(symbol: Arc<str>, time_ns: i64, arrival: Arrival, detector: &'static str, f: AnomalyFields) -> Anomaly {
+    pub fn new(
+        symbol: Arc<str>,
+        time_ns: i64,
+        arrival: Arrival,
+        detector: &'static str,
+        f: AnomalyFields,
+    ) -> Anomaly {
         Anomaly {
             symbol,
             time_ns,
@@ -249,7 +255,9 @@ impl DetectorSettings {
     /// The first [`DetectorError::Config`] found.
     pub fn validate(&self) -> Result<(), DetectorError> {
         self.default.validate()?;
-        self.overrides.values().try_for_each(|o| o.apply(&self.default).validate())
+        self.overrides
+            .values()
+            .try_for_each(|o| o.apply(&self.default).validate())
     }
 }
 
@@ -410,7 +418,8 @@ pub(crate) fn log_ratio(p: f64, q: f64) -> f64 {
     let u = (p - q) / (p + q);
     if u.abs() < 0.01 {
         let u2 = u * u;
-        let series = 1.0 + u2 * (1.0 / 3.0 + u2 * (1.0 / 5.0 + u2 * (1.0 / 7.0 + u2 * (1.0 / 9.0))));
+        let series =
+            1.0 + u2 * (1.0 / 3.0 + u2 * (1.0 / 5.0 + u2 * (1.0 / 7.0 + u2 * (1.0 / 9.0))));
         2.0 * u * series
     } else {
         // ln_1p of the exact difference keeps full relative accuracy where ln(p / q) would not.

@@ -1,5 +1,5 @@
-use super::mad::median;
 use super::log_ratio;
+use super::mad::median;
 use super::*;
 use crate::bars::test_support::{random_walk, Rng};
 use crate::types::SCALE;
@@ -56,8 +56,15 @@ fn zscore_matches_an_independent_two_pass_computation() {
             let (mean, std) = two_pass(window);
             let s = d.stats().unwrap();
             assert_eq!(s.n, window.len());
-            assert!((s.std - std).abs() <= 1e-9 * std, "std at {i}: {} vs {std}", s.std);
-            assert!((s.mean - mean).abs() <= 1e-9 * std.max(mean.abs()), "mean at {i}");
+            assert!(
+                (s.std - std).abs() <= 1e-9 * std,
+                "std at {i}: {} vs {std}",
+                s.std
+            );
+            assert!(
+                (s.mean - mean).abs() <= 1e-9 * std.max(mean.abs()),
+                "mean at {i}"
+            );
         }
         let got = d.observe(p, 0, A);
         if i > 0 {
@@ -117,9 +124,14 @@ fn ewma_flags_a_spike_against_its_volatility() {
         assert!(d.observe((p * SCALE as f64) as i64, 0, A).is_none());
     }
     let var = d.variance();
-    assert!((var - 1.001f64.ln().powi(2)).abs() < 1e-8, "variance converges to r²: {var}");
+    assert!(
+        (var - 1.001f64.ln().powi(2)).abs() < 1e-8,
+        "variance converges to r²: {var}"
+    );
     let spike = p * 1.01;
-    let f = d.observe((spike * SCALE as f64) as i64, 0, A).expect("spike");
+    let f = d
+        .observe((spike * SCALE as f64) as i64, 0, A)
+        .expect("spike");
     assert_eq!(f.mean, 0.0);
     assert!((f.zscore - f.ret / var.sqrt()).abs() < 1e-9);
     assert!(f.zscore > 9.0);
@@ -169,21 +181,46 @@ fn kinds_configs_and_factory() {
         assert_eq!(d.name(), k.as_str());
         assert_eq!(d.config().kind, k);
     }
-    assert_eq!(DetectorKind::parse(" ZScore ").unwrap(), DetectorKind::ZScore);
-    assert!(matches!(by_name("arima", &DetectorConfig::default()), Err(DetectorError::UnknownKind(_))));
+    assert_eq!(
+        DetectorKind::parse(" ZScore ").unwrap(),
+        DetectorKind::ZScore
+    );
+    assert!(matches!(
+        by_name("arima", &DetectorConfig::default()),
+        Err(DetectorError::UnknownKind(_))
+    ));
     let base = DetectorConfig::default();
     for bad in [
         DetectorConfig { window: 1, ..base },
-        DetectorConfig { min_samples: 1, ..base },
-        DetectorConfig { min_samples: 101, ..base },
-        DetectorConfig { threshold: 0.0, ..base },
-        DetectorConfig { threshold: f64::NAN, ..base },
-        DetectorConfig { lambda: 1.0, ..base },
+        DetectorConfig {
+            min_samples: 1,
+            ..base
+        },
+        DetectorConfig {
+            min_samples: 101,
+            ..base
+        },
+        DetectorConfig {
+            threshold: 0.0,
+            ..base
+        },
+        DetectorConfig {
+            threshold: f64::NAN,
+            ..base
+        },
+        DetectorConfig {
+            lambda: 1.0,
+            ..base
+        },
     ] {
         assert!(AnyDetector::new(&bad).is_err(), "{bad:?}");
     }
     // ewma ignores the window, so M may exceed it.
-    assert!(AnyDetector::new(&DetectorConfig { min_samples: 500, ..cfg(DetectorKind::Ewma) }).is_ok());
+    assert!(AnyDetector::new(&DetectorConfig {
+        min_samples: 500,
+        ..cfg(DetectorKind::Ewma)
+    })
+    .is_ok());
 }
 
 #[test]
@@ -199,7 +236,10 @@ fn per_symbol_overrides_apply_on_top_of_the_default() {
     );
     assert_eq!(s.for_symbol("ETH-USD"), DetectorConfig::default());
     let btc = s.for_symbol("BTC-USD");
-    assert_eq!((btc.kind, btc.threshold, btc.window), (DetectorKind::Mad, 6.0, 100));
+    assert_eq!(
+        (btc.kind, btc.threshold, btc.window),
+        (DetectorKind::Mad, 6.0, 100)
+    );
     s.validate().unwrap();
     s.overrides.insert(
         "X".into(),
@@ -223,7 +263,10 @@ fn state_round_trips_and_continues_identically() {
         let mut e = AnyDetector::import_state(&bytes).unwrap();
         assert_eq!(e.export_state().unwrap(), bytes);
         for t in &trades[350..] {
-            assert_eq!(d.observe(t.price, t.time_ns, A), e.observe(t.price, t.time_ns, A));
+            assert_eq!(
+                d.observe(t.price, t.time_ns, A),
+                e.observe(t.price, t.time_ns, A)
+            );
         }
         assert_eq!(d.export_state().unwrap(), e.export_state().unwrap());
     }
@@ -237,7 +280,9 @@ fn corrupted_state_is_rejected() {
     let bytes = d.export_state().unwrap();
     assert!(AnyDetector::import_state(&bytes[..bytes.len() - 1]).is_err());
     // A window whose capacity disagrees with the configuration.
-    let AnyDetector::ZScore(z) = &d else { unreachable!() };
+    let AnyDetector::ZScore(z) = &d else {
+        unreachable!()
+    };
     let mut bad = z.clone();
     bad.window = Window::new(7);
     assert!(AnyDetector::ZScore(bad).validate().is_err());

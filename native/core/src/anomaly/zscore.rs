@@ -1,6 +1,8 @@
 //! Rolling z-score of log returns.
 
-use super::{AnomalyFields, Detector, DetectorConfig, DetectorError, DetectorKind, LastPrice, Window};
+use super::{
+    AnomalyFields, Detector, DetectorConfig, DetectorError, DetectorKind, LastPrice, Window,
+};
 use crate::types::{fixed_to_f64, Arrival};
 use serde::{Deserialize, Serialize};
 
@@ -211,12 +213,18 @@ impl Detector for ZScore {
     fn validate(&self) -> Result<(), DetectorError> {
         self.config.validate()?;
         if self.config.kind != DetectorKind::ZScore || self.window.cap != self.config.window {
-            return Err(DetectorError::State("window does not match the configuration"));
+            return Err(DetectorError::State(
+                "window does not match the configuration",
+            ));
         }
         if !self.last.is_valid() || (self.last.0.is_none() && self.window.len() > 0) {
             return Err(DetectorError::State("invalid previous price"));
         }
-        if ![self.shift, self.sum, self.sum_sq].iter().all(|v| v.is_finite()) || self.sum_sq < -1.0 {
+        if ![self.shift, self.sum, self.sum_sq]
+            .iter()
+            .all(|v| v.is_finite())
+            || self.sum_sq < -1.0
+        {
             return Err(DetectorError::State("non-finite running sums"));
         }
         if self.since_exact as usize >= self.config.window {

@@ -125,7 +125,8 @@ impl Bar {
     #[inline]
     pub fn spec(&self) -> BarSpec {
         // Only constructors and validated imports set the bits, so the fallback is unreachable.
-        BarSpec::from_index(usize::from((self.flags & SPEC_MASK) >> SPEC_SHIFT)).unwrap_or(BarSpec::M1)
+        BarSpec::from_index(usize::from((self.flags & SPEC_MASK) >> SPEC_SHIFT))
+            .unwrap_or(BarSpec::M1)
     }
 
     /// Interval number (`start_ns / width_ns`).
@@ -226,7 +227,8 @@ impl Bar {
     pub fn vwap(&self) -> Option<f64> {
         let volume = self.volume.get();
         // notional has scale 1e18 and volume 1e9, so the ratio still carries one 1e9 factor.
-        (volume != 0).then(|| self.notional.get() as f64 / volume as f64 / crate::types::SCALE as f64)
+        (volume != 0)
+            .then(|| self.notional.get() as f64 / volume as f64 / crate::types::SCALE as f64)
     }
 
     #[inline]
@@ -366,6 +368,7 @@ impl Bar {
         self.orders = self.orders.saturating_add(other.orders);
         self.last_update_ns = self.last_update_ns.max(other.last_update_ns);
         self.flags |= other.flags & (CLOSED | REVISED);
+        debug_assert!(self.check().is_ok(), "{:?}", self.check());
     }
 
     /// Rolls `sub` (a bar of a smaller interval inside this one) into this bar.
@@ -386,12 +389,21 @@ impl Bar {
     /// # Errors
     /// [`BarError::Invalid`] naming the violated invariant.
     pub fn check(&self) -> Result<(), BarError> {
-        if self.flags & !(CLOSED | REVISED | SPEC_MASK) != 0 || (self.flags & SPEC_MASK) >> SPEC_SHIFT > 2 {
+        if self.flags & !(CLOSED | REVISED | SPEC_MASK) != 0
+            || (self.flags & SPEC_MASK) >> SPEC_SHIFT > 2
+        {
             return Err(BarError::Invalid("unknown flag bits"));
         }
-        let start = self.start_ns();
-        if start < super::MIN_TIME_NS.saturating_sub(self.spec().width_ns()) || start > super::MAX_TIME_NS {
+        // Checked: an imported interval number times the width may not fit i64.
+        let Some(start) = i64::from(self.index).checked_mul(self.spec().width_ns()) else {
             return Err(BarError::Invalid("interval outside the accepted time range"));
+        };
+        if start < super::MIN_TIME_NS.saturating_sub(self.spec().width_ns())
+            || start > super::MAX_TIME_NS
+        {
+            return Err(BarError::Invalid(
+                "interval outside the accepted time range",
+            ));
         }
         if self.trades == 0 {
             let zero = self.open == 0

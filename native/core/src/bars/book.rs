@@ -60,7 +60,14 @@ impl Series {
     /// A bar created for an interval already past the horizon is born closed (and, being a
     /// change to a closed interval, revised); it is reported in `out` once, after the update.
     /// Returns whether a closed bar was changed.
-    fn update_at(&mut self, t: i64, now_ns: i64, horizon: i64, out: &mut Vec<Bar>, f: impl FnOnce(&mut Bar)) -> bool {
+    fn update_at(
+        &mut self,
+        t: i64,
+        now_ns: i64,
+        horizon: i64,
+        out: &mut Vec<Bar>,
+        f: impl FnOnce(&mut Bar),
+    ) -> bool {
         let w = self.spec.width_ns();
         // t is within MIN_TIME_NS..=MAX_TIME_NS, so the interval number fits i32 (|n| < 2^27).
         let index = t.div_euclid(w) as i32;
@@ -77,7 +84,9 @@ impl Series {
                     bar.set_closed();
                     self.first_open += 1;
                 }
-                let max_older = usize::try_from(self.keep).unwrap_or(usize::MAX).saturating_sub(1);
+                let max_older = usize::try_from(self.keep)
+                    .unwrap_or(usize::MAX)
+                    .saturating_sub(1);
                 self.bars.insert(pos, bar, max_older);
                 (pos, closed)
             }
@@ -94,9 +103,9 @@ impl Series {
 
     /// End of the oldest open bar (`i64::MAX` when every bar is closed).
     fn next_close_end(&self) -> i64 {
-        self.bars
-            .get(self.first_open)
-            .map_or(i64::MAX, |b| (i64::from(b.index()) + 1) * self.spec.width_ns())
+        self.bars.get(self.first_open).map_or(i64::MAX, |b| {
+            (i64::from(b.index()) + 1) * self.spec.width_ns()
+        })
     }
 
     fn close_through(&mut self, horizon: i64, out: &mut Vec<Bar>) {
@@ -268,11 +277,15 @@ impl BarBook {
                 let w = s.spec.width_ns();
                 // Fast path: trades mostly land in the newest (forming) bar.
                 match s.bars.back_mut() {
-                    Some(b) if t >= i64::from(b.index()) * w && t - i64::from(b.index()) * w < w => {
+                    Some(b)
+                        if t >= i64::from(b.index()) * w && t - i64::from(b.index()) * w < w =>
+                    {
                         revised |= touch(b, |b| b.add_trade(price, qty, key, now_ns));
                     }
                     _ => {
-                        revised |= s.update_at(t, now_ns, horizon, closed, |b| b.add_trade(price, qty, key, now_ns));
+                        revised |= s.update_at(t, now_ns, horizon, closed, |b| {
+                            b.add_trade(price, qty, key, now_ns)
+                        });
                         changed = true;
                     }
                 }
@@ -326,7 +339,9 @@ impl BarBook {
             let horizon = self.horizon_ns;
             for s in &mut self.series {
                 if t >= s.cutoff_ns {
-                    revised |= s.update_at(t, now_ns, horizon, closed, |b| b.add_order(side, qty, now_ns));
+                    revised |= s.update_at(t, now_ns, horizon, closed, |b| {
+                        b.add_order(side, qty, now_ns)
+                    });
                 }
             }
             self.refresh_close_due();
@@ -357,7 +372,12 @@ impl BarBook {
     }
 
     fn refresh_close_due(&mut self) {
-        self.close_due_ns = self.series.iter().map(Series::next_close_end).min().unwrap_or(i64::MAX);
+        self.close_due_ns = self
+            .series
+            .iter()
+            .map(Series::next_close_end)
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     #[cold]
@@ -379,8 +399,13 @@ impl BarBook {
     pub fn bars(&self, spec: BarSpec, from_ns: i64, to_ns: i64, limit: usize) -> Vec<Bar> {
         let s = &self.series[spec.index()];
         let w = spec.width_ns();
-        let lo = s.bars.partition_point(|b| i64::from(b.index()) * w < from_ns);
-        let hi = s.bars.partition_point(|b| i64::from(b.index()) * w < to_ns).max(lo);
+        let lo = s
+            .bars
+            .partition_point(|b| i64::from(b.index()) * w < from_ns);
+        let hi = s
+            .bars
+            .partition_point(|b| i64::from(b.index()) * w < to_ns)
+            .max(lo);
         let lo = lo.max(hi.saturating_sub(limit));
         s.bars.iter().skip(lo).take(hi - lo).copied().collect()
     }
@@ -496,7 +521,12 @@ impl BarBook {
             too_late = too_late.min(s.cutoff_ns);
         }
         self.too_late_before_ns = too_late;
-        self.next_advance_ns = self.series.iter().map(|s| s.clock_end_ns).min().unwrap_or(i64::MIN);
+        self.next_advance_ns = self
+            .series
+            .iter()
+            .map(|s| s.clock_end_ns)
+            .min()
+            .unwrap_or(i64::MIN);
         self.refresh_close_due();
     }
 
@@ -507,7 +537,11 @@ impl BarBook {
             latest_trade_ns: self.latest_trade_ns,
             latest_event_ns: self.latest_event_ns,
             wall_horizon_ns: self.wall_horizon_ns,
-            series: [&self.series[0].bars, &self.series[1].bars, &self.series[2].bars],
+            series: [
+                &self.series[0].bars,
+                &self.series[1].bars,
+                &self.series[2].bars,
+            ],
         }
     }
 

@@ -7,11 +7,14 @@
 //!
 //! # Memory
 //!
-//! `size_of::<Bar>()` is 160 bytes (four 128-bit sums stored with 8-byte alignment, the start
-//! as an `i32` interval index). At full default retention a symbol holds
-//! 1440 + 2016 + 720 = 4176 bars = 668,160 bytes ≈ 653 KiB of bar payload, plus three
-//! `VecDeque` headers; the series grow their buffers in exact steps up to the retention so
-//! that no power-of-two slack is added on top.
+//! `size_of::<Bar>()` is 160 bytes: four 128-bit sums stored with 8-byte alignment (plain
+//! `i128` would pad the struct to 176), the start as an `i32` interval number, the spec and
+//! the closed/revised flags packed in one byte, the last event time taken from the close key.
+//! At full default retention a symbol holds 1,440 + 2,016 + 720 = 4,176 bars; the series
+//! buffers grow in exact steps up to the retention (no power-of-two slack), so the bars take
+//! 4,176 × 160 = 668,160 bytes and [`BarBook::memory_bytes`] reports 668,512 bytes ≈ 653 KiB
+//! per symbol. (A whole symbol state adds its detector window, 800 bytes for the default
+//! z-score, and its id set, up to 2 MiB at the default cap: see [`crate::dedupe`].)
 
 mod bar;
 mod book;
@@ -130,7 +133,9 @@ impl BarSpec {
         if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(bad());
         }
-        let step = digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+        let step = digits
+            .iter()
+            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
         let width = step.checked_mul(unit.nanos()).ok_or_else(bad)?;
         BarSpec::ALL
             .into_iter()
@@ -209,7 +214,9 @@ impl FromStr for BarSpec {
 /// Total order of a symbol's trades: event time, then arrival.
 ///
 /// Derived `Ord` compares `time_ns` first, then `arrival` (seq, ord).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct TradeKey {
     /// Event time, ns since the epoch.
     pub time_ns: i64,

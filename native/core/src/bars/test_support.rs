@@ -63,7 +63,10 @@ impl OwnedOrder {
             qty: self.qty,
             price: self.price,
             time_ns: self.time_ns,
-            arrival: Arrival { seq: self.seq, ord: 0 },
+            arrival: Arrival {
+                seq: self.seq,
+                ord: 0,
+            },
             cl_ord_id: None,
         }
     }
@@ -170,7 +173,11 @@ pub(crate) fn naive_start(t: i64, width: i64) -> i64 {
 }
 
 /// Reference bars of `spec` by start, from all `trades` and `orders`.
-pub(crate) fn naive_bars(trades: &[OwnedTrade], orders: &[OwnedOrder], spec: BarSpec) -> BTreeMap<i64, NaiveBar> {
+pub(crate) fn naive_bars(
+    trades: &[OwnedTrade],
+    orders: &[OwnedOrder],
+    spec: BarSpec,
+) -> BTreeMap<i64, NaiveBar> {
     let w = spec.width_ns();
     let mut groups: BTreeMap<i64, Vec<&OwnedTrade>> = BTreeMap::new();
     for t in trades {
@@ -188,7 +195,10 @@ pub(crate) fn naive_bars(trades: &[OwnedTrade], orders: &[OwnedOrder], spec: Bar
                 start,
                 ohlc: Some((first.price, high, low, last.price)),
                 volume: ts.iter().map(|t| i128::from(t.qty)).sum(),
-                notional: ts.iter().map(|t| i128::from(t.price) * i128::from(t.qty)).sum(),
+                notional: ts
+                    .iter()
+                    .map(|t| i128::from(t.price) * i128::from(t.qty))
+                    .sum(),
                 trades: ts.len() as u32,
                 last_event: ts.iter().map(|t| t.time_ns).max(),
                 ..NaiveBar::default()
@@ -217,7 +227,14 @@ pub(crate) fn bar_values(b: &Bar) -> NaiveBar {
     let flow = b.order_flow();
     NaiveBar {
         start: b.start_ns(),
-        ohlc: b.open().map(|o| (o, b.high().unwrap_or(0), b.low().unwrap_or(0), b.close().unwrap_or(0))),
+        ohlc: b.open().map(|o| {
+            (
+                o,
+                b.high().unwrap_or(0),
+                b.low().unwrap_or(0),
+                b.close().unwrap_or(0),
+            )
+        }),
         volume: b.volume(),
         notional: b.notional(),
         trades: b.trades(),

@@ -9,7 +9,14 @@ fn key(t: i64, seq: u64, ord: u32) -> TradeKey {
 
 fn apply(book: &mut BarBook, t: &OwnedTrade) -> (TradeEffect, Vec<Bar>) {
     let mut closed = Vec::new();
-    let e = book.apply_trade(t.price, t.qty, key(t.time_ns, t.seq, t.ord), 0, true, &mut closed);
+    let e = book.apply_trade(
+        t.price,
+        t.qty,
+        key(t.time_ns, t.seq, t.ord),
+        0,
+        true,
+        &mut closed,
+    );
     (e, closed)
 }
 
@@ -31,10 +38,19 @@ fn spec_parse_and_names() {
     assert_eq!(BarSpec::parse("60m").unwrap(), BarSpec::H1);
     assert_eq!(BarSpec::parse("300s").unwrap(), BarSpec::M5);
     assert_eq!(BarSpec::M5.width_ns(), 5 * MIN);
-    assert_eq!((BarSpec::M5.step(), BarSpec::M5.unit()), (5, TimeUnit::Minute));
-    assert!(matches!(BarSpec::parse("2m"), Err(BarError::UnsupportedSpec(_))));
+    assert_eq!(
+        (BarSpec::M5.step(), BarSpec::M5.unit()),
+        (5, TimeUnit::Minute)
+    );
+    assert!(matches!(
+        BarSpec::parse("2m"),
+        Err(BarError::UnsupportedSpec(_))
+    ));
     for bad in ["", "m", "1", "1x", "-1m", "1.5m", "99999999999h"] {
-        assert!(matches!(BarSpec::parse(bad), Err(BarError::BadSpec(_))), "{bad}");
+        assert!(
+            matches!(BarSpec::parse(bad), Err(BarError::BadSpec(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -70,15 +86,28 @@ fn open_and_close_break_time_ties_by_arrival() {
     let mut book = BarBook::default();
     let t = T0 + 10 * SEC;
     // Same event time; arrival (seq 5) comes first, (seq 3) later, then (seq 3, ord 1).
-    let a = OwnedTrade { seq: 5, ..tr("X", 10.0, t, 5) };
-    let b = OwnedTrade { seq: 3, ..tr("X", 11.0, t, 3) };
-    let c = OwnedTrade { ord: 1, ..tr("X", 12.0, t, 3) };
+    let a = OwnedTrade {
+        seq: 5,
+        ..tr("X", 10.0, t, 5)
+    };
+    let b = OwnedTrade {
+        seq: 3,
+        ..tr("X", 11.0, t, 3)
+    };
+    let c = OwnedTrade {
+        ord: 1,
+        ..tr("X", 12.0, t, 3)
+    };
     for x in [&a, &b, &c] {
         apply(&mut book, x);
     }
     let bar = book.iter(BarSpec::M1).next().unwrap();
     assert_eq!(bar.open(), Some(b.price), "smallest (time, seq, ord) opens");
-    assert_eq!(bar.close(), Some(a.price), "largest (time, seq, ord) closes");
+    assert_eq!(
+        bar.close(),
+        Some(a.price),
+        "largest (time, seq, ord) closes"
+    );
     assert_eq!(bar.open_key(), Some(key(t, 3, 0)));
     assert_eq!(bar.close_key(), Some(key(t, 5, 0)));
     assert_eq!((bar.high(), bar.low()), (Some(c.price), Some(a.price)));
@@ -101,7 +130,10 @@ fn bar_sums_and_vwap() {
     book.apply_trade(b.price, b.qty, key(b.time_ns, 1, 0), 777, true, &mut closed);
     let bar = book.iter(BarSpec::M1).next().unwrap();
     assert_eq!(bar.volume(), 3 * i128::from(SCALE));
-    assert_eq!(bar.notional(), (20 + 13) * i128::from(SCALE) * i128::from(SCALE));
+    assert_eq!(
+        bar.notional(),
+        (20 + 13) * i128::from(SCALE) * i128::from(SCALE)
+    );
     assert_eq!(bar.vwap(), Some(11.0));
     assert_eq!(bar.trades(), 2);
     assert_eq!(bar.last_update_ns(), 777);
@@ -115,10 +147,20 @@ fn a_bar_may_hold_orders_without_trades() {
     book.apply_order(Side::Sell, 7, T0 + SEC, 0, true, &mut closed);
     book.apply_order(Side::Unknown, 9, T0 + SEC, 0, true, &mut closed);
     let bar = *book.iter(BarSpec::M1).next().unwrap();
-    assert_eq!((bar.open(), bar.high(), bar.low(), bar.close()), (None, None, None, None));
+    assert_eq!(
+        (bar.open(), bar.high(), bar.low(), bar.close()),
+        (None, None, None, None)
+    );
     assert_eq!(bar.vwap(), None);
     assert_eq!(bar.last_event_ns(), None);
-    assert_eq!(bar.order_flow(), OrderFlow { count: 3, buy_qty: 5, sell_qty: 7 });
+    assert_eq!(
+        bar.order_flow(),
+        OrderFlow {
+            count: 3,
+            buy_qty: 5,
+            sell_qty: 7
+        }
+    );
     bar.check().unwrap();
     // Orders move the retention clock but do not close bars.
     assert_eq!(book.latest_trade_ns(), None);
@@ -127,7 +169,9 @@ fn a_bar_may_hold_orders_without_trades() {
     assert!(closed.is_empty());
     // A trade then closes them.
     let (_, closed) = apply(&mut book, &tr("X", 1.0, T0 + 10 * MIN, 1));
-    assert!(closed.iter().any(|b| b.start_ns() == T0 && b.spec() == BarSpec::M1 && b.order_flow().count == 3));
+    assert!(closed
+        .iter()
+        .any(|b| b.start_ns() == T0 && b.spec() == BarSpec::M1 && b.order_flow().count == 3));
 }
 
 #[test]
@@ -177,7 +221,10 @@ fn late_trades_revise_closed_bars_and_too_late_ones_are_rejected() {
     let bar = book.get(BarSpec::M1, T0).unwrap();
     assert!(bar.is_revised() && bar.is_closed());
     assert_eq!(bar.trades(), 2);
-    assert!(!book.get(BarSpec::H1, T0).unwrap().is_revised(), "the open hour is not revised");
+    assert!(
+        !book.get(BarSpec::H1, T0).unwrap().is_revised(),
+        "the open hour is not revised"
+    );
     // Late into a closed interval without a bar: born closed, revised and reported once.
     let (e, closed) = apply(&mut book, &tr("X", 4.0, T0 + 3 * MIN, 3));
     assert_eq!(e, TradeEffect::Applied { revised: true });
@@ -195,10 +242,19 @@ fn late_trades_revise_closed_bars_and_too_late_ones_are_rejected() {
     assert_eq!(book.get(BarSpec::M5, T0).unwrap().trades(), 4);
     // 31 days later T0 is outside every retention: too late, nothing changes.
     apply(&mut book, &tr("X", 1.0, T0 + 31 * day, 6));
-    assert_eq!(apply(&mut book, &tr("X", 5.0, T0 + day / 2, 7)).0, TradeEffect::TooLate);
+    assert_eq!(
+        apply(&mut book, &tr("X", 5.0, T0 + day / 2, 7)).0,
+        TradeEffect::TooLate
+    );
     assert!(book.too_late_before_ns() > T0 + day / 2);
-    assert_eq!(apply(&mut book, &tr("X", 5.0, T0 + 2 * day, 7)).0, TradeEffect::Applied { revised: true });
-    assert_eq!(apply(&mut book, &tr("X", 5.0, MAX_TIME_NS + 1, 8)).0, TradeEffect::OutOfRange);
+    assert_eq!(
+        apply(&mut book, &tr("X", 5.0, T0 + 2 * day, 7)).0,
+        TradeEffect::Applied { revised: true }
+    );
+    assert_eq!(
+        apply(&mut book, &tr("X", 5.0, MAX_TIME_NS + 1, 8)).0,
+        TradeEffect::OutOfRange
+    );
 }
 
 #[test]
@@ -212,9 +268,15 @@ fn retention_evicts_in_event_time_and_is_configurable() {
     for m in 0..10 {
         apply(&mut book, &tr("X", 1.0, T0 + m * MIN + SEC, m as u64));
     }
-    let starts: Vec<i64> = book.iter(BarSpec::M1).map(|b| (b.start_ns() - T0) / MIN).collect();
+    let starts: Vec<i64> = book
+        .iter(BarSpec::M1)
+        .map(|b| (b.start_ns() - T0) / MIN)
+        .collect();
     assert_eq!(starts, vec![7, 8, 9]);
-    let starts: Vec<i64> = book.iter(BarSpec::M5).map(|b| (b.start_ns() - T0) / MIN).collect();
+    let starts: Vec<i64> = book
+        .iter(BarSpec::M5)
+        .map(|b| (b.start_ns() - T0) / MIN)
+        .collect();
     assert_eq!(starts, vec![0, 5]);
     // Minute 6 is outside 1m retention but inside 5m: applied to 5m and 1h only.
     let (e, _) = apply(&mut book, &tr("X", 2.0, T0 + 6 * MIN, 100));
@@ -227,7 +289,11 @@ fn retention_evicts_in_event_time_and_is_configurable() {
         assert!(book.iter(BarSpec::M1).len() <= 3);
         assert!(book.iter(BarSpec::M5).len() <= 2);
     }
-    assert!(BarBook::new(BarConfig { grace_ns: -1, ..config }).is_err());
+    assert!(BarBook::new(BarConfig {
+        grace_ns: -1,
+        ..config
+    })
+    .is_err());
     assert!(BarBook::new(BarConfig {
         retention_ns: [SEC, 10 * MIN, 3_600 * SEC],
         ..config
@@ -255,6 +321,14 @@ fn query_returns_newest_limit_oldest_first_with_forming_bar() {
 }
 
 #[test]
+fn check_rejects_intervals_outside_the_time_range_without_overflow() {
+    for index in [i32::MAX, i32::MIN] {
+        assert!(Bar::empty(BarSpec::H1, index, 0).check().is_err());
+    }
+    assert!(Bar::empty(BarSpec::H1, 0, 0).check().is_ok());
+}
+
+#[test]
 fn bar_merge_rejects_different_intervals() {
     let mut book = BarBook::default();
     apply(&mut book, &tr("X", 1.0, T0, 0));
@@ -265,7 +339,11 @@ fn bar_merge_rejects_different_intervals() {
     let h = *book.iter(BarSpec::H1).next().unwrap();
     assert_eq!(a.merge(&h), Err(BarError::MergeMismatch));
     let mut sub = bars[0];
-    assert_eq!(sub.roll_up(&h), Err(BarError::MergeMismatch), "cannot roll a larger bar into a smaller one");
+    assert_eq!(
+        sub.roll_up(&h),
+        Err(BarError::MergeMismatch),
+        "cannot roll a larger bar into a smaller one"
+    );
 }
 
 fn assert_matches_naive(book: &BarBook, trades: &[OwnedTrade], orders: &[OwnedOrder]) {
@@ -275,7 +353,8 @@ fn assert_matches_naive(book: &BarBook, trades: &[OwnedTrade], orders: &[OwnedOr
         assert_eq!(actual, expected, "{spec}");
         let latest_trade = trades.iter().map(|t| t.time_ns).max();
         for b in book.iter(spec) {
-            let closed_by_clock = latest_trade.is_some_and(|l| l >= b.end_ns() + book.config().grace_ns);
+            let closed_by_clock =
+                latest_trade.is_some_and(|l| l >= b.end_ns() + book.config().grace_ns);
             assert_eq!(b.is_closed(), closed_by_clock, "{spec} {}", b.start_ns());
             b.check().unwrap();
         }

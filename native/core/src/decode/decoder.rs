@@ -307,6 +307,12 @@ mod tests {
     }
 
     #[test]
+    fn decoder_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Decoder>();
+    }
+
+    #[test]
     fn json_detection() {
         assert!(is_json(b" \n{\"a\":1}"));
         assert!(!is_json(b"8=FIX.4.2"));

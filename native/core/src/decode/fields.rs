@@ -41,9 +41,8 @@ pub const fn data_tag_for(length_tag: u32) -> Option<u32> {
 
 /// Finds the next SOH at or after `from`, eight bytes at a time.
 ///
-/// FIX values are short, too short for `memchr`'s vector set-up to pay off (it measured
-/// slower than this in the `decode` bench), but long enough that a byte loop dominated the
-/// profile.
+/// FIX values are short, too short for `memchr`'s vector set-up to pay off, but long
+/// enough that a byte loop is slower too (see the measurements in `benches/decode.rs`).
 #[inline(always)]
 fn find_soh(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
@@ -199,20 +198,23 @@ impl<'a> FieldIter<'a> {
             }
         };
         let value = &buf[start..end];
-        if is_length_tag(tag) {
+        if self.data_tag != 0 || is_length_tag(tag) {
             self.announce_data(tag, value);
-        } else {
-            self.data_tag = 0;
         }
         self.pos = end + 1;
         Ok(Some((tag, value)))
     }
 
-    /// Records the data field a length tag announces (rare, so kept out of line).
+    /// Records the data field a length tag announces, or clears the announcement after the
+    /// field that followed it (rare, so kept out of line).
     #[cold]
-    fn announce_data(&mut self, length_tag: u32, value: &[u8]) {
-        self.data_tag = data_tag_for(length_tag).unwrap_or(0);
-        self.data_len = parse_len(value);
+    fn announce_data(&mut self, tag: u32, value: &[u8]) {
+        self.data_tag = if is_length_tag(tag) {
+            self.data_len = parse_len(value);
+            data_tag_for(tag).unwrap_or(0)
+        } else {
+            0
+        };
     }
 
     /// Walks the remaining fields only to check their syntax.

@@ -1,10 +1,10 @@
 //! Turns raw payloads (FIX tag=value streams or JSON objects) into trades, orders and rejects.
 //!
-//! The decoder never allocates per message and never panics: every problem with the input is
-//! reported as a [`Reason`] through [`DecodeSink::message`]. Results are pushed into a sink so
-//! that the hot path can write them straight into a packed batch, while tools collect them
-//! into per-message values.
-
+//! The decoder does not allocate per message (a MarketDataIncrementalRefresh with more than
+//! eight trades spills to the heap) and never panics: every problem with the input is reported
+//! as a [`Reason`] through [`DecodeSink::message`]. Results are pushed into a sink so that the
+//! hot path can write them straight into a packed batch, while tools collect them into
+//! per-message values.
 //!
 //! - [`Decoder::decode_record`] decodes a record (FIX stream or JSON trade) into a sink;
 //!   [`decode_to_vec`] collects owned [`DecodedMessage`]s instead.
