@@ -46,7 +46,7 @@ describe("symbol ownership", () => {
         owners(
           new Strategies.Shard(null as never, stub as never, {
             shardKey: "symbol",
-          }) as unknown as Strategy,
+          }),
           [...NODES, "node-d"],
         ),
       ).length / SYMBOLS.length;
