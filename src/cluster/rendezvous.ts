@@ -43,8 +43,8 @@ export function ownerOf(key: string, nodeIDs: readonly string[]): string | undef
 
 /** The context's shard key: `meta.shard` when given, else `params.symbol`. */
 export function shardKey(ctx: Context | undefined): string | undefined {
-  const meta = ctx?.meta;
-  if (typeof meta?.shard === "string") return meta.shard;
+  const shard: unknown = (ctx?.meta as Record<string, unknown> | undefined)?.shard;
+  if (typeof shard === "string") return shard;
   const params = ctx?.params as { symbol?: unknown } | undefined;
   return typeof params?.symbol === "string" ? params.symbol : undefined;
 }
