@@ -27,7 +27,12 @@ export function symbolOf(message: Buffer): string | null {
 }
 
 export function toRecord(value: Buffer, timestamp: number): Message {
-  return { key: symbolOf(value), value, timestamp: String(timestamp), headers: { crc32: String(native.crc32(value)) } };
+  return {
+    key: symbolOf(value),
+    value,
+    timestamp: String(timestamp),
+    headers: { crc32: String(native.crc32(value)) },
+  };
 }
 
 function fail(message: string): never {
@@ -55,7 +60,8 @@ async function main(): Promise<void> {
     fail((err as Error).message);
   }
   if (!args.brokers) fail("--brokers is required");
-  if ((args.file === undefined) === !args.synthetic) fail("give exactly one of --file F or --synthetic");
+  if ((args.file === undefined) === !args.synthetic)
+    fail("give exactly one of --file F or --synthetic");
   const num = (v: string | undefined, name: string, fallback: number) => {
     if (v === undefined) return fallback;
     const n = Number(v);
@@ -65,7 +71,11 @@ async function main(): Promise<void> {
   const rate = num(args.rate, "rate", args.synthetic ? 2000 : 0);
   const count = num(args.count, "count", Infinity);
 
-  const kafka = new Kafka({ clientId: "tickstream-feed", brokers: args.brokers.split(","), logLevel: logLevel.WARN });
+  const kafka = new Kafka({
+    clientId: "tickstream-feed",
+    brokers: args.brokers.split(","),
+    logLevel: logLevel.WARN,
+  });
   await ensureTopics(kafka, [args.topic], num(args.partitions, "partitions", 6));
   const producer = reliableProducer(kafka);
   await producer.connect();
@@ -77,14 +87,21 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => (stopping = true));
   const progress = () => {
     const secs = (Date.now() - started) / 1000;
-    process.stderr.write(`\rsent ${sent}  rate ${Math.round(sent / Math.max(secs, 0.001))}/s  errors ${errors}   `);
+    process.stderr.write(
+      `\rsent ${sent}  rate ${Math.round(sent / Math.max(secs, 0.001))}/s  errors ${errors}   `,
+    );
   };
   const timer = setInterval(progress, 250);
 
   const send = async (values: Buffer[]) => {
     const now = Date.now();
     try {
-      await producer.send({ topic: args.topic!, messages: values.map((v) => toRecord(v, now)), acks: -1, compression: CompressionTypes.None });
+      await producer.send({
+        topic: args.topic,
+        messages: values.map((v) => toRecord(v, now)),
+        acks: -1,
+        compression: CompressionTypes.None,
+      });
       sent += values.length;
     } catch (err: unknown) {
       errors += values.length;
@@ -102,14 +119,20 @@ async function main(): Promise<void> {
     const records: Buffer[] = [];
     for (const { bytes } of readFixFile(args.file)) {
       const frames = native.frameStream(bytes);
-      for (let i = 0; i < frames.length; i += 2) records.push(bytes.subarray(frames[i]!, frames[i]! + frames[i + 1]!));
+      for (let i = 0; i < frames.length; i += 2)
+        records.push(bytes.subarray(frames[i], frames[i]! + frames[i + 1]!));
     }
     for (let i = 0; i < records.length && !stopping; i += CHUNK) {
       await send(records.slice(i, i + CHUNK));
       await pace();
     }
   } else {
-    const market = new SyntheticMarket({ symbols: num(args.symbols, "symbols", 20), seed: num(args.seed, "seed", 42), malformedRatio: 0.005, jumpProbability: 0.0005 });
+    const market = new SyntheticMarket({
+      symbols: num(args.symbols, "symbols", 20),
+      seed: num(args.seed, "seed", 42),
+      malformedRatio: 0.005,
+      jumpProbability: 0.0005,
+    });
     const chunk = rate > 0 ? Math.max(1, Math.min(CHUNK, Math.round(rate / 20))) : CHUNK;
     while (!stopping && sent + errors < count) {
       await send(market.next(Math.min(chunk, count - sent - errors), Date.now()));
@@ -120,7 +143,9 @@ async function main(): Promise<void> {
   progress();
   await producer.disconnect();
   const secs = (Date.now() - started) / 1000;
-  process.stderr.write(`\n${JSON.stringify({ topic: args.topic, sent, errors, seconds: Number(secs.toFixed(2)), perSecond: Math.round(sent / Math.max(secs, 0.001)) })}\n`);
+  process.stderr.write(
+    `\n${JSON.stringify({ topic: args.topic, sent, errors, seconds: Number(secs.toFixed(2)), perSecond: Math.round(sent / Math.max(secs, 0.001)) })}\n`,
+  );
   process.exit(errors > 0 ? 1 : 0);
 }
 

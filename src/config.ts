@@ -78,6 +78,43 @@ export const SETTINGS = [
     default: "6000",
     description: "REST requests per minute per client address",
   },
+  {
+    env: "DASHBOARD",
+    default: "true",
+    description: "Serve the dashboard (built into `dist/dashboard` by `npm run build`) at `/`",
+  },
+  {
+    env: "STREAM_MAX_CONNECTIONS",
+    default: "1000",
+    description: "Open `/api/stream` connections per gateway node; more are answered 503",
+  },
+  {
+    env: "STREAM_MAX_SYMBOLS",
+    default: "100",
+    description: "Symbols one `/api/stream` connection may subscribe to",
+  },
+  {
+    env: "STREAM_THROTTLE_MS",
+    default: "250",
+    description:
+      "Least time between two forming-bar updates of one symbol and interval on the stream (later ones are coalesced to the latest)",
+  },
+  {
+    env: "STREAM_KEEPALIVE_MS",
+    default: "15000",
+    description: "Interval of the keep-alive comment on every stream connection",
+  },
+  {
+    env: "STREAM_MAX_BUFFER_BYTES",
+    default: "262144",
+    description:
+      "Bytes a stream connection may have waiting to be sent; a client that falls further behind is disconnected",
+  },
+  {
+    env: "STREAM_RETRY_MS",
+    default: "2000",
+    description: "Reconnection delay the stream suggests to clients (`retry:`)",
+  },
   { env: "METRICS", default: "true", description: "Expose Prometheus metrics" },
   {
     env: "METRICS_PORT",
@@ -131,19 +168,60 @@ export const SETTINGS = [
     description: "Records per ingest batch (bounds one native call)",
   },
   // Kafka
-  { env: "KAFKA_BROKERS", default: "", description: "Comma-separated Kafka bootstrap brokers; when set, ingest consumes Kafka instead of the built-in feed" },
+  {
+    env: "KAFKA_BROKERS",
+    default: "",
+    description:
+      "Comma-separated Kafka bootstrap brokers; when set, ingest consumes Kafka instead of the built-in feed",
+  },
   { env: "KAFKA_CLIENT_ID", default: "tickstream", description: "Kafka client id" },
-  { env: "KAFKA_GROUP_ID", default: "tickstream", description: "Consumer group of the ingest nodes (partitions are shared among them)" },
-  { env: "KAFKA_TOPICS", default: "trades,orders", description: "Topics to consume (created when missing); any topic may carry any FIX or JSON message" },
+  {
+    env: "KAFKA_GROUP_ID",
+    default: "tickstream",
+    description: "Consumer group of the ingest nodes (partitions are shared among them)",
+  },
+  {
+    env: "KAFKA_TOPICS",
+    default: "trades,orders",
+    description:
+      "Topics to consume (created when missing); any topic may carry any FIX or JSON message",
+  },
   { env: "KAFKA_PARTITIONS", default: "6", description: "Partitions of topics Tickstream creates" },
-  { env: "KAFKA_DLQ_TOPIC", default: "trades.dlq", description: "Dead-letter topic: rejected records, unchanged, with reason/topic/partition/offset headers" },
-  { env: "KAFKA_CONCURRENCY", default: "3", description: "Partitions processed concurrently by one ingest node" },
-  { env: "KAFKA_MAX_BYTES_PER_PARTITION", default: "1048576", description: "Fetch size per partition (bounds memory with the concurrency)" },
+  {
+    env: "KAFKA_DLQ_TOPIC",
+    default: "trades.dlq",
+    description:
+      "Dead-letter topic: rejected records, unchanged, with reason/topic/partition/offset headers",
+  },
+  {
+    env: "KAFKA_CONCURRENCY",
+    default: "3",
+    description: "Partitions processed concurrently by one ingest node",
+  },
+  {
+    env: "KAFKA_MAX_BYTES_PER_PARTITION",
+    default: "1048576",
+    description: "Fetch size per partition (bounds memory with the concurrency)",
+  },
   { env: "KAFKA_MAX_WAIT_MS", default: "100", description: "Longest a fetch waits for data" },
-  { env: "KAFKA_SESSION_TIMEOUT_MS", default: "10000", description: "Consumer session timeout: how soon the group reassigns the partitions of a crashed ingest node" },
-  { env: "KAFKA_REPLAY", default: "true", description: "On start, rebuild state by replaying each partition from the start of the 1m retention window (by record timestamp)" },
+  {
+    env: "KAFKA_SESSION_TIMEOUT_MS",
+    default: "10000",
+    description:
+      "Consumer session timeout: how soon the group reassigns the partitions of a crashed ingest node",
+  },
+  {
+    env: "KAFKA_REPLAY",
+    default: "true",
+    description:
+      "On start, rebuild state by replaying each partition from the start of the 1m retention window (by record timestamp)",
+  },
   { env: "KAFKA_SSL", default: "false", description: "Connect with TLS" },
-  { env: "KAFKA_SASL_MECHANISM", default: "", description: "SASL mechanism: plain, scram-sha-256, scram-sha-512 (empty: no SASL)" },
+  {
+    env: "KAFKA_SASL_MECHANISM",
+    default: "",
+    description: "SASL mechanism: plain, scram-sha-256, scram-sha-512 (empty: no SASL)",
+  },
   { env: "KAFKA_SASL_USERNAME", default: "", description: "SASL user name" },
   { env: "KAFKA_SASL_PASSWORD", default: "", description: "SASL password" },
   // Decoding and aggregation
@@ -331,7 +409,11 @@ export interface KafkaConfig {
   sessionTimeoutMs: number;
   replay: boolean;
   ssl: boolean;
-  sasl: { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string } | null;
+  sasl: {
+    mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+    username: string;
+    password: string;
+  } | null;
 }
 
 function list(env: Env, name: SettingName): string[] {
@@ -364,7 +446,11 @@ function kafka(env: Env): KafkaConfig | null {
       mechanism === ""
         ? null
         : {
-            mechanism: oneOf(env, "KAFKA_SASL_MECHANISM", ["plain", "scram-sha-256", "scram-sha-512"] as const),
+            mechanism: oneOf(env, "KAFKA_SASL_MECHANISM", [
+              "plain",
+              "scram-sha-256",
+              "scram-sha-512",
+            ] as const),
             username: raw(env, "KAFKA_SASL_USERNAME"),
             password: raw(env, "KAFKA_SASL_PASSWORD"),
           },
@@ -386,7 +472,15 @@ export interface Config {
   circuitBreakerThreshold: number;
   bulkhead: { concurrency: number; maxQueueSize: number };
   heartbeat: { intervalS: number; timeoutS: number };
-  http: { port: number; apiKey: string | null; rateLimitPerMin: number };
+  http: { port: number; apiKey: string | null; rateLimitPerMin: number; dashboard: boolean };
+  stream: {
+    maxConnections: number;
+    maxSymbols: number;
+    throttleMs: number;
+    keepAliveMs: number;
+    maxBufferBytes: number;
+    retryMs: number;
+  };
   metrics: { enabled: boolean; port: number };
   tracing: { enabled: boolean; exporter: "Console" | "Zipkin"; zipkinUrl: string };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
@@ -449,6 +543,15 @@ export function loadConfig(env: Env = process.env): Config {
       port: int(env, "PORT", 0, 65535),
       apiKey: raw(env, "API_KEY") || null,
       rateLimitPerMin: int(env, "RATE_LIMIT_PER_MIN", 1),
+      dashboard: bool(env, "DASHBOARD"),
+    },
+    stream: {
+      maxConnections: int(env, "STREAM_MAX_CONNECTIONS", 1, 1_000_000),
+      maxSymbols: int(env, "STREAM_MAX_SYMBOLS", 1, 100_000),
+      throttleMs: int(env, "STREAM_THROTTLE_MS", 0, 60_000),
+      keepAliveMs: int(env, "STREAM_KEEPALIVE_MS", 10, 3_600_000),
+      maxBufferBytes: int(env, "STREAM_MAX_BUFFER_BYTES", 1024),
+      retryMs: int(env, "STREAM_RETRY_MS", 0, 3_600_000),
     },
     metrics: { enabled: bool(env, "METRICS"), port: int(env, "METRICS_PORT", 0, 65535) },
     tracing: {

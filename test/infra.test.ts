@@ -6,7 +6,13 @@
 import { spawn } from "node:child_process";
 import { Kafka, logLevel, type Admin, type EachMessagePayload } from "kafkajs";
 import { connect, StringCodec } from "nats";
-import { startKafka, startNats, waitFor, type KafkaHandle, type NatsHandle } from "../src/infra/local";
+import {
+  startKafka,
+  startNats,
+  waitFor,
+  type KafkaHandle,
+  type NatsHandle,
+} from "../src/infra/local";
 
 const TOPIC = "infra-test-trades";
 const PARTITIONS = 3;

@@ -2,28 +2,60 @@
  * The REST gateway (moleculer-web). Routes are thin: they parse and check the query, then call
  * the owning services — on every node that has them for the cluster-wide views (symbols,
  * anomalies, stats). A client mistake is a 4xx naming the parameter; never a 500.
+ *
+ * It also serves the live stream (`/api/stream`, Server-Sent Events from this node's hub, which
+ * every broadcast bar and anomaly event reaches) and the dashboard's built files at `/`.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
-import type { IncomingMessage } from "node:http";
+import { existsSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import path from "node:path";
+import type { AnomalyRecord } from "../../src/anomaly/recent";
 import { parseInterval, parseLimit, parseSymbol, parseTime } from "../../src/api/params";
 import type { Config } from "../../src/config";
 import { ERR_UNAUTHORIZED, notReady } from "../../src/errors";
 import { anomaliesView, statsView, symbolsView } from "../../src/cluster/views";
+import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
+import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
+import { StreamHub, type StreamBar } from "../../src/stream/hub";
+import { streamMetricsHooks } from "../../src/stream/metrics";
 import { openApiDocument } from "./openapi";
 
 const MAX_URL_BYTES = 2048;
 
 type Query = Record<string, string | undefined>;
 
+type StreamParams = StreamQuery & { $res?: ServerResponse };
+
+/** What an action may set for moleculer-web to shape its HTTP answer. */
+interface ResponseMeta {
+  $responseType?: string;
+  $responseHeaders?: Record<string, string>;
+}
+
 interface Vars {
   startedAt: number;
+  hub: StreamHub;
+}
+
+/** The dashboard as `npm run build:dashboard` writes it: `dist/dashboard` of the project root. */
+function dashboardDir(): string | null {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, "package.json"))) {
+    const up = path.dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+  const built = path.join(dir, "dist", "dashboard");
+  return existsSync(path.join(built, "index.html")) ? built : null;
 }
 
 type This = Service & Vars;
 
 export function apiService(config: Config): ServiceSchema {
+  const dashboard = config.http.dashboard ? dashboardDir() : null;
   const schema: ServiceSchema<ApiSettingsSchema, Record<string, never>, Vars> = {
     name: "api",
     mixins: [ApiGateway],
@@ -33,6 +65,9 @@ export function apiService(config: Config): ServiceSchema {
       ip: "0.0.0.0",
       // Tickstream answers JSON errors of its own shape; no stack traces leave the node.
       log4XXResponses: false,
+      ...(dashboard === null
+        ? {}
+        : { assets: { folder: dashboard, options: { index: "index.html" } } }),
       routes: [
         {
           path: "/api",
@@ -53,6 +88,8 @@ export function apiService(config: Config): ServiceSchema {
             "GET /anomalies": "api.anomalies",
             "GET /stats": "api.stats",
             "GET /openapi.json": "api.openapi",
+            // The action needs the response to see its client go and to measure its backlog.
+            "GET /stream": { action: "api.stream", passReqResToParams: true },
           },
           onBeforeCall(_ctx: Context, _route: unknown, req: IncomingMessage) {
             if ((req.url ?? "").length > MAX_URL_BYTES)
@@ -171,10 +208,65 @@ export function apiService(config: Config): ServiceSchema {
           return openApiDocument();
         },
       },
+
+      stream: {
+        params: {
+          symbols: { type: "string", optional: true, max: 2048 },
+          intervals: { type: "string", optional: true, max: 64 },
+          anomalies: { type: "string", optional: true, max: 16 },
+          $res: { type: "any", optional: true },
+          $$strict: "remove",
+        },
+        handler(this: This, ctx: Context<StreamParams, ResponseMeta>) {
+          const filter = parseStreamFilter(ctx.params, config.stream.maxSymbols);
+          const hello = {
+            nodeID: this.broker.nodeID,
+            symbols: [...filter.symbols],
+            intervals: [...filter.intervals],
+            anomalies: filter.anomalies,
+            throttleMs: config.stream.throttleMs,
+            keepAliveMs: config.stream.keepAliveMs,
+            serverTimeMs: Date.now(),
+          };
+          const stream = openEventStream(this.hub, filter, hello, ctx.params.$res);
+          ctx.meta.$responseType = STREAM_CONTENT_TYPE;
+          ctx.meta.$responseHeaders = STREAM_HEADERS;
+          return stream;
+        },
+      },
+    },
+
+    events: {
+      "bars.updated"(this: This, ctx: Context<{ bars: StreamBar[] }>) {
+        this.hub.barsUpdated(ctx.params.bars);
+      },
+      "bars.closed"(this: This, ctx: Context<{ bars: StreamBar[] }>) {
+        this.hub.barsClosed(ctx.params.bars);
+      },
+      "anomaly.detected"(this: This, ctx: Context<AnomalyRecord>) {
+        this.hub.anomaly(ctx.params);
+      },
     },
 
     created(this: This) {
       this.startedAt = Date.now();
+      const hub: StreamHub = new StreamHub(
+        config.stream,
+        streamMetricsHooks(this.broker, () => hub.size),
+      );
+      this.hub = hub;
+    },
+
+    started(this: This) {
+      if (config.http.dashboard && dashboard === null)
+        this.logger.warn("dashboard not built (npm run build:dashboard): / answers 404");
+      return Promise.resolve();
+    },
+
+    // Runs before moleculer-web closes its server, which would otherwise wait for the streams.
+    stopped(this: This) {
+      this.hub.stop();
+      return Promise.resolve();
     },
   };
   return schema as unknown as ServiceSchema;

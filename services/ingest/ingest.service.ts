@@ -63,7 +63,8 @@ export function ingestService(config: Config): ServiceSchema {
       this.source = createSource(config, {
         log: this.logger,
         onDeadLetter: (reason) => {
-          if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.deadLettered, { reason });
+          if (this.broker.isMetricsEnabled())
+            this.broker.metrics.increment(M.deadLettered, { reason });
         },
       });
       this.pipeline = new Pipeline(this.broker, this.source.name.split(":")[0] ?? this.source.name);

@@ -43,7 +43,10 @@ export class Pipeline {
         if (this.stopping) return null;
         this.counts.retries += 1;
         const wait = Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(attempt, 6));
-        this.broker.logger.warn({ source: batch.source, err: (err as Error).message, attempt, wait }, "batch failed; retrying");
+        this.broker.logger.warn(
+          { source: batch.source, err: (err as Error).message, attempt, wait },
+          "batch failed; retrying",
+        );
         await hooks.onRetry?.();
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
@@ -57,18 +60,27 @@ export class Pipeline {
       offsets: batch.offsets,
       seqs: batch.seqs,
     });
-    if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.messagesReceived, { source: this.sourceKind }, parsed.records);
+    if (this.broker.isMetricsEnabled())
+      this.broker.metrics.increment(
+        M.messagesReceived,
+        { source: this.sourceKind },
+        parsed.records,
+      );
     const rejects = [...parsed.rejects];
     if (parsed.trades + parsed.orders > 0) {
       let producedAtMs = Infinity;
       for (const t of batch.producedAtMs) producedAtMs = Math.min(producedAtMs, t);
-      const params = { batch: parsed.batch, producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined };
+      const params = {
+        batch: parsed.batch,
+        producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined,
+      };
       const [bars] = await Promise.all([
         this.broker.call<ApplyCounts, object>("aggregator.apply", params),
         this.broker.call<ApplyCounts, object>("anomaly.apply", params),
       ]);
       // Trades older than every retention window are reported like rejects, never dropped silently.
-      for (const record of new Set(bars.tooLateRecords)) rejects.push({ record, reason: "TOO_LATE", offset: 0 });
+      for (const record of new Set(bars.tooLateRecords))
+        rejects.push({ record, reason: "TOO_LATE", offset: 0 });
     }
     return { rejects };
   }

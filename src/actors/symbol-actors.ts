@@ -47,7 +47,13 @@ export function engineOptions(config: Config, role: ActorRole): Binding.EngineOp
 
 export class SymbolActors {
   readonly engine: Binding.Engine;
-  readonly totals: Omit<ApplyCounts, "tooLateRecords"> = { applied: 0, duplicates: 0, revised: 0, tooLate: 0, orders: 0 };
+  readonly totals: Omit<ApplyCounts, "tooLateRecords"> = {
+    applied: 0,
+    duplicates: 0,
+    revised: 0,
+    tooLate: 0,
+    orders: 0,
+  };
 
   constructor(config: Config, role: ActorRole) {
     this.engine = new native.Engine(engineOptions(config, role));

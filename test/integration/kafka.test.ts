@@ -24,7 +24,8 @@ const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 function jseRecords(): Buffer[] {
   const frames = native.frameStream(JSE);
   const out: Buffer[] = [];
-  for (let i = 0; i < frames.length; i += 2) out.push(JSE.subarray(frames[i]!, frames[i]! + frames[i + 1]!));
+  for (let i = 0; i < frames.length; i += 2)
+    out.push(JSE.subarray(frames[i], frames[i]! + frames[i + 1]!));
   return out;
 }
 
@@ -41,12 +42,22 @@ function kcat(args: string[]): Promise<string> {
     child.stdout.on("data", (d: Buffer) => (out += d.toString("latin1")));
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.once("error", reject);
-    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`kcat ${args.join(" ")}: ${err}`))));
+    child.once("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`kcat ${args.join(" ")}: ${err}`)),
+    );
   });
 }
 
 interface BarsBody {
-  bars: { startMs: number; open: number; high: number; low: number; close: number; volume: number; trades: number }[];
+  bars: {
+    startMs: number;
+    open: number;
+    high: number;
+    low: number;
+    close: number;
+    volume: number;
+    trades: number;
+  }[];
 }
 
 /** Compares every bar of the busiest, a quiet and the 17-digit-price symbol, for all intervals. */
@@ -66,7 +77,17 @@ async function expectExactBars(url: string, trades: RefTrade[]): Promise<void> {
         trades: b.trades,
       }));
       const { body } = await getJson(`${url}/api/bars/${symbol}?interval=${interval}&limit=10000`);
-      const got = (body as BarsBody).bars.map(({ startMs, open, high, low, close, volume, trades: n }) => ({ startMs, open, high, low, close, volume, trades: n }));
+      const got = (body as BarsBody).bars.map(
+        ({ startMs, open, high, low, close, volume, trades: n }) => ({
+          startMs,
+          open,
+          high,
+          low,
+          close,
+          volume,
+          trades: n,
+        }),
+      );
       expect({ symbol, interval, bars: got }).toEqual({ symbol, interval, bars: expected });
     }
   }
@@ -74,7 +95,12 @@ async function expectExactBars(url: string, trades: RefTrade[]): Promise<void> {
 
 async function appliedPerSymbol(url: string): Promise<Map<string, number>> {
   const { body } = await getJson(`${url}/api/symbols`);
-  return new Map((body as { symbols: { symbol: string; trades: number }[] }).symbols.map((s) => [s.symbol, s.trades]));
+  return new Map(
+    (body as { symbols: { symbol: string; trades: number }[] }).symbols.map((s) => [
+      s.symbol,
+      s.trades,
+    ]),
+  );
 }
 
 function expectedPerSymbol(trades: RefTrade[]): Map<string, number> {
@@ -84,14 +110,22 @@ function expectedPerSymbol(trades: RefTrade[]): Map<string, number> {
 }
 
 /** Waits until the node has applied exactly the expected trades per symbol (never more). */
-async function waitForExactCounts(url: string, expected: Map<string, number>, what: string): Promise<void> {
+async function waitForExactCounts(
+  url: string,
+  expected: Map<string, number>,
+  what: string,
+): Promise<void> {
   const total = [...expected.values()].reduce((a, b) => a + b, 0);
-  await eventually(async () => {
-    const got = await appliedPerSymbol(url);
-    const sum = [...got.values()].reduce((a, b) => a + b, 0);
-    if (sum > total) throw new Error(`applied ${sum} trades, more than the ${total} produced`);
-    return sum === total ? true : undefined;
-  }, what, 90_000);
+  await eventually(
+    async () => {
+      const got = await appliedPerSymbol(url);
+      const sum = [...got.values()].reduce((a, b) => a + b, 0);
+      if (sum > total) throw new Error(`applied ${sum} trades, more than the ${total} produced`);
+      return sum === total ? true : undefined;
+    },
+    what,
+    90_000,
+  );
   expect(await appliedPerSymbol(url)).toEqual(expected);
 }
 
@@ -104,7 +138,11 @@ describe("Kafka ingestion", () => {
 
   beforeAll(async () => {
     kafka = await startKafka();
-    client = new Kafka({ clientId: "kafka-test", brokers: [kafka.brokers], logLevel: logLevel.NOTHING });
+    client = new Kafka({
+      clientId: "kafka-test",
+      brokers: [kafka.brokers],
+      logLevel: logLevel.NOTHING,
+    });
   }, 120_000);
   afterAll(async () => {
     await kafka?.stop();
@@ -113,16 +151,34 @@ describe("Kafka ingestion", () => {
   async function createTopic(topic: string, partitions: number): Promise<void> {
     const admin = client.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }] });
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic, numPartitions: partitions },
+        { topic: `${topic}.dlq`, numPartitions: 1 },
+      ],
+    });
     await admin.disconnect();
   }
 
   async function produce(topic: string, values: Buffer[], paceMs = 0): Promise<void> {
-    const producer = client.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
+    const producer = client.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
     for (let i = 0; i < values.length; i += 500) {
       const chunk = values.slice(i, i + 500);
-      await producer.send({ topic, messages: chunk.map((v) => ({ key: keyOf(v), value: v, headers: { crc32: String(native.crc32(v)) } })), acks: -1 });
+      await producer.send({
+        topic,
+        messages: chunk.map((v) => ({
+          key: keyOf(v),
+          value: v,
+          headers: { crc32: String(native.crc32(v)) },
+        })),
+        acks: -1,
+      });
       if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
     }
     await producer.disconnect();
@@ -146,38 +202,94 @@ describe("Kafka ingestion", () => {
     await createTopic(topic, 3);
     const at = fixTimestamp(Date.UTC(2011, 10, 24, 7, 0, 0));
     const broken: [Buffer, string][] = [
-      [(() => {
-        const b = Buffer.from(encodeFix("FIX.4.4", "0", [[52, at]]));
-        b[b.length - 2] = b[b.length - 2] === 0x30 ? 0x31 : 0x30;
-        return b;
-      })(), "CHECKSUM"],
-      [encodeFix("FIX.4.4", "8", [[17, "E1"], [31, "0"], [32, "5"], [55, "J200"], [60, at], [150, "F"]]), "BAD_PRICE"],
-      [encodeFix("FIX.4.4", "8", [[17, "E2"], [31, "10"], [32, "5"], [55, "J200"], [150, "F"], [60, "20111324-07:00:00"]]), "BAD_TIMESTAMP"],
+      [
+        (() => {
+          const b = Buffer.from(encodeFix("FIX.4.4", "0", [[52, at]]));
+          b[b.length - 2] = b[b.length - 2] === 0x30 ? 0x31 : 0x30;
+          return b;
+        })(),
+        "CHECKSUM",
+      ],
+      [
+        encodeFix("FIX.4.4", "8", [
+          [17, "E1"],
+          [31, "0"],
+          [32, "5"],
+          [55, "J200"],
+          [60, at],
+          [150, "F"],
+        ]),
+        "BAD_PRICE",
+      ],
+      [
+        encodeFix("FIX.4.4", "8", [
+          [17, "E2"],
+          [31, "10"],
+          [32, "5"],
+          [55, "J200"],
+          [150, "F"],
+          [60, "20111324-07:00:00"],
+        ]),
+        "BAD_TIMESTAMP",
+      ],
       [Buffer.from("not fix at all"), "GARBLED"],
       [encodeFix("FIX.4.4", "0", [[52, at]]).subarray(0, 30), "TRUNCATED"],
     ];
     const dir = mkdtempSync(path.join(tmpdir(), "tickstream-kcat-"));
     const file = path.join(dir, "records.tsv");
-    const lines = [...records, ...broken.map(([b]) => b)].map((v) => `${keyOf(v)}\t${v.toString("latin1")}`);
+    const lines = [...records, ...broken.map(([b]) => b)].map(
+      (v) => `${keyOf(v)}\t${v.toString("latin1")}`,
+    );
     writeFileSync(file, lines.join("\n") + "\n", "latin1");
     await kcat(["-P", "-b", kafka.brokers, "-t", topic, "-K", "\t", "-l", file]);
     // One record whose crc32 header does not match its (valid) payload.
     const crcFile = path.join(dir, "crc.tsv");
-    writeFileSync(crcFile, `J200\t${encodeFix("FIX.4.4", "0", [[52, at]]).toString("latin1")}\n`, "latin1");
-    await kcat(["-P", "-b", kafka.brokers, "-t", topic, "-K", "\t", "-H", "crc32=12345", "-l", crcFile]);
+    writeFileSync(
+      crcFile,
+      `J200\t${encodeFix("FIX.4.4", "0", [[52, at]]).toString("latin1")}\n`,
+      "latin1",
+    );
+    await kcat([
+      "-P",
+      "-b",
+      kafka.brokers,
+      "-t",
+      topic,
+      "-K",
+      "\t",
+      "-H",
+      "crc32=12345",
+      "-l",
+      crcFile,
+    ]);
 
     const node = await startTestNode(kafkaEnv(topic, `g-kcat-${run}`));
     try {
       await waitForExactCounts(node.url, expectedPerSymbol(trades), "all trades to be applied");
       await expectExactBars(node.url, trades);
       const dlq = await eventually(async () => {
-        const out = await kcat(["-C", "-b", kafka.brokers, "-t", `${topic}.dlq`, "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n"]);
+        const out = await kcat([
+          "-C",
+          "-b",
+          kafka.brokers,
+          "-t",
+          `${topic}.dlq`,
+          "-o",
+          "beginning",
+          "-e",
+          "-q",
+          "-f",
+          "%h\t%s\n",
+        ]);
         const rows = out.split("\n").filter((l) => l.includes("reason="));
         return rows.length >= broken.length + 1 ? rows : undefined;
       }, "the dead letters");
       const reasons = dlq.map((r) => /(?:^|,)reason=([A-Z_0-9]+)/.exec(r)?.[1]).sort();
       expect(reasons).toEqual([...broken.map(([, r]) => r), "CRC32"].sort());
-      for (const row of dlq) expect(row).toMatch(new RegExp(`source\\.topic=${topic},source\\.partition=\\d,source\\.offset=\\d+`));
+      for (const row of dlq)
+        expect(row).toMatch(
+          new RegExp(`source\\.topic=${topic},source\\.partition=\\d,source\\.offset=\\d+`),
+        );
       // Payloads are unchanged.
       const bad = dlq.find((r) => r.includes("reason=GARBLED"))!;
       expect(bad.slice(bad.indexOf("\t") + 1)).toBe("not fix at all");
@@ -202,7 +314,11 @@ describe("Kafka ingestion", () => {
       node = await spawnNode(`kill-a-${run}`, env);
       await producing;
       await node.ready();
-      await waitForExactCounts(node.url, expectedPerSymbol(trades), "the restarted node to apply every trade exactly once");
+      await waitForExactCounts(
+        node.url,
+        expectedPerSymbol(trades),
+        "the restarted node to apply every trade exactly once",
+      );
       await expectExactBars(node.url, trades);
     } finally {
       await producing.catch(() => undefined);
@@ -220,16 +336,25 @@ describe("Kafka ingestion", () => {
     it("splits a 3-partition topic between them and stays exact", async () => {
       const topic = `split-${run}`;
       await createTopic(topic, 3);
-      const env = { ...kafkaEnv(topic, `g-split-${run}`), TRANSPORTER: nats.url, NAMESPACE: `split-${run}` };
+      const env = {
+        ...kafkaEnv(topic, `g-split-${run}`),
+        TRANSPORTER: nats.url,
+        NAMESPACE: `split-${run}`,
+      };
       const a = await spawnNode(`split-a-${run}`, env);
       const b = await spawnNode(`split-b-${run}`, { ...env, SERVICES: "ingest,parser,api" });
       try {
         await Promise.all([a.ready(), b.ready()]);
         await produce(topic, records);
-        await waitForExactCounts(a.url, expectedPerSymbol(trades), "both nodes' partitions to be applied");
+        await waitForExactCounts(
+          a.url,
+          expectedPerSymbol(trades),
+          "both nodes' partitions to be applied",
+        );
         await expectExactBars(b.url, trades); // asked through the other node's gateway
         const { body } = await getJson(`${a.url}/api/stats`);
-        const ingest = (body as { nodes: { nodeID: string; messages: { received: number } }[] }).nodes;
+        const ingest = (body as { nodes: { nodeID: string; messages: { received: number } }[] })
+          .nodes;
         const received = new Map(ingest.map((n) => [n.nodeID, n.messages.received]));
         expect(received.get(a.nodeID)).toBeGreaterThan(0);
         expect(received.get(b.nodeID)).toBeGreaterThan(0);

@@ -33,7 +33,14 @@ export async function spawnNode(nodeID: string, env: Record<string, string>): Pr
   const port = await freePort();
   const child = spawn(NODE, [ENTRY], {
     cwd: ROOT,
-    env: { ...process.env, NODEID: nodeID, PORT: String(port), METRICS: "false", LOG_LEVEL: "warn", ...env },
+    env: {
+      ...process.env,
+      NODEID: nodeID,
+      PORT: String(port),
+      METRICS: "false",
+      LOG_LEVEL: "warn",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   live.add(child);
@@ -43,7 +50,9 @@ export async function spawnNode(nodeID: string, env: Record<string, string>): Pr
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => (live.delete(child), resolve())));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => (live.delete(child), resolve())),
+  );
   const url = `http://127.0.0.1:${port}`;
   return {
     nodeID,
@@ -61,7 +70,8 @@ export async function spawnNode(nodeID: string, env: Record<string, string>): Pr
     async ready(timeoutMs = 60_000) {
       await eventually(
         async () => {
-          if (child.exitCode !== null) throw new Error(`node ${nodeID} exited (${child.exitCode}): ${out.slice(-2000)}`);
+          if (child.exitCode !== null)
+            throw new Error(`node ${nodeID} exited (${child.exitCode}): ${out.slice(-2000)}`);
           return (await getJson(`${url}/api/ready`)).status === 200 ? true : undefined;
         },
         `${nodeID} to be ready`,

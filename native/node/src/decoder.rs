@@ -120,7 +120,9 @@ impl FixDecoder {
         if let Some(n) = options.as_ref().and_then(|o| o.max_symbol_len) {
             config.max_symbol_len = n as usize;
         }
-        Ok(FixDecoder { inner: Decoder::new(config) })
+        Ok(FixDecoder {
+            inner: Decoder::new(config),
+        })
     }
 
     /// Decodes records `payload[offsets[i]..offsets[i+1]]` (seq = `seqs[i]`, or i) of one source
@@ -135,7 +137,10 @@ impl FixDecoder {
     ) -> Result<DecodedBatch> {
         let offsets: &[u32] = &offsets;
         if offsets.is_empty() {
-            return Err(Error::new(Status::InvalidArg, "offsets must hold n + 1 boundaries"));
+            return Err(Error::new(
+                Status::InvalidArg,
+                "offsets must hold n + 1 boundaries",
+            ));
         }
         let records = offsets.len() - 1;
         if let Some(s) = seqs.as_ref() {
@@ -146,29 +151,39 @@ impl FixDecoder {
                 ));
             }
         }
-        let mut builder = BatchBuilder::new(&source).map_err(|e| Error::new(Status::InvalidArg, format!("source: {e}")))?;
+        let mut builder = BatchBuilder::new(&source)
+            .map_err(|e| Error::new(Status::InvalidArg, format!("source: {e}")))?;
         for i in 0..records {
             let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
             if start > end || end > payload.len() {
                 return Err(Error::new(
                     Status::InvalidArg,
-                    format!("record {i} spans {start}..{end} outside the payload of {} bytes", payload.len()),
+                    format!(
+                        "record {i} spans {start}..{end} outside the payload of {} bytes",
+                        payload.len()
+                    ),
                 ));
             }
             let seq = match seqs.as_ref() {
                 Some(s) => {
                     let v = s[i];
-                    if !(v >= 0.0 && v <= 9_007_199_254_740_991.0) || v.fract() != 0.0 {
-                        return Err(Error::new(Status::InvalidArg, format!("seqs[{i}] = {v} is not a safe integer")));
+                    if !(0.0..=9_007_199_254_740_991.0).contains(&v) || v.fract() != 0.0 {
+                        return Err(Error::new(
+                            Status::InvalidArg,
+                            format!("seqs[{i}] = {v} is not a safe integer"),
+                        ));
                     }
                     v as u64
                 }
                 None => i as u64,
             };
             builder.begin_record(i as u32);
-            self.inner.decode_record(&payload[start..end], seq, &mut builder);
+            self.inner
+                .decode_record(&payload[start..end], seq, &mut builder);
         }
-        let packed = builder.finish().map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        let packed = builder
+            .finish()
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
         let symbols = TradeBatchView::parse(&packed.bytes)
             .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?
             .symbols()
@@ -190,12 +205,19 @@ impl FixDecoder {
             rejects: summary
                 .rejects
                 .iter()
-                .map(|r| RejectJson { record: r.record, reason: r.reason.as_str().to_owned(), offset: r.offset as u32 })
+                .map(|r| RejectJson {
+                    record: r.record,
+                    reason: r.reason.as_str().to_owned(),
+                    offset: r.offset as u32,
+                })
                 .collect(),
             ignored: summary
                 .ignored_by_type
                 .iter()
-                .map(|(t, c)| TypeCount { msg_type: t.clone(), count: n(*c) })
+                .map(|(t, c)| TypeCount {
+                    msg_type: t.clone(),
+                    count: n(*c),
+                })
                 .collect(),
             batch: packed.bytes.into(),
         })

@@ -124,8 +124,11 @@ pub struct EngineStats {
 }
 
 fn ms_to_ns(ms: f64, name: &str) -> Result<i64> {
-    if !ms.is_finite() || ms < 0.0 || ms > 9.0e12 {
-        return Err(Error::new(Status::InvalidArg, format!("{name} must be a non-negative number of ms")));
+    if !ms.is_finite() || !(0.0..=9.0e12).contains(&ms) {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("{name} must be a non-negative number of ms"),
+        ));
     }
     Ok((ms * NS_PER_MS as f64) as i64)
 }
@@ -142,7 +145,10 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
     if let Some(ms) = o.grace_ms {
         c.bars.grace_ns = ms_to_ns(ms, "graceMs")?;
     }
-    for (i, v) in [o.retention_1m_ms, o.retention_5m_ms, o.retention_1h_ms].into_iter().enumerate() {
+    for (i, v) in [o.retention_1m_ms, o.retention_5m_ms, o.retention_1h_ms]
+        .into_iter()
+        .enumerate()
+    {
         if let Some(ms) = v {
             c.bars.retention_ns[i] = ms_to_ns(ms, "retention")?;
         }
@@ -154,7 +160,8 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
     }
     let d = &mut c.detector.default;
     if let Some(kind) = o.detector_kind.as_deref() {
-        d.kind = DetectorKind::parse(kind).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        d.kind =
+            DetectorKind::parse(kind).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
     }
     if let Some(w) = o.window {
         d.window = w as usize;
@@ -171,27 +178,37 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
     if let Some(json) = o.overrides.as_deref().filter(|s| !s.trim().is_empty()) {
         c.detector.overrides = parse_overrides(json)?;
     }
-    c.validate().map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+    c.validate()
+        .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
     Ok(c)
 }
 
 fn parse_overrides(json: &str) -> Result<HashMap<String, DetectorOverride>> {
     let bad = |m: String| Error::new(Status::InvalidArg, format!("overrides: {m}"));
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    let obj = value.as_object().ok_or_else(|| bad("expected an object".into()))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("expected an object".into()))?;
     let mut out = HashMap::new();
     for (symbol, v) in obj {
-        let fields = v.as_object().ok_or_else(|| bad(format!("{symbol}: expected an object")))?;
+        let fields = v
+            .as_object()
+            .ok_or_else(|| bad(format!("{symbol}: expected an object")))?;
         let mut o = DetectorOverride::default();
         for (k, x) in fields {
-            let n = || x.as_f64().ok_or_else(|| bad(format!("{symbol}.{k}: expected a number")));
+            let n = || {
+                x.as_f64()
+                    .ok_or_else(|| bad(format!("{symbol}.{k}: expected a number")))
+            };
             match k.as_str() {
                 "window" => o.window = Some(n()? as usize),
                 "minSamples" => o.min_samples = Some(n()? as usize),
                 "threshold" => o.threshold = Some(n()?),
                 "lambda" => o.lambda = Some(n()?),
                 "kind" => {
-                    let s = x.as_str().ok_or_else(|| bad(format!("{symbol}.kind: expected a string")))?;
+                    let s = x
+                        .as_str()
+                        .ok_or_else(|| bad(format!("{symbol}.kind: expected a string")))?;
                     o.kind = Some(DetectorKind::parse(s).map_err(|e| bad(e.to_string()))?);
                 }
                 _ => return Err(bad(format!("{symbol}.{k}: unknown setting"))),
@@ -223,7 +240,11 @@ fn bar_js(b: &Bar) -> BarJs {
 }
 
 fn symbol_bar(c: &ClosedBar) -> SymbolBar {
-    SymbolBar { symbol: c.symbol.to_string(), interval: c.bar.spec().as_str().to_owned(), bar: bar_js(&c.bar) }
+    SymbolBar {
+        symbol: c.symbol.to_string(),
+        interval: c.bar.spec().as_str().to_owned(),
+        bar: bar_js(&c.bar),
+    }
 }
 
 fn anomaly_js(a: &Anomaly) -> AnomalyJs {
@@ -260,7 +281,8 @@ pub struct Engine {
 impl Engine {
     #[napi(constructor, catch_unwind)]
     pub fn new(options: Option<EngineOptions>) -> Result<Self> {
-        let inner = CoreEngine::new(config(options)?).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let inner = CoreEngine::new(config(options)?)
+            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         Ok(Engine { inner })
     }
 
@@ -291,7 +313,12 @@ impl Engine {
     #[napi(catch_unwind)]
     pub fn close_by_wall_clock(&mut self, now_ms: f64) -> Result<Vec<SymbolBar>> {
         let now_ns = ms_to_ns(now_ms, "nowMs")?;
-        Ok(self.inner.close_by_wall_clock(now_ns).iter().map(symbol_bar).collect())
+        Ok(self
+            .inner
+            .close_by_wall_clock(now_ns)
+            .iter()
+            .map(symbol_bar)
+            .collect())
     }
 
     /// Bars of a symbol, oldest first (the newest `limit` within [from, to] by start);
@@ -305,7 +332,8 @@ impl Engine {
         to_ms: Option<f64>,
         limit: Option<u32>,
     ) -> Result<Option<Vec<BarJs>>> {
-        let spec = BarSpec::parse(&interval).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let spec =
+            BarSpec::parse(&interval).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
         let to_ns = |ms: Option<f64>, default: i64| match ms {
             Some(v) if v.is_finite() => (v.clamp(-9.2e12, 9.2e12) * NS_PER_MS as f64) as i64,
             _ => default,
@@ -326,8 +354,16 @@ impl Engine {
         let mut out = Vec::with_capacity(symbols.len() * BarSpec::ALL.len());
         for symbol in symbols {
             for spec in BarSpec::ALL {
-                if let Some(bar) = self.inner.bars(&symbol, spec, i64::MIN, i64::MAX, 1).and_then(|v| v.last().copied()) {
-                    out.push(SymbolBar { symbol: symbol.clone(), interval: spec.as_str().to_owned(), bar: bar_js(&bar) });
+                if let Some(bar) = self
+                    .inner
+                    .bars(&symbol, spec, i64::MIN, i64::MAX, 1)
+                    .and_then(|v| v.last().copied())
+                {
+                    out.push(SymbolBar {
+                        symbol: symbol.clone(),
+                        interval: spec.as_str().to_owned(),
+                        bar: bar_js(&bar),
+                    });
                 }
             }
         }
@@ -382,7 +418,11 @@ impl Engine {
     /// Installs an exported state, replacing or merging with the held one; returns the symbol.
     #[napi(catch_unwind)]
     pub fn import_symbol(&mut self, state: &[u8], merge: bool) -> Result<String> {
-        let mode = if merge { ImportMode::Merge } else { ImportMode::Replace };
+        let mode = if merge {
+            ImportMode::Merge
+        } else {
+            ImportMode::Replace
+        };
         self.inner
             .import_symbol(state, mode)
             .map(|s| s.to_string())
@@ -399,7 +439,11 @@ impl Engine {
 /// Splits a batch between owners: `ownerOfSymbol[i]` is the owner of the batch's symbol i.
 /// Returns one batch per owner (empty owners get an empty batch), row order kept.
 #[napi(catch_unwind)]
-pub fn partition_batch(batch: &[u8], owner_of_symbol: Uint32Array, owners: u32) -> Result<Vec<Buffer>> {
+pub fn partition_batch(
+    batch: &[u8],
+    owner_of_symbol: Uint32Array,
+    owners: u32,
+) -> Result<Vec<Buffer>> {
     let view = TradeBatchView::parse(batch).map_err(bad_batch)?;
     let parts = partition(&view, &owner_of_symbol, owners as usize).map_err(bad_batch)?;
     Ok(parts.into_iter().map(Buffer::from).collect())

@@ -4,7 +4,7 @@
 //! aborting the Node process. Bad input is never a panic: it comes back as a reason code (decoder)
 //! or an `InvalidArg` error (malformed batch or state).
 
-mod convert;
-mod decoder;
-mod engine;
-mod util;
+pub mod convert;
+pub mod decoder;
+pub mod engine;
+pub mod util;

@@ -13,8 +13,18 @@ export type SourceDeps = Pick<KafkaSourceOptions, "log" | "onDeadLetter">;
 export function createSource(config: Config, deps: SourceDeps): TradeSource {
   const feed = config.feed;
   if (config.kafka !== null)
-    return new KafkaSource({ kafka: config.kafka, batchMaxRecords: feed.batchMaxRecords, replayWindowMs: config.bars.retentionMs["1m"], ...deps });
-  if (feed.file !== null) return new FileSource({ file: feed.file, rate: feed.rate, batchMaxRecords: feed.batchMaxRecords });
+    return new KafkaSource({
+      kafka: config.kafka,
+      batchMaxRecords: feed.batchMaxRecords,
+      replayWindowMs: config.bars.retentionMs["1m"],
+      ...deps,
+    });
+  if (feed.file !== null)
+    return new FileSource({
+      file: feed.file,
+      rate: feed.rate,
+      batchMaxRecords: feed.batchMaxRecords,
+    });
   return new SyntheticSource({
     symbols: feed.symbols,
     seed: feed.seed,

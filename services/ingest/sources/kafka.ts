@@ -15,7 +15,16 @@
  * the partition is paused and the batch retried with backoff (heartbeating, so the group does not
  * rebalance). Memory is bounded by concurrency × maxBytesPerPartition.
  */
-import { Kafka, logLevel, Partitioners, type Consumer, type EachBatchPayload, type KafkaMessage, type Producer, type SASLOptions } from "kafkajs";
+import {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaMessage,
+  type Producer,
+  type SASLOptions,
+} from "kafkajs";
 import type { KafkaConfig } from "../../../src/config";
 import { native } from "../../../src/native";
 import type { BatchHandler, RawBatch, TradeSource } from "./source";
@@ -54,7 +63,13 @@ export interface KafkaLog {
 /** Sends kafkajs's log to ours: its ERRORs are mostly retried transient conditions, so they are warnings. */
 function logCreator(log: KafkaLog) {
   return () =>
-    ({ level, log: entry }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
+    ({
+      level,
+      log: entry,
+    }: {
+      level: logLevel;
+      log: { message: string } & Record<string, unknown>;
+    }) => {
       const { message, timestamp: _t, logger: _l, ...rest } = entry;
       if (level <= logLevel.WARN) log.warn({ kafkajs: rest }, message);
       else log.info({ kafkajs: rest }, message);
@@ -67,21 +82,36 @@ export function kafkaClient(k: KafkaConfig, log?: KafkaLog): Kafka {
     clientId: k.clientId,
     brokers: k.brokers,
     ssl: k.ssl,
-    ...(k.sasl ? { sasl: { mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password } as SASLOptions } : {}),
+    ...(k.sasl
+      ? {
+          sasl: {
+            mechanism: k.sasl.mechanism,
+            username: k.sasl.username,
+            password: k.sasl.password,
+          } as SASLOptions,
+        }
+      : {}),
     logLevel: logLevel.WARN,
     retry: { initialRetryTime: 100, retries: 8 },
   });
 }
 
 /** Creates the topics (and the dead-letter topic) that do not exist yet. */
-export async function ensureTopics(kafka: Kafka, topics: string[], partitions: number): Promise<void> {
+export async function ensureTopics(
+  kafka: Kafka,
+  topics: string[],
+  partitions: number,
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t));
     if (missing.length > 0) {
-      await admin.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic, numPartitions: partitions })) });
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({ topic, numPartitions: partitions })),
+      });
     }
   } finally {
     await admin.disconnect();
@@ -129,7 +159,13 @@ export class KafkaSource implements TradeSource {
       this.wasLive = true;
       this.counts.replayMs = Date.now() - this.replayStartedAt;
       this.opts.log.info(
-        { replayRecords: this.counts.replayRecords, replayMs: this.counts.replayMs, recordsPerSec: Math.round((this.counts.replayRecords * 1000) / Math.max(1, this.counts.replayMs)) },
+        {
+          replayRecords: this.counts.replayRecords,
+          replayMs: this.counts.replayMs,
+          recordsPerSec: Math.round(
+            (this.counts.replayRecords * 1000) / Math.max(1, this.counts.replayMs),
+          ),
+        },
         "caught up with the log",
       );
     }
@@ -157,7 +193,10 @@ export class KafkaSource implements TradeSource {
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.assignment = this.onAssignment(e.payload.memberAssignment).catch((err: unknown) =>
-        this.opts.log.warn({ err: (err as Error).message }, "cannot read the assigned partitions' offsets"),
+        this.opts.log.warn(
+          { err: (err as Error).message },
+          "cannot read the assigned partitions' offsets",
+        ),
       );
     });
     await consumer.connect();
@@ -188,14 +227,27 @@ export class KafkaSource implements TradeSource {
     try {
       const next = new Map<string, PartitionProgress>();
       for (const [topic, partitions] of Object.entries(assignment)) {
-        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
-        const [committed] = await admin.fetchOffsets({ groupId: this.opts.kafka.groupId, topics: [topic] });
-        const resume = new Map((committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+        const ends = new Map(
+          (await admin.fetchTopicOffsets(topic)).map((o) => [
+            o.partition,
+            { low: Number(o.low), high: Number(o.high) },
+          ]),
+        );
+        const [committed] = await admin.fetchOffsets({
+          groupId: this.opts.kafka.groupId,
+          topics: [topic],
+        });
+        const resume = new Map(
+          (committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]),
+        );
         for (const partition of partitions) {
           const key = `${topic}/${partition}`;
           const end = ends.get(partition) ?? { low: 0, high: 0 };
           const from = resume.get(partition) ?? -1;
-          next.set(key, { target: end.high, next: this.progress.get(key)?.next ?? (from >= 0 ? from : end.low) });
+          next.set(key, {
+            target: end.high,
+            next: this.progress.get(key)?.next ?? (from >= 0 ? from : end.low),
+          });
         }
       }
       this.progress.clear();
@@ -211,14 +263,21 @@ export class KafkaSource implements TradeSource {
    * the batch starts after the replay point, seek back to it and drop the batch, so that the actors
    * see the partition's records in order from the replay point (their offset watermarks rely on it).
    */
-  private async replayPoint(topic: string, partition: number, firstOffset: number): Promise<number | null> {
+  private async replayPoint(
+    topic: string,
+    partition: number,
+    firstOffset: number,
+  ): Promise<number | null> {
     const key = `${topic}/${partition}`;
     if (!this.opts.kafka.replay || this.replayed.has(key)) return null;
     this.replayed.add(key);
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() - this.opts.replayWindowMs);
+      const byTime = await admin.fetchTopicOffsetsByTimestamp(
+        topic,
+        Date.now() - this.opts.replayWindowMs,
+      );
       const low = (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition);
       const at = byTime.find((o) => o.partition === partition);
       const offset = Math.max(Number(low?.low ?? 0), at ? Number(at.offset) : 0);
@@ -232,15 +291,34 @@ export class KafkaSource implements TradeSource {
   }
 
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale, pause } = payload;
+    const { batch } = payload;
+    const { resolveOffset, heartbeat, isRunning, isStale, pause } = {
+      resolveOffset: (o: string) => payload.resolveOffset(o),
+      heartbeat: () => payload.heartbeat(),
+      isRunning: () => payload.isRunning(),
+      isStale: () => payload.isStale(),
+      pause: () => payload.pause(),
+    };
     const key = `${batch.topic}/${batch.partition}`;
     await this.assignment;
     const first = batch.messages[0];
     if (first) {
       const replayFrom = await this.replayPoint(batch.topic, batch.partition, Number(first.offset));
       if (replayFrom !== null) {
-        this.opts.log.info({ topic: batch.topic, partition: batch.partition, from: replayFrom, committed: Number(first.offset) }, "replaying partition to rebuild state");
-        this.consumer?.seek({ topic: batch.topic, partition: batch.partition, offset: String(replayFrom) });
+        this.opts.log.info(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            from: replayFrom,
+            committed: Number(first.offset),
+          },
+          "replaying partition to rebuild state",
+        );
+        this.consumer?.seek({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: String(replayFrom),
+        });
         return;
       }
     }
@@ -258,10 +336,13 @@ export class KafkaSource implements TradeSource {
       });
       if (delivery === null) return; // stopping: leave the offsets uncommitted
       const rejects = [...crcRejects, ...delivery.rejects];
-      if (rejects.length > 0) await this.deadLetter(batch.topic, batch.partition, messages, rejects);
+      if (rejects.length > 0)
+        await this.deadLetter(batch.topic, batch.partition, messages, rejects);
       const last = messages[messages.length - 1]!;
       resolveOffset(last.offset);
-      await this.consumer?.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }]);
+      await this.consumer?.commitOffsets([
+        { topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) },
+      ]);
       (resume as (() => void) | null)?.();
       const progress = this.progress.get(key);
       if (progress) {
@@ -274,7 +355,10 @@ export class KafkaSource implements TradeSource {
   }
 
   /** Packs messages into a raw batch; records whose crc32 header does not match are left empty. */
-  private pack(source: string, messages: KafkaMessage[]): { raw: RawBatch; crcRejects: { record: number; reason: string; offset: number }[] } {
+  private pack(
+    source: string,
+    messages: KafkaMessage[],
+  ): { raw: RawBatch; crcRejects: { record: number; reason: string; offset: number }[] } {
     const crcRejects: { record: number; reason: string; offset: number }[] = [];
     const values: Buffer[] = messages.map((m, i) => {
       const value = m.value ?? Buffer.alloc(0);
@@ -301,7 +385,12 @@ export class KafkaSource implements TradeSource {
   }
 
   /** Writes each rejected record, unchanged, to the dead-letter topic with why and where it came from. */
-  private async deadLetter(topic: string, partition: number, messages: KafkaMessage[], rejects: { record: number; reason: string; offset: number }[]): Promise<void> {
+  private async deadLetter(
+    topic: string,
+    partition: number,
+    messages: KafkaMessage[],
+    rejects: { record: number; reason: string; offset: number }[],
+  ): Promise<void> {
     const byRecord = new Map<number, string[]>();
     for (const r of rejects) byRecord.set(r.record, [...(byRecord.get(r.record) ?? []), r.reason]);
     const records = [...byRecord.entries()].map(([i, reasons]) => {

@@ -396,7 +396,9 @@ impl Bar {
         }
         // Checked: an imported interval number times the width may not fit i64.
         let Some(start) = i64::from(self.index).checked_mul(self.spec().width_ns()) else {
-            return Err(BarError::Invalid("interval outside the accepted time range"));
+            return Err(BarError::Invalid(
+                "interval outside the accepted time range",
+            ));
         };
         if start < super::MIN_TIME_NS.saturating_sub(self.spec().width_ns())
             || start > super::MAX_TIME_NS

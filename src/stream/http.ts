@@ -1,0 +1,60 @@
+/**
+ * The stream's HTTP side. moleculer-web pipes the readable an action returns into the response;
+ * the hub writes into that readable, and counts as backlog whatever is still buffered there or in
+ * the response (the part the client has not taken yet).
+ */
+import { Errors } from "moleculer";
+import type { ServerResponse } from "node:http";
+import { PassThrough } from "node:stream";
+import type { StreamFilter } from "./filter";
+import type { StreamHub, StreamSink } from "./hub";
+
+export const ERR_TOO_MANY_STREAMS = "ERR_TOO_MANY_STREAMS";
+
+/** Response headers of an event stream: no caching, no buffering by proxies (nginx). */
+export const STREAM_HEADERS = {
+  "Cache-Control": "no-cache, no-transform",
+  "X-Accel-Buffering": "no",
+};
+
+export const STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8";
+
+/** A sink writing into `stream` (what the action returns), watching `res` too when given. */
+export function responseSink(stream: PassThrough, res?: ServerResponse): StreamSink {
+  return {
+    write(chunk) {
+      if (!stream.destroyed && !stream.writableEnded) stream.write(chunk);
+    },
+    backlogBytes: () => stream.writableLength + stream.readableLength + (res?.writableLength ?? 0),
+    end: () => stream.end(),
+    destroy() {
+      stream.destroy();
+      res?.destroy();
+    },
+    onClose(listener) {
+      stream.once("close", listener);
+      res?.once("close", listener);
+    },
+  };
+}
+
+/**
+ * Opens a connection on the hub and returns the readable for moleculer-web to pipe into the
+ * response; 503 (retryable) when this node already serves its maximum of connections.
+ */
+export function openEventStream(
+  hub: StreamHub,
+  filter: StreamFilter,
+  hello: object,
+  res?: ServerResponse,
+): PassThrough {
+  if (hub.full)
+    throw new Errors.MoleculerRetryableError(
+      "too many open streams on this node; retry later or on another node",
+      503,
+      ERR_TOO_MANY_STREAMS,
+    );
+  const stream = new PassThrough();
+  hub.open(filter, responseSink(stream, res), hello);
+  return stream;
+}

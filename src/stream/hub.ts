@@ -1,0 +1,246 @@
+/**
+ * The live stream of one gateway node: the bar and anomaly events this node receives from the
+ * broker, fanned out to its open stream connections, each with its own filter.
+ *
+ * - Forming-bar updates are throttled per symbol and interval: at most one per `throttleMs`; the
+ *   ones in between are coalesced to the latest (bars are whole snapshots, so nothing is lost but
+ *   intermediate states). Closed bars and anomalies are sent at once.
+ * - Memory per connection is bounded: when a connection's unsent backlog passes `maxBufferBytes`,
+ *   the connection is closed (its client reconnects and reloads history) rather than buffered.
+ * - A comment every `keepAliveMs` keeps proxies from closing idle connections and finds dead ones.
+ *
+ * Every gateway node receives every broadcast event, so a client may connect to any of them.
+ */
+import type { AnomalyRecord } from "../anomaly/recent";
+import type { StreamFilter } from "./filter";
+import { sseComment, sseEvent, sseRetry } from "./sse";
+
+/** A bar as the aggregator publishes it (`bars.updated`, `bars.closed`); sent as it came. */
+export interface StreamBar {
+  symbol: string;
+  interval: string;
+  bar: { startMs: number };
+}
+
+/** Where a connection's bytes go: an HTTP response in production, anything in tests. */
+export interface StreamSink {
+  write(chunk: string): void;
+  /** Bytes written and not yet handed to the network. */
+  backlogBytes(): number;
+  /** Ends the stream normally (node shutting down). */
+  end(): void;
+  /** Abandons the stream and whatever it still buffers (client too slow). */
+  destroy(): void;
+  /** Called once the client is gone, however it went. */
+  onClose(listener: () => void): void;
+}
+
+export interface StreamHubOptions {
+  throttleMs: number;
+  keepAliveMs: number;
+  maxBufferBytes: number;
+  retryMs: number;
+  maxConnections: number;
+}
+
+/** Why a connection closed: the client left, it fell too far behind, or the node stopped. */
+export type CloseReason = "client" | "slow" | "shutdown";
+
+export interface StreamHubHooks {
+  onOpen?(): void;
+  onClose?(reason: CloseReason): void;
+}
+
+interface Connection {
+  readonly filter: StreamFilter;
+  readonly sink: StreamSink;
+  open: boolean;
+}
+
+const KEY_SEPARATOR = "\u0000";
+
+export class StreamHub {
+  /** Connections opened and dropped for being slow, since the hub started. */
+  readonly counts = { opened: 0, dropped: 0 };
+  private readonly connections = new Set<Connection>();
+  private readonly bySymbol = new Map<string, Set<Connection>>();
+  private readonly allAnomalies = new Set<Connection>();
+  /** Latest forming bar per symbol+interval waiting for its throttle slot. */
+  private readonly pending = new Map<string, StreamBar>();
+  private readonly lastSentAt = new Map<string, number>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushAt = Infinity;
+  private keepAliveTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly opts: StreamHubOptions,
+    private readonly hooks: StreamHubHooks = {},
+  ) {}
+
+  /** Open connections. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  get full(): boolean {
+    return this.connections.size >= this.opts.maxConnections;
+  }
+
+  /**
+   * Starts streaming to `sink`: the `retry:` hint and a `hello` event first, then whatever the
+   * filter selects. Returns false (and writes nothing) when the hub is full.
+   */
+  open(filter: StreamFilter, sink: StreamSink, hello: object): boolean {
+    if (this.full) return false;
+    const c: Connection = { filter, sink, open: true };
+    this.connections.add(c);
+    for (const symbol of filter.symbols) {
+      let set = this.bySymbol.get(symbol);
+      if (!set) this.bySymbol.set(symbol, (set = new Set()));
+      set.add(c);
+    }
+    if (filter.anomalies === "all") this.allAnomalies.add(c);
+    sink.onClose(() => this.remove(c, "client"));
+    this.counts.opened += 1;
+    this.hooks.onOpen?.();
+    this.startKeepAlive();
+    this.write(c, sseRetry(this.opts.retryMs) + sseEvent("hello", hello));
+    return true;
+  }
+
+  /** Forming bars (`bars.updated`): throttled per symbol and interval, coalesced to the latest. */
+  barsUpdated(bars: readonly StreamBar[]): void {
+    const now = Date.now();
+    for (const b of bars) {
+      if (!this.wanted(b)) continue;
+      const key = b.symbol + KEY_SEPARATOR + b.interval;
+      const last = this.lastSentAt.get(key);
+      if (!this.pending.has(key) && (last === undefined || now - last >= this.opts.throttleMs)) {
+        this.lastSentAt.set(key, now);
+        this.deliverBar("bar", b);
+      } else {
+        this.pending.set(key, b);
+        this.scheduleFlush(now, (last ?? now) + this.opts.throttleMs);
+      }
+    }
+  }
+
+  /** Closed (or revised) bars (`bars.closed`): sent at once; supersede a pending forming update. */
+  barsClosed(bars: readonly StreamBar[]): void {
+    for (const b of bars) {
+      if (!this.wanted(b)) continue;
+      const key = b.symbol + KEY_SEPARATOR + b.interval;
+      const waiting = this.pending.get(key);
+      if (waiting && waiting.bar.startMs <= b.bar.startMs) this.pending.delete(key);
+      this.deliverBar("closed", b);
+    }
+  }
+
+  /** An anomaly (`anomaly.detected`), to connections that want all or this symbol's anomalies. */
+  anomaly(record: AnomalyRecord): void {
+    let chunk: string | null = null;
+    const send = (c: Connection) => this.write(c, (chunk ??= sseEvent("anomaly", record)));
+    for (const c of this.allAnomalies) send(c);
+    for (const c of this.bySymbol.get(record.symbol) ?? [])
+      if (c.filter.anomalies === "subscribed") send(c);
+  }
+
+  /** Ends every connection and stops the timers (the node is stopping). */
+  stop(): void {
+    for (const c of [...this.connections]) {
+      this.remove(c, "shutdown");
+      c.sink.end();
+    }
+    this.stopTimers();
+  }
+
+  private wanted(b: StreamBar): boolean {
+    const set = this.bySymbol.get(b.symbol);
+    if (!set) return false;
+    for (const c of set) if (c.filter.intervals.has(b.interval)) return true;
+    return false;
+  }
+
+  private deliverBar(event: "bar" | "closed", b: StreamBar): void {
+    let chunk: string | null = null;
+    for (const c of this.bySymbol.get(b.symbol) ?? [])
+      if (c.filter.intervals.has(b.interval)) this.write(c, (chunk ??= sseEvent(event, b)));
+  }
+
+  private write(c: Connection, chunk: string): void {
+    if (!c.open) return;
+    c.sink.write(chunk);
+    if (c.sink.backlogBytes() > this.opts.maxBufferBytes) {
+      this.remove(c, "slow");
+      c.sink.destroy();
+    }
+  }
+
+  private remove(c: Connection, reason: CloseReason): void {
+    if (!c.open) return;
+    c.open = false;
+    this.connections.delete(c);
+    for (const symbol of c.filter.symbols) {
+      const set = this.bySymbol.get(symbol);
+      set?.delete(c);
+      if (set?.size === 0) this.bySymbol.delete(symbol);
+    }
+    this.allAnomalies.delete(c);
+    if (reason === "slow") this.counts.dropped += 1;
+    this.hooks.onClose?.(reason);
+    if (this.connections.size === 0) {
+      this.stopTimers();
+      this.pending.clear();
+      this.lastSentAt.clear();
+    }
+  }
+
+  /** Makes sure a flush runs by `due` (the earliest slot of any pending key). */
+  private scheduleFlush(now: number, due: number): void {
+    if (this.flushTimer !== null && this.flushAt <= due) return;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushAt = due;
+    this.flushTimer = setTimeout(() => this.flush(), Math.max(1, due - now));
+    this.flushTimer.unref();
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    this.flushAt = Infinity;
+    const now = Date.now();
+    for (const [key, b] of this.pending) {
+      const last = this.lastSentAt.get(key);
+      if (last !== undefined && now - last < this.opts.throttleMs) continue;
+      this.pending.delete(key);
+      this.lastSentAt.set(key, now);
+      this.deliverBar("bar", b);
+    }
+    let due = Infinity;
+    for (const key of this.pending.keys())
+      due = Math.min(due, (this.lastSentAt.get(key) ?? now) + this.opts.throttleMs);
+    if (due < Infinity) this.scheduleFlush(now, due);
+  }
+
+  private startKeepAlive(): void {
+    if (this.keepAliveTimer !== null) return;
+    this.keepAliveTimer = setInterval(() => this.keepAlive(), this.opts.keepAliveMs);
+    this.keepAliveTimer.unref();
+  }
+
+  private keepAlive(): void {
+    const chunk = sseComment("keep-alive");
+    for (const c of [...this.connections]) this.write(c, chunk);
+    // A throttle slot older than the throttle window no longer delays anything: forget it.
+    const now = Date.now();
+    for (const [key, at] of this.lastSentAt)
+      if (now - at >= this.opts.throttleMs && !this.pending.has(key)) this.lastSentAt.delete(key);
+  }
+
+  private stopTimers(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    if (this.keepAliveTimer !== null) clearInterval(this.keepAliveTimer);
+    this.flushTimer = null;
+    this.flushAt = Infinity;
+    this.keepAliveTimer = null;
+  }
+}

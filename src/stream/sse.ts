@@ -1,0 +1,18 @@
+/**
+ * Server-Sent Events framing (WHATWG HTML, "Server-sent events"): an event is `event:` and
+ * `data:` lines ended by a blank line; a line starting with `:` is a comment that clients ignore,
+ * which makes it the keep-alive; `retry:` sets the client's reconnection delay.
+ */
+
+/** One event whose data is the JSON of `data` (JSON text never holds a raw newline: one line). */
+export function sseEvent(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export function sseComment(text: string): string {
+  return `: ${text}\n\n`;
+}
+
+export function sseRetry(ms: number): string {
+  return `retry: ${Math.round(ms)}\n\n`;
+}
