@@ -6,9 +6,12 @@
  * the default export serves `moleculer-runner` users.
  */
 import type { BrokerOptions, Errors } from "moleculer";
+import { registerRendezvous } from "./src/cluster/rendezvous";
 import { loadConfig, type Config } from "./src/config";
 
 export function brokerOptions(config: Config): BrokerOptions {
+  // Per-symbol actions name the "Rendezvous" strategy; every node must know it.
+  registerRendezvous();
   return {
     namespace: config.namespace,
     nodeID: config.nodeID,
@@ -50,7 +53,10 @@ export function brokerOptions(config: Config): BrokerOptions {
 
     tracking: { enabled: true, shutdownTimeout: 10_000 },
 
-    registry: { strategy: "RoundRobin", preferLocal: true },
+    // preferLocal would serve a sharded call on the caller's node whoever owns the symbol (the
+    // strategy never runs); the one call that should stay local (raw records to the parser) names
+    // its node explicitly.
+    registry: { strategy: "RoundRobin", preferLocal: false },
 
     // Enabled at broker level: per-action breakers with metrics throw when they trip.
     circuitBreaker: {

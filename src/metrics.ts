@@ -23,6 +23,7 @@ export const M = {
   e2eLatency: "tickstream.e2e.latency",
   nativeCallTime: "tickstream.native.call.time",
   symbols: "tickstream.symbols.active",
+  handoffs: "tickstream.handoffs",
 } as const;
 
 const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -69,6 +70,10 @@ export function registerMetrics(broker: ServiceBroker): void {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25],
     quantiles: [0.5, 0.99],
   });
+  counter(M.handoffs, "Symbol states handed between nodes, by service and cause", [
+    "service",
+    "why",
+  ]);
   metrics.register({
     type: "gauge",
     name: M.symbols,

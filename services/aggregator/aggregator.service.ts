@@ -13,6 +13,7 @@ import type { Binding } from "../../src/native";
 import {
   symbolActorsMixin,
   type ApplyParams,
+  type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
 import { toBarJson, type BarJson } from "./bar-json";
@@ -34,7 +35,7 @@ interface Vars extends SymbolActorsVars {
   timers: NodeJS.Timeout[];
 }
 
-interface Methods {
+interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
   publishForming(): void;
@@ -50,6 +51,7 @@ export function aggregatorService(config: Config): ServiceSchema {
 
     actions: {
       bars: {
+        strategy: "Rendezvous",
         params: {
           symbol: { type: "string", max: 64 },
           interval: { type: "enum", values: ["1m", "5m", "1h"] },
@@ -57,11 +59,14 @@ export function aggregatorService(config: Config): ServiceSchema {
           toMs: { type: "number", optional: true },
           limit: { type: "number", integer: true, min: 1, max: 10_000 },
         },
-        handler(
+        async handler(
           this: This,
           ctx: Context<BarsParams>,
-        ): { symbol: string; interval: string; bars: BarJson[] } {
+        ): Promise<{ symbol: string; interval: string; bars: BarJson[] }> {
           const { symbol, interval, fromMs, toMs, limit } = ctx.params;
+          this.refreshMembership();
+          this.ensureOwned([symbol]);
+          await this.ensureHeld(ctx, [symbol]);
           const bars = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
           if (bars === null) throw unknownSymbol(symbol);
           return { symbol, interval, bars: bars.map(toBarJson) };

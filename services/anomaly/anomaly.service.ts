@@ -11,6 +11,7 @@ import type { Binding } from "../../src/native";
 import {
   symbolActorsMixin,
   type ApplyParams,
+  type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
 
@@ -24,7 +25,7 @@ interface Vars extends SymbolActorsVars {
   recent: RecentAnomalies;
 }
 
-interface Methods {
+interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
 }
 

@@ -1,12 +1,17 @@
 /**
- * One batch through the pipeline: decode (parser), then apply to the per-symbol actors
- * (aggregator for bars, anomaly for detectors), each by an acknowledged call. The batch is done
- * only when every call has acknowledged; a failed batch is retried whole, which is safe because
- * `apply` is idempotent (offset watermarks and trade ids).
+ * One batch through the pipeline: decode (parser, on this node when it runs one), split the
+ * packed batch by symbol owner, and apply each part on its owner — aggregator for bars, anomaly
+ * for detectors — by acknowledged calls routed by the Rendezvous strategy. The batch is done only
+ * when every call has acknowledged; a failed batch is retried whole (after a fresh split, since
+ * owners may have changed), which is safe because `apply` is idempotent (offset watermarks and
+ * trade ids).
  */
 import type { ServiceBroker } from "moleculer";
 import type { ApplyCounts } from "../../src/actors/symbol-actors";
+import { members } from "../../src/cluster/membership";
+import { ownerOf } from "../../src/cluster/rendezvous";
 import { M } from "../../src/metrics";
+import { native } from "../../src/native";
 import type { ParseResult } from "../parser.service";
 import type { Delivery, DeliveryHooks, RawBatch } from "./sources";
 
@@ -17,6 +22,30 @@ export interface PipelineCounts {
 }
 
 const MAX_BACKOFF_MS = 5000;
+const ACTOR_SERVICES = ["aggregator", "anomaly"] as const;
+
+/** A part of a batch for one owner, with a symbol of it as the shard key. */
+export interface Part {
+  owner: string;
+  shard: string;
+  batch: Buffer;
+}
+
+/** Splits a decoded batch between the owners of its symbols among `nodes`. */
+export function split(batch: Buffer, symbols: string[], nodes: string[]): Part[] {
+  if (nodes.length === 0) throw new Error("no node hosts the service");
+  if (nodes.length === 1)
+    return symbols.length === 0 ? [] : [{ owner: nodes[0]!, shard: symbols[0]!, batch }];
+  const ownerIndex = new Uint32Array(symbols.length);
+  const shard = new Map<number, string>();
+  symbols.forEach((s, i) => {
+    const o = nodes.indexOf(ownerOf(s, nodes)!);
+    ownerIndex[i] = o;
+    if (!shard.has(o)) shard.set(o, s);
+  });
+  const parts = native.partitionBatch(batch, ownerIndex, nodes.length);
+  return [...shard.entries()].map(([o, s]) => ({ owner: nodes[o]!, shard: s, batch: parts[o]! }));
+}
 
 export class Pipeline {
   readonly counts: PipelineCounts = { batches: 0, records: 0, retries: 0 };
@@ -42,7 +71,7 @@ export class Pipeline {
       } catch (err: unknown) {
         if (this.stopping) return null;
         this.counts.retries += 1;
-        const wait = Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(attempt, 6));
+        const wait = Math.min(MAX_BACKOFF_MS, 50 * 2 ** Math.min(attempt, 7));
         this.broker.logger.warn(
           { source: batch.source, err: (err as Error).message, attempt, wait },
           "batch failed; retrying",
@@ -54,12 +83,12 @@ export class Pipeline {
   }
 
   private async once(batch: RawBatch): Promise<Delivery> {
-    const parsed = await this.broker.call<ParseResult, object>("parser.parse", {
-      source: batch.source,
-      payload: batch.payload,
-      offsets: batch.offsets,
-      seqs: batch.seqs,
-    });
+    const local = this.broker.getLocalService("parser") ? { nodeID: this.broker.nodeID } : {};
+    const parsed = await this.broker.call<ParseResult, object>(
+      "parser.parse",
+      { source: batch.source, payload: batch.payload, offsets: batch.offsets, seqs: batch.seqs },
+      local,
+    );
     if (this.broker.isMetricsEnabled())
       this.broker.metrics.increment(
         M.messagesReceived,
@@ -70,17 +99,24 @@ export class Pipeline {
     if (parsed.trades + parsed.orders > 0) {
       let producedAtMs = Infinity;
       for (const t of batch.producedAtMs) producedAtMs = Math.min(producedAtMs, t);
-      const params = {
-        batch: parsed.batch,
-        producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined,
-      };
-      const [bars] = await Promise.all([
-        this.broker.call<ApplyCounts, object>("aggregator.apply", params),
-        this.broker.call<ApplyCounts, object>("anomaly.apply", params),
-      ]);
+      const calls: Promise<ApplyCounts>[] = [];
+      for (const service of ACTOR_SERVICES) {
+        for (const part of split(parsed.batch, parsed.symbols, members(this.broker, service))) {
+          const params = {
+            batch: part.batch,
+            producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined,
+          };
+          calls.push(
+            this.broker.call<ApplyCounts, object>(`${service}.apply`, params, {
+              meta: { shard: part.shard },
+            }),
+          );
+        }
+      }
+      const results = await Promise.all(calls);
       // Trades older than every retention window are reported like rejects, never dropped silently.
-      for (const record of new Set(bars.tooLateRecords))
-        rejects.push({ record, reason: "TOO_LATE", offset: 0 });
+      const tooLate = new Set(results.flatMap((r) => r.tooLateRecords));
+      for (const record of tooLate) rejects.push({ record, reason: "TOO_LATE", offset: 0 });
     }
     return { rejects };
   }
