@@ -1,10 +1,11 @@
 /**
  * Custom commands of the Moleculer REPL (`npm run repl`): `symbols`, `bars <symbol> [interval]
- * [--limit n]`, `anomalies [symbol]`, `stats`, each printed as a table. They use the same
+ * [--limit n]`, `anomalies [symbol]`, `stats`, `owner <symbol>`, `handoffs`, each printed as a
+ * table (`nodes` is Moleculer's own). They use the same
  * cluster-wide views as the REST gateway, so they work on any node of a cluster.
  */
 import type { ServiceBroker } from "moleculer";
-import { anomaliesView, statsView, symbolsView } from "../cluster/views";
+import { anomaliesView, callEverywhere, statsView, symbolsView } from "../cluster/views";
 import { parseInterval, parseLimit, parseSymbol } from "../api/params";
 
 /** What moleculer-repl 0.8 passes as `args` (an object, whatever its typings say). */
@@ -124,6 +125,49 @@ export async function statsRows(broker: ServiceBroker): Promise<Rows> {
   ];
 }
 
+export async function ownerRows(broker: ServiceBroker, symbol: string): Promise<Rows> {
+  const rows: Rows = [["Service", "Owner", "Held there", "Members"]];
+  for (const service of ["aggregator", "anomaly"]) {
+    const view = await broker.call<{ owner: string | null; members: string[] }, object>(
+      `${service}.owner`,
+      { symbol: parseSymbol(symbol) },
+    );
+    const held = view.owner
+      ? (
+          await broker.call<{ held: boolean }, object>(
+            `${service}.owner`,
+            { symbol },
+            { nodeID: view.owner },
+          )
+        ).held
+      : false;
+    rows.push([service, view.owner ?? "–", held ? "yes" : "not yet", view.members.join(", ")]);
+  }
+  return rows;
+}
+
+interface HandoffRow {
+  time: string;
+  service: string;
+  from: string;
+  to: string;
+  symbols: number;
+  bytes: number;
+  why: string;
+}
+
+export async function handoffRows(broker: ServiceBroker): Promise<Rows> {
+  const parts = await Promise.all(
+    ["aggregator", "anomaly"].map((s) => callEverywhere<HandoffRow[]>(broker, `${s}.handoffs`)),
+  );
+  const all = parts.flat().flatMap((p) => p.result);
+  all.sort((a, b) => (a.time < b.time ? 1 : -1));
+  return [
+    ["Time (UTC)", "Service", "From", "To", "Symbols", "Bytes", "Why"],
+    ...all.slice(0, 50).map((h) => [h.time, h.service, h.from, h.to, h.symbols, h.bytes, h.why]),
+  ];
+}
+
 interface Helpers {
   table: (rows: Rows) => string;
 }
@@ -166,4 +210,12 @@ export const REPL_COMMANDS = [
     anomaliesRows(b, a.symbol as string | undefined),
   ),
   command("stats", "Show pipeline counters per node", (b) => statsRows(b)),
+  command(
+    "owner <symbol>",
+    "Show which node owns a symbol (rendezvous hashing over the live nodes)",
+    (b, a) => ownerRows(b, String(a.symbol)),
+  ),
+  command("handoffs", "Show recent moves of symbol states between nodes and their sizes", (b) =>
+    handoffRows(b),
+  ),
 ];

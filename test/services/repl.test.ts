@@ -56,6 +56,13 @@ describe("REPL commands", () => {
 
     const stats = await run("stats", {});
     expect(stats[1]?.[0]).toBe(node.broker.nodeID);
+
+    const owner = await run("owner", { symbol: "AAPL" });
+    expect(owner.slice(1).map((r) => [r[0], r[1], r[2]])).toEqual([
+      ["aggregator", node.broker.nodeID, "yes"],
+      ["anomaly", node.broker.nodeID, "yes"],
+    ]);
+    expect((await run("handoffs", {}))[0]?.[0]).toBe("Time (UTC)");
   });
 
   it("prints the problem for a bad argument instead of failing the REPL", async () => {
