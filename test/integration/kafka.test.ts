@@ -326,6 +326,63 @@ describe("Kafka ingestion", () => {
     }
   }, 240_000);
 
+  it("keeps memory bounded while a producer runs far ahead of the consumer", async () => {
+    const topic = `flood-${run}`;
+    await createTopic(topic, 3);
+    const { SyntheticMarket } = await import("../../src/feed/synthetic");
+    const market = new SyntheticMarket({
+      symbols: 500,
+      seed: 3,
+      malformedRatio: 0,
+      jumpProbability: 0,
+    });
+    const TOTAL = 150_000;
+    // Everything is in Kafka before the node starts: the backlog is the whole topic.
+    const values: Buffer[] = [];
+    for (let i = 0; i < TOTAL; i += 5000) values.push(...market.next(5000, Date.now()));
+    await produce(topic, values);
+    const node = await spawnNode(`flood-${run}`, {
+      ...kafkaEnv(topic, `g-flood-${run}`),
+      KAFKA_MAX_BYTES_PER_PARTITION: "262144",
+    });
+    const rssMb = () => {
+      const status = readFileSync(`/proc/${node.child.pid}/status`, "utf8");
+      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    };
+    try {
+      const received = async () => {
+        const { body } = await getJson(`${node.url}/api/stats`);
+        return (
+          (body as { nodes: { messages: { received: number } }[] }).nodes[0]?.messages.received ?? 0
+        );
+      };
+      await eventually(
+        async () => ((await received()) > 10_000 ? true : undefined),
+        "consumption to start",
+      );
+      const baseline = rssMb();
+      let peak = baseline;
+      let backlogSeen = 0;
+      await eventually(
+        async () => {
+          peak = Math.max(peak, rssMb());
+          const done = await received();
+          backlogSeen = Math.max(backlogSeen, TOTAL - done);
+          return done >= TOTAL ? true : undefined;
+        },
+        "the backlog to drain",
+        120_000,
+      );
+      console.log(
+        `backlog up to ${TOTAL - 10_000} records: RSS ${baseline.toFixed(0)} MB after warm-up, peak ${peak.toFixed(0)} MB`,
+      );
+      expect(backlogSeen).toBeGreaterThan(50_000);
+      expect(peak - baseline).toBeLessThan(150);
+    } finally {
+      await node.kill();
+    }
+  }, 240_000);
+
   describe("with two ingest nodes over NATS", () => {
     let nats: NatsHandle;
     beforeAll(async () => {
