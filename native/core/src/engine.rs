@@ -270,6 +270,128 @@ fn prefetch_slice<T>(slice: &[T]) {
     prefetch_lines(slice.as_ptr().cast::<u8>(), std::mem::size_of_val(slice));
 }
 
+/// The per-group inputs of [`apply_group`].
+#[derive(Clone, Copy)]
+struct GroupContext {
+    /// The source's watermark for the symbol at the start of the batch.
+    watermark: u64,
+    /// Wall clock for bars' ts_init.
+    now_ns: i64,
+    options: ApplyOptions,
+}
+
+/// Where [`apply_group`] reports, tagging outputs with their row for the final re-ordering.
+struct GroupOut<'a> {
+    counts: &'a mut ApplyCounts,
+    too_late: &'a mut Vec<TooLateRow>,
+    anomalies: &'a mut Vec<(u32, Anomaly)>,
+    closed_bars: &'a mut Vec<(u32, ClosedBar)>,
+    /// Working buffer for the bars a trade closes.
+    closed: &'a mut Vec<Bar>,
+}
+
+/// Applies the trade rows `order[range]` (all of one symbol, in row order) to `state`;
+/// returns max(seq) + 1 of the rows (0 when empty) for the watermark.
+///
+/// The rows are scattered over a multi-megabyte batch, so the loop is a software pipeline:
+/// the row 16 positions ahead is prefetched; 8 ahead (its row now cached) its id string; 4
+/// ahead (its id now cached) the id is hashed and the id table's bucket for it, and for the
+/// id the insertion will evict, prefetched. Each miss then overlaps earlier rows' work
+/// instead of stalling its own. Positions past the range belong to the next symbol, whose
+/// rows are worth fetching too.
+fn apply_group(
+    state: &mut SymbolState,
+    view: &TradeBatchView<'_>,
+    order: &[u32],
+    range: std::ops::Range<usize>,
+    ctx: GroupContext,
+    out: &mut GroupOut<'_>,
+) -> u64 {
+    let GroupContext {
+        watermark: wm,
+        now_ns,
+        options,
+    } = ctx;
+    let (lo, hi) = (range.start, range.end);
+    let row_at = |q: usize| {
+        order
+            .get(q)
+            .and_then(|&j| view.trade_row_bytes_at(j as usize))
+    };
+    let id_hash_at = |q: usize| row_at(q).and_then(|r| view.trade_id(r)).map(id_hash);
+    let mut hashes: [Option<u64>; 8] = [None; 8];
+    for q in lo..hi.min(lo + ID_AHEAD) {
+        hashes[q % 8] = id_hash_at(q);
+    }
+    let mut next = 0u64;
+    for p in lo..hi {
+        if let Some(r) = row_at(p + ROW_AHEAD) {
+            prefetch_slice(r);
+        }
+        if let Some(id) = row_at(p + ID_STRING_AHEAD).and_then(|r| view.trade_id_span(r)) {
+            prefetch_slice(id);
+        }
+        if p + ID_AHEAD < hi {
+            let h = id_hash_at(p + ID_AHEAD);
+            if let Some(bucket) = h.and_then(|h| state.dedupe().probe_start(h)) {
+                prefetch_slice(bucket);
+                if let Some(victim) = state.dedupe().victim_bucket(ID_AHEAD) {
+                    prefetch_slice(victim);
+                }
+            }
+            hashes[(p + ID_AHEAD) % 8] = h;
+        }
+        let hash = hashes[p % 8];
+        let Some((i, r)) = order
+            .get(p)
+            .and_then(|&i| Some((i, view.trade_row_bytes_at(i as usize)?)))
+        else {
+            continue;
+        };
+        let row = view.decode_trade(r);
+        let t = &row.trade;
+        let c = &mut *out.counts;
+        c.trades += 1;
+        next = next.max(t.arrival.seq.saturating_add(1));
+        if t.arrival.seq < wm {
+            c.duplicates_offset += 1;
+            state.count_duplicate_offset();
+            continue;
+        }
+        match state.apply_trade_hashed(t, hash, now_ns, options, out.closed) {
+            TradeStatus::Applied { revised, anomaly } => {
+                c.applied += 1;
+                c.revised += u64::from(revised);
+                if let Some(f) = anomaly {
+                    c.anomalies += 1;
+                    let symbol = state.symbol_arc().clone();
+                    let name = state.detector().name();
+                    out.anomalies
+                        .push((i, Anomaly::new(symbol, t.time_ns, t.arrival, name, f)));
+                }
+            }
+            TradeStatus::DuplicateId => c.duplicates_id += 1,
+            TradeStatus::TooLate => {
+                c.too_late += 1;
+                out.too_late.push(TooLateRow {
+                    row: i,
+                    record: row.record,
+                });
+            }
+            TradeStatus::Invalid => c.invalid += 1,
+        }
+        if !out.closed.is_empty() {
+            c.bars_closed += out.closed.len() as u64;
+            let symbol = state.symbol_arc();
+            out.closed_bars.extend(out.closed.drain(..).map(|bar| {
+                let symbol = symbol.clone();
+                (i, ClosedBar { symbol, bar })
+            }));
+        }
+    }
+    next
+}
+
 /// Counting sort of the trade rows by symbol index: `start[si]..start[si + 1]` indexes the
 /// row numbers of symbol `si` in `order`, in row order.
 fn group_rows(view: &TradeBatchView<'_>, start: &mut Vec<u32>, order: &mut Vec<u32>) {
@@ -440,98 +562,24 @@ impl Engine {
                 out.counts.invalid += (hi - lo) as u64;
                 continue;
             };
-            let mut next = 0u64;
-            // A software pipeline over the group's rows, which are scattered over a
-            // multi-megabyte batch: the row 16 positions ahead is prefetched; 8 ahead (its row
-            // now cached) its id string; 4 ahead (its id now cached) the id is hashed and the
-            // hash's slot in the id table prefetched. Each miss then overlaps earlier rows'
-            // work instead of stalling its own.
-            let row_at = |q: usize| {
-                s.order
-                    .get(q)
-                    .and_then(|&j| view.trade_row_bytes_at(j as usize))
-            };
-            let mut hashes: [Option<u64>; 8] = [None; 8];
-            for q in lo..hi.min(lo + ID_AHEAD) {
-                hashes[q % 8] = row_at(q).and_then(|r| view.trade_id(r)).map(id_hash);
-            }
-            for p in lo..hi {
-                if let Some(r) = row_at(p + ROW_AHEAD) {
-                    prefetch_slice(r);
-                }
-                if let Some(id) = row_at(p + ID_STRING_AHEAD).and_then(|r| view.trade_id_span(r)) {
-                    prefetch_slice(id);
-                }
-                if p + ID_AHEAD < hi {
-                    let h = row_at(p + ID_AHEAD)
-                        .and_then(|r| view.trade_id(r))
-                        .map(id_hash);
-                    if let Some(bucket) = h.and_then(|h| state.dedupe().probe_start(h)) {
-                        prefetch_slice(bucket);
-                        if let Some(victim) = state.dedupe().victim_bucket(ID_AHEAD) {
-                            prefetch_slice(victim);
-                        }
-                    }
-                    hashes[(p + ID_AHEAD) % 8] = h;
-                }
-                let hash = hashes[p % 8];
-                let Some((i, r)) = s
-                    .order
-                    .get(p)
-                    .and_then(|&i| Some((i, view.trade_row_bytes_at(i as usize)?)))
-                else {
-                    continue;
-                };
-                let row = view.decode_trade(r);
-                let t = &row.trade;
-                let c = &mut out.counts;
-                c.trades += 1;
-                next = next.max(t.arrival.seq.saturating_add(1));
-                if t.arrival.seq < wm {
-                    c.duplicates_offset += 1;
-                    state.count_duplicate_offset();
-                    continue;
-                }
-                match state.apply_trade_hashed(t, hash, now_ns, options, &mut s.closed) {
-                    TradeStatus::Applied { revised, anomaly } => {
-                        c.applied += 1;
-                        c.revised += u64::from(revised);
-                        if let Some(f) = anomaly {
-                            c.anomalies += 1;
-                            let a = Anomaly::new(
-                                state.symbol_arc().clone(),
-                                t.time_ns,
-                                t.arrival,
-                                state.detector().name(),
-                                f,
-                            );
-                            s.anomalies.push((i, a));
-                        }
-                    }
-                    TradeStatus::DuplicateId => c.duplicates_id += 1,
-                    TradeStatus::TooLate => {
-                        c.too_late += 1;
-                        out.too_late.push(TooLateRow {
-                            row: i,
-                            record: row.record,
-                        });
-                    }
-                    TradeStatus::Invalid => c.invalid += 1,
-                }
-                if !s.closed.is_empty() {
-                    c.bars_closed += s.closed.len() as u64;
-                    let symbol = state.symbol_arc();
-                    s.closed_bars.extend(s.closed.drain(..).map(|bar| {
-                        (
-                            i,
-                            ClosedBar {
-                                symbol: symbol.clone(),
-                                bar,
-                            },
-                        )
-                    }));
-                }
-            }
+            let next = apply_group(
+                state,
+                view,
+                &s.order,
+                lo..hi,
+                GroupContext {
+                    watermark: wm,
+                    now_ns,
+                    options,
+                },
+                &mut GroupOut {
+                    counts: &mut out.counts,
+                    too_late: &mut out.too_late,
+                    anomalies: &mut s.anomalies,
+                    closed_bars: &mut s.closed_bars,
+                    closed: &mut s.closed,
+                },
+            );
             if let Some(x) = s.next_seq.get_mut(si) {
                 *x = next;
             }
@@ -540,12 +588,11 @@ impl Engine {
         // Orders are few: row order, with the symbol → slot map of the batch. Closed bars they
         // cause sort after every trade's.
         for row in view.order_rows() {
-            let c = &mut out.counts;
-            c.orders += 1;
             let slot = self.resolve(&mut s, view, row.symbol_index, &mut out.touched);
             let o = &row.order;
             let si = row.symbol_index as usize;
             let c = &mut out.counts;
+            c.orders += 1;
             let (Some(state), Some(wm), Some(next)) = (
                 self.states.get_mut(slot as usize),
                 s.watermark.get(si),
@@ -572,13 +619,8 @@ impl Engine {
                 c.bars_closed += s.closed.len() as u64;
                 let symbol = state.symbol_arc();
                 s.closed_bars.extend(s.closed.drain(..).map(|bar| {
-                    (
-                        u32::MAX,
-                        ClosedBar {
-                            symbol: symbol.clone(),
-                            bar,
-                        },
-                    )
+                    let symbol = symbol.clone();
+                    (u32::MAX, ClosedBar { symbol, bar })
                 }));
             }
         }
@@ -596,8 +638,17 @@ impl Engine {
         out.too_late.sort_unstable_by_key(|r| r.row);
         s.anomalies.sort_by_key(|(row, _)| *row);
         out.anomalies = s.anomalies.drain(..).map(|(_, a)| a).collect();
-        s.closed_bars.sort_by_key(|(row, _)| *row);
-        out.closed = s.closed_bars.drain(..).map(|(_, b)| b).collect();
+        // Closed bars are many and large: sort (row, position) keys, not the bars. The
+        // position keeps a row's bars in their 1m, 5m, 1h order.
+        let mut keys: Vec<(u32, u32)> = (s.closed_bars.iter().enumerate())
+            .map(|(k, (row, _))| (*row, k as u32))
+            .collect();
+        keys.sort_unstable();
+        out.closed = keys
+            .iter()
+            .filter_map(|&(_, k)| s.closed_bars.get(k as usize).map(|(_, b)| b.clone()))
+            .collect();
+        s.closed_bars.clear();
         self.totals.add(&out.counts);
         self.scratch = s;
         out

@@ -306,7 +306,9 @@ impl SymbolState {
 
     /// [`SymbolState::apply_trade`] with the id hash computed by the caller (the engine
     /// computes it a few rows ahead to prefetch the id table).
-    #[inline]
+    // Always inlined into the engine's row loop: as a call, its large status return and
+    // argument spills cost ~10 ns per trade in profiles.
+    #[inline(always)]
     pub(crate) fn apply_trade_hashed(
         &mut self,
         trade: &Trade<'_>,

@@ -23,7 +23,7 @@ pub struct WindowStats {
 /// anomalous when `std > 0` and `|z| ≥ T`; then `r` joins the window, evicting the oldest.
 ///
 /// O(1) per trade: the window keeps running sums of `x − shift` and `(x − shift)²`; every W
-/// updates they are recomputed exactly (two passes) with `shift` reset to the window mean,
+/// updates they are recomputed exactly from the window with `shift` reset to the window mean,
 /// which bounds floating-point drift and keeps the shifted values small so that the
 /// `Σy² − (Σy)²/n` variance does not cancel catastrophically.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,12 +129,18 @@ impl ZScore {
         (self.shift + d, var)
     }
 
+    /// Once every W updates; kept out of line so that the per-trade path stays small.
+    #[cold]
+    #[inline(never)]
     fn recompute(&mut self) {
         let n = self.window.len();
         if n == 0 {
             return;
         }
-        let shift = self.window.iter().sum::<f64>() / n as f64;
+        // Shift by the running mean: it is within rounding drift of the exact mean, which is
+        // all the shift needs (small shifted values), and saves a pass. The sums themselves
+        // are recomputed exactly from the window.
+        let shift = self.shift + self.sum / n as f64;
         let (mut s, mut s2) = (0.0, 0.0);
         for x in self.window.iter() {
             let y = x - shift;
@@ -153,7 +159,8 @@ impl ZScore {
 }
 
 impl Detector for ZScore {
-    #[inline]
+    // Always inlined (through AnyDetector) into the engine's row loop; see AnyDetector.
+    #[inline(always)]
     fn observe(&mut self, price: i64, _time_ns: i64, _arrival: Arrival) -> Option<AnomalyFields> {
         let (prev, r) = self.last.step(price)?;
         let n = self.window.len();

@@ -71,10 +71,9 @@ impl Series {
         let w = self.spec.width_ns();
         // t is within MIN_TIME_NS..=MAX_TIME_NS, so the interval number fits i32 (|n| < 2^27).
         let index = t.div_euclid(w) as i32;
-        // New intervals usually come after the newest bar: skip the binary search, whose
-        // probes would touch cold bars.
-        let search = self.bars.binary_search_index(index);
-        let (pos, born_closed) = match search {
+        // The search checks the newest bar first: new intervals usually come after it, and
+        // the binary search's probes would touch cold bars.
+        let (pos, born_closed) = match self.bars.binary_search_index(index) {
             Ok(pos) => (pos, false),
             Err(pos) => {
                 let mut bar = Bar::empty(self.spec, index, now_ns);
@@ -252,7 +251,7 @@ impl BarBook {
     ///
     /// The common case (a trade in the forming bars, no bar due to close, retention window
     /// unchanged) touches only cached thresholds and the three newest bars.
-    #[inline]
+    #[inline(always)]
     pub fn apply_trade(
         &mut self,
         price: i64,
@@ -358,17 +357,23 @@ impl BarBook {
         self.raise_horizon(h, closed);
     }
 
-    #[inline]
+    /// Runs on every trade that moves the clock: the common case is two compares.
+    #[inline(always)]
     fn raise_horizon(&mut self, h: i64, closed: &mut Vec<Bar>) {
         if h > self.horizon_ns {
             self.horizon_ns = h;
             if h >= self.close_due_ns {
-                for s in &mut self.series {
-                    s.close_through(h, closed);
-                }
-                self.refresh_close_due();
+                self.close_due_bars(h, closed);
             }
         }
+    }
+
+    #[cold]
+    fn close_due_bars(&mut self, h: i64, closed: &mut Vec<Bar>) {
+        for s in &mut self.series {
+            s.close_through(h, closed);
+        }
+        self.refresh_close_due();
     }
 
     fn refresh_close_due(&mut self) {
