@@ -235,7 +235,7 @@ export function nodeContender(
       return {
         applied: r.applied ?? 0,
         anomalies: r.anomalies?.length ?? 0,
-        closed: r.closed?.length ?? 0,
+        closed: r.closed ?? 0,
       };
     }),
   };
@@ -294,7 +294,7 @@ export const aggregateSection: Section = {
     const verified = rows.filter((r) => r.detail?.anomalies !== undefined);
     const notes = [
       `same trades for all: ${synthetic.symbols} symbols, batches of ${options.batchSize}; per pass ${trades.length - timed} warm-up trades untimed from empty state, then ${timed} timed (steady state)`,
-      "node: batches packed once by decodeBatch from JSON records, only applyBatch is timed; it returns closed bars and anomalies as JS objects, typescript returns its live bar objects",
+      "node: batches packed once by decodeBatch from JSON records, only applyBatch is timed; it returns counts and anomalies (closed bars queue in the engine for the service to drain on its own schedule), typescript returns its live bar objects",
       `from empty over all ${trades.length} trades: ${verified
         .map(
           (r) =>

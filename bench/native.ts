@@ -40,8 +40,8 @@ export interface NativeFixDecoder {
 export interface NativeApplyResult {
   applied?: number;
   anomalies?: unknown[];
-  /** Bars closed by the batch. */
-  closed?: unknown[];
+  /** Bars closed by the batch (queued in the engine for `drainClosed`). */
+  closed?: number;
 }
 
 export interface NativeEngine {

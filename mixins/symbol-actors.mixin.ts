@@ -151,7 +151,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             const result = timed(this.broker, `${this.name}.apply`, () =>
               this.actors.apply(ctx.params.batch, Date.now()),
             );
-            for (const s of result.touched) this.held.add(s);
+            for (const s of symbols) this.held.add(s);
             this.onApplied(result, ctx.params);
             return SymbolActors.counts(result);
           },
@@ -274,9 +274,9 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           const out: SymbolState[] = [];
           for (const symbol of symbols) {
             const state = this.actors.engine.exportSymbol(symbol);
+            this.held.delete(symbol);
             if (state === null) continue;
             this.actors.engine.removeSymbol(symbol);
-            this.held.delete(symbol);
             out.push({ symbol, state });
           }
           return out;

@@ -14,8 +14,15 @@ export declare class Engine {
   constructor(options?: EngineOptions | undefined | null)
   /** Applies a packed trade batch (from `FixDecoder.decodeBatch` or `partitionBatch`). */
   applyBatch(batch: Uint8Array, nowMs: number): ApplyResult
-  /** Closes bars whose end plus grace has passed on the wall clock (while the feed is live). */
-  closeByWallClock(nowMs: number): Array<SymbolBar>
+  /** Takes the bars closed since the last call (oldest first). */
+  drainClosed(): Array<SymbolBar>
+  /** Takes the symbols that received rows since the last call. */
+  drainTouched(): Array<string>
+  /**
+   * Closes bars whose end plus grace has passed on the wall clock (while the feed is live);
+   * returns how many (queued for `drainClosed`).
+   */
+  closeByWallClock(nowMs: number): number
   /**
    * Bars of a symbol, oldest first (the newest `limit` within [from, to] by start);
    * `null` when the engine does not hold the symbol.
@@ -63,7 +70,11 @@ export interface Anomaly {
   detector: string
 }
 
-/** What one `applyBatch` call did. */
+/**
+ * What one `applyBatch` call did. Closed bars and touched symbols are not returned here: they
+ * queue inside the engine and are taken by `drainClosed` / `drainTouched` on the service's own
+ * (throttled) schedule, which keeps per-bar JS objects off the hot path.
+ */
 export interface ApplyResult {
   trades: number
   applied: number
@@ -76,9 +87,8 @@ export interface ApplyResult {
   invalid: number
   orders: number
   anomalies: Array<Anomaly>
-  closed: Array<SymbolBar>
-  /** Symbols with rows in the batch. */
-  touched: Array<string>
+  /** Bars closed by this call (queued for `drainClosed`). */
+  closed: number
 }
 
 /** One bar as JS sees it (prices and quantities as numbers). */

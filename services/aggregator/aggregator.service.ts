@@ -1,9 +1,10 @@
 /**
  * The aggregator: per-symbol OHLCV bar actors (1m, 5m, 1h) on the Rust engine.
  *
- * Closed bars are published as `bars.closed` as they close; forming bars of the symbols that
- * traded are published as `bars.updated` at most every FORMING_THROTTLE_MS (best-effort fan-out
- * for live views; trades themselves only ever travel by acknowledged calls).
+ * Every FORMING_THROTTLE_MS the bars closed meanwhile are published as `bars.closed` and the
+ * forming bars of the symbols that traded as `bars.updated` (best-effort fan-out for live views;
+ * trades themselves only ever travel by acknowledged calls). Both queue inside the Rust engine, so
+ * applying a batch creates no per-bar JS objects.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../../src/config";
@@ -30,7 +31,6 @@ export interface BarsParams {
 }
 
 interface Vars extends SymbolActorsVars {
-  dirty: Set<string>;
   liveSources: Map<string, boolean>;
   timers: NodeJS.Timeout[];
 }
@@ -119,8 +119,6 @@ export function aggregatorService(config: Config): ServiceSchema {
           if (params.producedAtMs !== undefined && result.applied > 0)
             metrics.observe(M.e2eLatency, Date.now() - params.producedAtMs);
         }
-        for (const symbol of result.touched) this.dirty.add(symbol);
-        if (result.closed.length > 0) this.publishClosed(result.closed);
       },
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
@@ -138,10 +136,12 @@ export function aggregatorService(config: Config): ServiceSchema {
           .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
+      /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
       publishForming(this: This) {
-        if (this.dirty.size === 0) return;
-        const symbols = [...this.dirty];
-        this.dirty.clear();
+        const closed = this.actors.engine.drainClosed();
+        if (closed.length > 0) this.publishClosed(closed);
+        const symbols = this.actors.engine.drainTouched();
+        if (symbols.length === 0) return;
         const latest = this.actors.engine.latest(symbols);
         this.broker
           .broadcast("bars.updated", {
@@ -156,13 +156,11 @@ export function aggregatorService(config: Config): ServiceSchema {
 
       closeByWallClock(this: This) {
         if (![...this.liveSources.values()].some(Boolean)) return;
-        const closed = this.actors.engine.closeByWallClock(Date.now());
-        if (closed.length > 0) this.publishClosed(closed);
+        this.actors.engine.closeByWallClock(Date.now());
       },
     },
 
     created(this: This) {
-      this.dirty = new Set();
       this.liveSources = new Map();
       this.timers = [];
     },

@@ -322,7 +322,7 @@ describe("TypeScript aggregator baseline", () => {
       applyBatch(
         b: Buffer,
         nowMs: number,
-      ): { anomalies: { symbol: string; timeMs: number; zscore: number }[]; closed: unknown[] };
+      ): { anomalies: { symbol: string; timeMs: number; zscore: number }[]; closed: number };
       bars(symbol: string, interval: string): RustBar[] | null;
     }
     const synthetic = {
@@ -351,7 +351,7 @@ describe("TypeScript aggregator baseline", () => {
       rust.anomalies.push(
         ...r.anomalies.map((a) => [a.symbol, a.timeMs, a.zscore] as [string, number, number]),
       );
-      rust.closed += r.closed.length;
+      rust.closed += r.closed;
       const t = agg.applyBatch(b.trades);
       ts.anomalies.push(
         ...t.anomalies.map((a) => [a.symbol, a.timeMs, a.zscore] as [string, number, number]),

@@ -1,6 +1,7 @@
 //! `Engine`: per-symbol bars and detectors; `partitionBatch` splits a batch between owners.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -80,7 +81,9 @@ pub struct AnomalyJs {
     pub detector: String,
 }
 
-/// What one `applyBatch` call did.
+/// What one `applyBatch` call did. Closed bars and touched symbols are not returned here: they
+/// queue inside the engine and are taken by `drainClosed` / `drainTouched` on the service's own
+/// (throttled) schedule, which keeps per-bar JS objects off the hot path.
 #[napi(object)]
 pub struct ApplyResult {
     pub trades: u32,
@@ -94,9 +97,8 @@ pub struct ApplyResult {
     pub invalid: u32,
     pub orders: u32,
     pub anomalies: Vec<AnomalyJs>,
-    pub closed: Vec<SymbolBar>,
-    /// Symbols with rows in the batch.
-    pub touched: Vec<String>,
+    /// Bars closed by this call (queued for `drainClosed`).
+    pub closed: u32,
 }
 
 /// One symbol held by the engine.
@@ -271,10 +273,17 @@ fn clamp(n: u64) -> u32 {
     n.min(u32::MAX as u64) as u32
 }
 
+/// Most closed bars kept for `drainClosed`; beyond it the oldest are dropped (they are best-effort
+/// live events; the bars themselves stay in the engine).
+const CLOSED_QUEUE_MAX: usize = 100_000;
+
 /// Per-symbol bars, detectors, dedupe and watermarks of the symbols this node owns.
 #[napi]
 pub struct Engine {
     inner: CoreEngine,
+    closed: std::collections::VecDeque<ClosedBar>,
+    closed_dropped: u64,
+    touched: HashSet<Arc<str>>,
 }
 
 #[napi]
@@ -283,7 +292,12 @@ impl Engine {
     pub fn new(options: Option<EngineOptions>) -> Result<Self> {
         let inner = CoreEngine::new(config(options)?)
             .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
-        Ok(Engine { inner })
+        Ok(Engine {
+            inner,
+            closed: Default::default(),
+            closed_dropped: 0,
+            touched: HashSet::new(),
+        })
     }
 
     /// Applies a packed trade batch (from `FixDecoder.decodeBatch` or `partitionBatch`).
@@ -293,7 +307,7 @@ impl Engine {
         let now_ns = ms_to_ns(now_ms, "nowMs")?;
         let out = self.inner.apply_batch(&view, now_ns);
         let c = &out.counts;
-        Ok(ApplyResult {
+        let result = ApplyResult {
             trades: clamp(c.trades),
             applied: clamp(c.applied),
             duplicates_id: clamp(c.duplicates_id),
@@ -304,21 +318,42 @@ impl Engine {
             invalid: clamp(c.invalid + c.orders_invalid),
             orders: clamp(c.orders_applied),
             anomalies: out.anomalies.iter().map(anomaly_js).collect(),
-            closed: out.closed.iter().map(symbol_bar).collect(),
-            touched: out.touched.iter().map(|s| s.to_string()).collect(),
-        })
+            closed: out.closed.len() as u32,
+        };
+        self.touched.extend(out.touched);
+        self.queue_closed(out.closed);
+        Ok(result)
     }
 
-    /// Closes bars whose end plus grace has passed on the wall clock (while the feed is live).
+    fn queue_closed(&mut self, closed: Vec<ClosedBar>) {
+        self.closed.extend(closed);
+        while self.closed.len() > CLOSED_QUEUE_MAX {
+            self.closed.pop_front();
+            self.closed_dropped += 1;
+        }
+    }
+
+    /// Takes the bars closed since the last call (oldest first).
     #[napi(catch_unwind)]
-    pub fn close_by_wall_clock(&mut self, now_ms: f64) -> Result<Vec<SymbolBar>> {
+    pub fn drain_closed(&mut self) -> Vec<SymbolBar> {
+        self.closed.drain(..).map(|c| symbol_bar(&c)).collect()
+    }
+
+    /// Takes the symbols that received rows since the last call.
+    #[napi(catch_unwind)]
+    pub fn drain_touched(&mut self) -> Vec<String> {
+        self.touched.drain().map(|s| s.to_string()).collect()
+    }
+
+    /// Closes bars whose end plus grace has passed on the wall clock (while the feed is live);
+    /// returns how many (queued for `drainClosed`).
+    #[napi(catch_unwind)]
+    pub fn close_by_wall_clock(&mut self, now_ms: f64) -> Result<u32> {
         let now_ns = ms_to_ns(now_ms, "nowMs")?;
-        Ok(self
-            .inner
-            .close_by_wall_clock(now_ns)
-            .iter()
-            .map(symbol_bar)
-            .collect())
+        let closed = self.inner.close_by_wall_clock(now_ns);
+        let n = closed.len() as u32;
+        self.queue_closed(closed);
+        Ok(n)
     }
 
     /// Bars of a symbol, oldest first (the newest `limit` within [from, to] by start);
