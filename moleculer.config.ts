@@ -8,6 +8,7 @@
 import type { BrokerOptions, Errors } from "moleculer";
 import { registerRendezvous } from "./src/cluster/rendezvous";
 import { loadConfig, type Config } from "./src/config";
+import { logContextMiddleware } from "./src/node/log-context";
 
 export function brokerOptions(config: Config): BrokerOptions {
   // Per-symbol actions name the "Rendezvous" strategy; every node must know it.
@@ -97,6 +98,7 @@ export function brokerOptions(config: Config): BrokerOptions {
     },
 
     validator: true,
+    middlewares: [logContextMiddleware()],
   };
 }
 

@@ -74,7 +74,7 @@ export interface NodeStats {
   orders: number;
   anomalies: number;
   symbols: number;
-  source: { name: string; live: boolean } | null;
+  source: ({ name: string; live: boolean } & Record<string, unknown>) | null;
 }
 
 interface ParserStats {
@@ -96,7 +96,7 @@ interface AggregatorStats {
 interface AnomalyStats {
   anomalies: number;
 }
-interface IngestStats {
+interface IngestStats extends Record<string, unknown> {
   source: string;
   live: boolean;
 }
@@ -144,7 +144,9 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
     n.symbols = a.symbols;
   }
   for (const { nodeID, result: a } of anomaly) node(nodeID).anomalies = a.anomalies;
-  for (const { nodeID, result: i } of ingest)
-    node(nodeID).source = { name: i.source, live: i.live };
+  for (const { nodeID, result: i } of ingest) {
+    const { source, live, ...counters } = i;
+    node(nodeID).source = { name: source, live, ...counters };
+  }
   return [...nodes.values()].sort((a, b) => a.nodeID.localeCompare(b.nodeID));
 }
