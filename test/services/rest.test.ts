@@ -152,6 +152,7 @@ describe("REST API", () => {
         "/api/openapi.json",
         "/api/ready",
         "/api/stats",
+        "/api/stream",
         "/api/symbols",
       ].sort(),
     );
