@@ -5,8 +5,11 @@
  * when every call has acknowledged; a failed batch is retried whole (after a fresh split, since
  * owners may have changed), which is safe because `apply` is idempotent (offset watermarks and
  * trade ids).
+ *
+ * With tracing on, each attempt at a batch is one trace: a root span `ingest.batch` whose children
+ * are the `parser.parse` call and every `aggregator.apply` / `anomaly.apply` call (`parentSpan`).
  */
-import type { ServiceBroker } from "moleculer";
+import type { CallingOptions, ServiceBroker } from "moleculer";
 import type { ApplyCounts } from "../../src/actors/symbol-actors";
 import { members } from "../../src/cluster/membership";
 import { ownerOf } from "../../src/cluster/rendezvous";
@@ -64,7 +67,7 @@ export class Pipeline {
   async deliver(batch: RawBatch, hooks: DeliveryHooks = {}): Promise<Delivery | null> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const delivery = await this.once(batch);
+        const delivery = await this.traced(batch, attempt);
         this.counts.batches += 1;
         this.counts.records += batch.offsets.length - 1;
         return delivery;
@@ -82,12 +85,35 @@ export class Pipeline {
     }
   }
 
-  private async once(batch: RawBatch): Promise<Delivery> {
+  /** One attempt, under a root span when tracing is on (the calls become its children). */
+  private async traced(batch: RawBatch, attempt: number): Promise<Delivery> {
+    if (!this.broker.isTracingEnabled()) return this.once(batch, {});
+    const span = this.broker.tracer.startSpan("ingest.batch", {
+      type: "custom",
+      tags: {
+        source: batch.source,
+        sourceKind: this.sourceKind,
+        records: batch.offsets.length - 1,
+        attempt,
+        nodeID: this.broker.nodeID,
+      },
+    });
+    try {
+      return await this.once(batch, { parentSpan: span });
+    } catch (err: unknown) {
+      span.setError(err as Error);
+      throw err;
+    } finally {
+      span.finish();
+    }
+  }
+
+  private async once(batch: RawBatch, trace: CallingOptions): Promise<Delivery> {
     const local = this.broker.getLocalService("parser") ? { nodeID: this.broker.nodeID } : {};
     const parsed = await this.broker.call<ParseResult, object>(
       "parser.parse",
       { source: batch.source, payload: batch.payload, offsets: batch.offsets, seqs: batch.seqs },
-      local,
+      { ...local, ...trace },
     );
     if (this.broker.isMetricsEnabled())
       this.broker.metrics.increment(
@@ -108,6 +134,7 @@ export class Pipeline {
           };
           calls.push(
             this.broker.call<ApplyCounts, object>(`${service}.apply`, params, {
+              ...trace,
               meta: { shard: part.shard },
             }),
           );
