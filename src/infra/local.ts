@@ -591,9 +591,16 @@ function clusterIdOf(logDir: string): string | undefined {
   }
 }
 
-/** 16 random bytes, base64url without padding: the format Kafka's StorageTool wants (22 chars). */
+/**
+ * 16 random bytes, base64url without padding: the format Kafka's StorageTool wants (22 chars).
+ * An id starting with "-" would be read by StorageTool's argument parser as an option (1 in 32
+ * ids), so such ids are drawn again.
+ */
 export function randomKafkaClusterId(): string {
-  return randomBytes(16).toString("base64url");
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 export interface StartKafkaOptions {

@@ -9,11 +9,30 @@ const ROOT = path.join(__dirname, "..", "..");
 const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 
 function fix(args: string[], env: Record<string, string> = {}) {
-  const res = spawnSync(NODE, [path.join(ROOT, "dist", "scripts", "fix.js"), ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+  const res = spawnSync(NODE, [path.join(ROOT, "dist", "scripts", "fix.js"), ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+  });
   const lines = res.stdout
     .split("\n")
     .filter((l) => l !== "")
-    .map((l) => JSON.parse(l) as { index: number; ok: boolean; reason?: string; msgType?: string; trades?: { symbol: string; price: number; qty: number; time: string; timeNs: string; id: string | null }[] });
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          index: number;
+          ok: boolean;
+          reason?: string;
+          msgType?: string;
+          trades?: {
+            symbol: string;
+            price: number;
+            qty: number;
+            time: string;
+            timeNs: string;
+            id: string | null;
+          }[];
+        },
+    );
   return { status: res.status, lines, stderr: res.stderr };
 }
 
@@ -25,10 +44,32 @@ describe("fix check", () => {
     expect(lines.map((l) => l.index)).toEqual([...Array(16).keys()]);
     const fills = lines.filter((l) => l.trades);
     expect(fills.map((l) => l.trades)).toEqual([
-      [{ symbol: "MSFT", price: 12.3, qty: 10000, time: "2012-11-05T23:24:42Z", timeNs: "1352157882000000000", id: "2" }],
-      [{ symbol: "ORCL", price: 12.3, qty: 10000, time: "2012-11-05T23:24:55Z", timeNs: "1352157895000000000", id: "4" }],
+      [
+        {
+          symbol: "MSFT",
+          price: 12.3,
+          qty: 10000,
+          time: "2012-11-05T23:24:42Z",
+          timeNs: "1352157882000000000",
+          id: "2",
+        },
+      ],
+      [
+        {
+          symbol: "ORCL",
+          price: 12.3,
+          qty: 10000,
+          time: "2012-11-05T23:24:55Z",
+          timeNs: "1352157895000000000",
+          id: "4",
+        },
+      ],
     ]);
-    expect(JSON.parse(stderr.trim().split("\n").at(-1)!)).toMatchObject({ messages: 16, ok: 16, trades: 2 });
+    expect(JSON.parse(stderr.trim().split("\n").at(-1)!)).toMatchObject({
+      messages: 16,
+      ok: 16,
+      trades: 2,
+    });
   });
 
   it("reads one message per line with | delimiters and reports bad ones with their reason", () => {
@@ -56,6 +97,8 @@ describe("fix check", () => {
     expect(fix([]).status).toBe(2);
     expect(fix(["verify", "x"]).status).toBe(2);
     expect(fix(["check", "/nonexistent/file.fix"]).status).toBe(2);
-    expect(fix(["check", fixFile("hffix-fix.4.1.set.1.fix")], { FIX_MD_ENTRY_TYPES: "2;" }).status).toBe(2);
+    expect(
+      fix(["check", fixFile("hffix-fix.4.1.set.1.fix")], { FIX_MD_ENTRY_TYPES: "2;" }).status,
+    ).toBe(2);
   });
 });
