@@ -48,6 +48,8 @@ if (!quick) {
   check("prettier", bin("prettier"), ["--check", "."]);
   check("eslint", bin("eslint"), ["--max-warnings=0", "."]);
   check("tsc", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
+  // The dashboard is a browser program with its own compiler options (DOM, bundler resolution).
+  check("tsc dashboard", bin("tsc"), ["-p", "dashboard/tsconfig.json", "--noEmit"]);
   check("cargo fmt", "cargo", ["fmt", ...cargoManifest, "--all", "--check"]);
   check("cargo clippy", "cargo", [
     "clippy",

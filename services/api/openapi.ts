@@ -88,6 +88,51 @@ const anomaly = {
   },
 };
 
+const streamBar = {
+  type: "object",
+  additionalProperties: false,
+  required: ["symbol", "interval", "bar"],
+  properties: {
+    symbol: { type: "string" },
+    interval: { type: "string", enum: ["1m", "5m", "1h"] },
+    bar: { $ref: "#/components/schemas/Bar" },
+  },
+};
+
+const streamHello = {
+  type: "object",
+  additionalProperties: false,
+  required: [
+    "nodeID",
+    "symbols",
+    "intervals",
+    "anomalies",
+    "throttleMs",
+    "keepAliveMs",
+    "serverTimeMs",
+  ],
+  properties: {
+    nodeID: { type: "string", description: "The gateway node serving this stream" },
+    symbols: { type: "array", items: { type: "string" } },
+    intervals: { type: "array", items: { type: "string", enum: ["1m", "5m", "1h"] } },
+    anomalies: { type: "string", enum: ["none", "subscribed", "all"] },
+    throttleMs: { type: "integer", minimum: 0 },
+    keepAliveMs: { type: "integer", minimum: 1 },
+    serverTimeMs: { type: "integer", description: "The node's clock when the stream opened" },
+  },
+};
+
+const STREAM_DESCRIPTION = `Server-Sent Events; the connection stays open until the client leaves.
+
+Starts with \`retry:\` (reconnection delay) and a \`hello\` event, then:
+
+- \`bar\`: a forming bar of a subscribed symbol and interval; at most one per STREAM_THROTTLE_MS (250 ms) per symbol and interval, later ones coalesced to the latest (each is the whole bar).
+- \`closed\`: a bar that closed (or a closed bar revised by a late trade), at once.
+- \`anomaly\`: an anomaly of a subscribed symbol (\`anomalies=1\`) or of any symbol (\`anomalies=all\`).
+- \`: keep-alive\` comments every STREAM_KEEPALIVE_MS (15 s).
+
+A client whose unsent backlog passes STREAM_MAX_BUFFER_BYTES is disconnected rather than buffered for; on reconnecting it should reload history with \`/api/bars\` (events carry no ids to resume from). Every gateway node receives every event: any node serves any symbol. Payloads: see \`x-events\`.`;
+
 const json = (schema: object, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -134,7 +179,13 @@ export function openApiDocument(): object {
     servers: [{ url: "/" }],
     security: [{}, { apiKey: [] }],
     components: {
-      schemas: { Error: error, Bar: bar, Anomaly: anomaly },
+      schemas: {
+        Error: error,
+        Bar: bar,
+        Anomaly: anomaly,
+        StreamBar: streamBar,
+        StreamHello: streamHello,
+      },
       securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } },
     },
     paths: {
@@ -277,6 +328,58 @@ export function openApiDocument(): object {
               },
               "Anomalies",
             ),
+            ...errors,
+          },
+        },
+      },
+      "/api/stream": {
+        get: {
+          summary: "Live forming bars, closed bars and anomalies (Server-Sent Events)",
+          description: STREAM_DESCRIPTION,
+          // Never ends by itself: request-response fuzzers must leave it out (see schemathesis.test.ts).
+          "x-streaming": true,
+          "x-events": {
+            hello: { $ref: "#/components/schemas/StreamHello" },
+            bar: { $ref: "#/components/schemas/StreamBar" },
+            closed: { $ref: "#/components/schemas/StreamBar" },
+            anomaly: { $ref: "#/components/schemas/Anomaly" },
+          },
+          parameters: [
+            {
+              name: "symbols",
+              in: "query",
+              required: false,
+              description:
+                "Comma-separated symbols, at most STREAM_MAX_SYMBOLS (100); required unless anomalies=all",
+              schema: { type: "string" },
+              example: "AAPL,MSFT",
+            },
+            {
+              name: "intervals",
+              in: "query",
+              required: false,
+              description: "Comma-separated intervals of 1m, 5m, 1h",
+              schema: { type: "string", default: "1m" },
+              example: "1m,5m",
+            },
+            {
+              name: "anomalies",
+              in: "query",
+              required: false,
+              description: "0: none; 1: those of the listed symbols; all: every symbol's",
+              schema: { type: "string", enum: ["0", "1", "all"], default: "0" },
+            },
+          ],
+          responses: {
+            "200": {
+              description: "The event stream",
+              content: {
+                "text/event-stream": {
+                  schema: { type: "string", description: "SSE frames; see the description" },
+                },
+              },
+            },
+            "503": errorResponse("This node already serves STREAM_MAX_CONNECTIONS streams"),
             ...errors,
           },
         },

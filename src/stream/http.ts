@@ -11,10 +11,14 @@ import type { StreamHub, StreamSink } from "./hub";
 
 export const ERR_TOO_MANY_STREAMS = "ERR_TOO_MANY_STREAMS";
 
-/** Response headers of an event stream: no caching, no buffering by proxies (nginx). */
+/**
+ * Response headers of an event stream: no caching, no buffering by proxies (nginx), and no reuse
+ * of the connection once the stream ends (so a stopping node closes it at once).
+ */
 export const STREAM_HEADERS = {
   "Cache-Control": "no-cache, no-transform",
   "X-Accel-Buffering": "no",
+  Connection: "close",
 };
 
 export const STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8";
@@ -40,7 +44,8 @@ export function responseSink(stream: PassThrough, res?: ServerResponse): StreamS
 
 /**
  * Opens a connection on the hub and returns the readable for moleculer-web to pipe into the
- * response; 503 (retryable) when this node already serves its maximum of connections.
+ * response; 503 when this node already serves its maximum of connections. Not a retryable error:
+ * the broker would retry the (local) call itself, when it is the client that should come back later.
  */
 export function openEventStream(
   hub: StreamHub,
@@ -49,7 +54,7 @@ export function openEventStream(
   res?: ServerResponse,
 ): PassThrough {
   if (hub.full)
-    throw new Errors.MoleculerRetryableError(
+    throw new Errors.MoleculerError(
       "too many open streams on this node; retry later or on another node",
       503,
       ERR_TOO_MANY_STREAMS,

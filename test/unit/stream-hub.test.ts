@@ -23,7 +23,7 @@ const OPTIONS: StreamHubOptions = {
 
 interface SseEvent {
   event: string;
-  data: any;
+  data: { symbol?: string; interval?: string; bar?: { close?: number } };
 }
 
 /** Splits SSE text into events and comments the way a browser's EventSource reads it. */
@@ -112,7 +112,11 @@ describe("stream hub", () => {
   let hub: StreamHub;
 
   beforeEach(() => {
-    jest.useFakeTimers({ now: 1_000_000 });
+    // Streams need the real nextTick and setImmediate; the hub's timers and clock are fake.
+    jest.useFakeTimers({
+      now: 1_000_000,
+      doNotFake: ["nextTick", "setImmediate", "queueMicrotask"],
+    });
     hub = new StreamHub(OPTIONS);
   });
 
@@ -180,7 +184,7 @@ describe("stream hub", () => {
       jest.advanceTimersByTime(10);
     }
     hub.barsUpdated([bar("AAPL", "5m", 0, 100), bar("MSFT", "1m", 0, 200)]);
-    expect(sink.take().map((e) => [e.data.symbol, e.data.interval, e.data.bar.close])).toEqual([
+    expect(sink.take().map((e) => [e.data.symbol, e.data.interval, e.data.bar?.close])).toEqual([
       ["AAPL", "1m", 1],
       ["AAPL", "5m", 100],
       ["MSFT", "1m", 200],
@@ -188,7 +192,7 @@ describe("stream hub", () => {
     jest.advanceTimersByTime(249 - 100);
     expect(sink.take()).toEqual([]);
     jest.advanceTimersByTime(1);
-    expect(sink.take().map((e) => [e.data.symbol, e.data.interval, e.data.bar.close])).toEqual([
+    expect(sink.take().map((e) => [e.data.symbol, e.data.interval, e.data.bar?.close])).toEqual([
       ["AAPL", "1m", 10],
     ]);
     // Nothing more was pending; the next update waits for the next slot.
@@ -201,7 +205,7 @@ describe("stream hub", () => {
     const latestWhenSent: number[] = [];
     const write = sink.write.bind(sink);
     sink.write = (chunk) => {
-      latestWhenSent.push(latest);
+      if (chunk.includes("\ndata: ")) latestWhenSent.push(latest);
       write(chunk);
     };
     for (let t = 1; t <= 200; t++) {
@@ -210,8 +214,8 @@ describe("stream hub", () => {
       jest.advanceTimersByTime(10);
     }
     const arrivals = sink.arrivals;
-    const closes = sink.take().map((e) => e.data.bar.close as number);
-    expect(closes).toHaveLength(8);
+    const closes = sink.take().map((e) => e.data.bar?.close as number);
+    expect(closes).toHaveLength(9); // at 0, 250, …, 2000 ms
     expect(closes).toEqual(latestWhenSent);
     for (let i = 1; i < arrivals.length; i++)
       expect(arrivals[i]! - arrivals[i - 1]!).toBeGreaterThanOrEqual(250);
