@@ -74,6 +74,7 @@ export interface SymbolActorsMethods {
   install(states: SymbolState[]): void;
   pushAway(why: Handoff["why"]): Promise<void>;
   logHandoff(h: Omit<Handoff, "time" | "service">): void;
+  countHeld(): void;
 }
 
 type This = Service & SymbolActorsVars & SymbolActorsMethods;
@@ -152,6 +153,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
               this.actors.apply(ctx.params.batch, Date.now()),
             );
             for (const s of symbols) this.held.add(s);
+            this.countHeld();
             this.onApplied(result, ctx.params);
             return SymbolActors.counts(result);
           },
@@ -321,6 +323,11 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           }
         },
 
+        countHeld(this: This) {
+          if (this.broker.isMetricsEnabled())
+            this.broker.metrics.set(M.symbols, this.held.size, { service: this.name });
+        },
+
         logHandoff(this: This, h: Omit<Handoff, "time" | "service">) {
           this.handoffs.push({ time: new Date().toISOString(), service: this.name, ...h });
           if (this.handoffs.length > HANDOFF_LOG) this.handoffs.shift();
@@ -331,6 +338,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
               h.symbols,
             );
           this.logger.info(h, "handoff");
+          this.countHeld();
         },
       },
     };

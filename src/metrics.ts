@@ -24,6 +24,8 @@ export const M = {
   nativeCallTime: "tickstream.native.call.time",
   symbols: "tickstream.symbols.active",
   handoffs: "tickstream.handoffs",
+  kafkaLag: "tickstream.kafka.lag",
+  barCloseDelay: "tickstream.bars.close.delay",
 } as const;
 
 const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -74,6 +76,22 @@ export function registerMetrics(broker: ServiceBroker): void {
     "service",
     "why",
   ]);
+  metrics.register({
+    type: "gauge",
+    name: M.kafkaLag,
+    description: "Records behind the end of each assigned Kafka partition",
+    labelNames: ["topic", "partition"],
+  });
+  metrics.register({
+    type: "histogram",
+    name: M.barCloseDelay,
+    description:
+      "Wall-clock time from a bar's end to its close, ms, by interval (live feeds; a replay of history shows its age)",
+    unit: "millisecond",
+    labelNames: ["interval"],
+    buckets: [100, 250, 500, 1000, 2000, 2500, 3000, 5000, 10000, 30000, 60000],
+    quantiles: [0.5, 0.99],
+  });
   metrics.register({
     type: "gauge",
     name: M.symbols,

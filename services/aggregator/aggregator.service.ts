@@ -20,6 +20,7 @@ import {
 import { toBarJson, type BarJson } from "./bar-json";
 
 const FORMING_THROTTLE_MS = 250;
+const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
 
 export interface BarsParams {
@@ -122,9 +123,16 @@ export function aggregatorService(config: Config): ServiceSchema {
       },
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
-        if (this.broker.isMetricsEnabled())
-          for (const c of closed)
+        if (this.broker.isMetricsEnabled()) {
+          const now = Date.now();
+          for (const c of closed) {
+            const width = INTERVAL_MS[c.interval as keyof typeof INTERVAL_MS];
             this.broker.metrics.increment(M.barsClosed, { interval: c.interval });
+            this.broker.metrics.observe(M.barCloseDelay, now - (c.bar.startMs + width), {
+              interval: c.interval,
+            });
+          }
+        }
         this.broker
           .broadcast("bars.closed", {
             bars: closed.map((c) => ({

@@ -62,6 +62,14 @@ export function ingestService(config: Config): ServiceSchema {
       registerMetrics(this.broker);
       this.source = createSource(config, {
         log: this.logger,
+        onLag: (lag) => {
+          if (!this.broker.isMetricsEnabled()) return;
+          for (const l of lag)
+            this.broker.metrics.set(M.kafkaLag, l.records, {
+              topic: l.topic,
+              partition: l.partition,
+            });
+        },
         onDeadLetter: (reason) => {
           if (this.broker.isMetricsEnabled())
             this.broker.metrics.increment(M.deadLettered, { reason });

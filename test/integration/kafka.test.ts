@@ -267,6 +267,13 @@ describe("Kafka ingestion", () => {
     try {
       await waitForExactCounts(node.url, expectedPerSymbol(trades), "all trades to be applied");
       await expectExactBars(node.url, trades);
+      // Consumer lag is measured (every 5 s) and is nothing once everything is applied.
+      await eventually(async () => {
+        const { body } = await getJson(`${node.url}/api/stats`);
+        const source = (body as { nodes: { source: { lag: number; lagMeasuredAtMs: number } }[] })
+          .nodes[0]!.source;
+        return source.lagMeasuredAtMs > 0 && source.lag === 0 ? true : undefined;
+      }, "lag to be measured as 0");
       const dlq = await eventually(async () => {
         const out = await kcat([
           "-C",
@@ -374,10 +381,16 @@ describe("Kafka ingestion", () => {
       const warm = rssMb();
       const remaining = TOTAL - (await received());
       let peak = warm;
+      let maxLag = 0;
       await eventually(
         async () => {
           peak = Math.max(peak, rssMb());
-          return (await received()) >= TOTAL ? true : undefined;
+          const { body } = await getJson(`${node.url}/api/stats`);
+          const n = (
+            body as { nodes: { messages: { received: number }; source: { lag: number } }[] }
+          ).nodes[0]!;
+          maxLag = Math.max(maxLag, n.source.lag);
+          return n.messages.received >= TOTAL ? true : undefined;
         },
         "the backlog to drain",
         180_000,
@@ -389,10 +402,11 @@ describe("Kafka ingestion", () => {
         "the catch-up log line",
       );
       console.log(
-        `backlog ${TOTAL} records (${backlogMb.toFixed(0)} MB in Kafka): RSS ${warm.toFixed(0)} MB with ${remaining} records still to go, peak ${peak.toFixed(0)} MB; replayed ${caughtUp[1]} records in ${caughtUp[2]} ms (${caughtUp[3]} records/s)`,
+        `backlog ${TOTAL} records (${backlogMb.toFixed(0)} MB in Kafka): RSS ${warm.toFixed(0)} MB with ${remaining} records still to go, peak ${peak.toFixed(0)} MB; lag seen up to ${maxLag}; replayed ${caughtUp[1]} records in ${caughtUp[2]} ms (${caughtUp[3]} records/s)`,
       );
       expect(remaining).toBeGreaterThan(TOTAL / 2);
       expect(node.child.exitCode).toBeNull();
+      expect(maxLag).toBeGreaterThan(0); // the lag gauge saw the backlog
       // Fetches are bounded (3 partitions × 256 KB): draining the rest adds no memory worth the name.
       expect(peak - warm).toBeLessThan(64);
     } finally {

@@ -36,7 +36,11 @@ export interface KafkaSourceOptions {
   replayWindowMs: number;
   log: KafkaLog;
   onDeadLetter(reason: string): void;
+  /** Consumer lag of each assigned partition, every LAG_INTERVAL_MS. */
+  onLag?(lag: { topic: string; partition: number; records: number }[]): void;
 }
+
+const LAG_INTERVAL_MS = 5000;
 
 interface PartitionProgress {
   /** Offset to reach (the end of the partition when it was assigned) to be caught up. */
@@ -143,6 +147,9 @@ export class KafkaSource implements TradeSource {
   private assigned = false;
   private assignment: Promise<void> = Promise.resolve();
   private counts = { records: 0, deadLettered: 0, crcMismatches: 0, replayRecords: 0, replayMs: 0 };
+  private lag = 0;
+  private lagMeasuredAt = 0;
+  private lagTimer: NodeJS.Timeout | null = null;
   private replayStartedAt = 0;
   private wasLive = false;
 
@@ -173,7 +180,38 @@ export class KafkaSource implements TradeSource {
   }
 
   stats(): Record<string, number> {
-    return { ...this.counts, partitions: this.progress.size };
+    return {
+      ...this.counts,
+      partitions: this.progress.size,
+      lag: this.lag,
+      lagMeasuredAtMs: this.lagMeasuredAt,
+    };
+  }
+
+  /** Records behind the end of each assigned partition (end fetched now, position = next offset). */
+  private async measureLag(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const out: { topic: string; partition: number; records: number }[] = [];
+      for (const topic of this.opts.kafka.topics) {
+        const ends = await admin.fetchTopicOffsets(topic);
+        for (const e of ends) {
+          const p = this.progress.get(`${topic}/${e.partition}`);
+          if (p)
+            out.push({
+              topic,
+              partition: e.partition,
+              records: Math.max(0, Number(e.high) - p.next),
+            });
+        }
+      }
+      this.lag = out.reduce((n, l) => n + l.records, 0);
+      this.lagMeasuredAt = Date.now();
+      this.opts.onLag?.(out);
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   async start(handler: BatchHandler): Promise<void> {
@@ -202,6 +240,11 @@ export class KafkaSource implements TradeSource {
     await consumer.connect();
     await consumer.subscribe({ topics: k.topics, fromBeginning: true });
     this.replayStartedAt = Date.now();
+    this.lagTimer = setInterval(() => {
+      this.measureLag().catch((err: unknown) =>
+        this.opts.log.warn({ err: (err as Error).message }, "cannot measure consumer lag"),
+      );
+    }, LAG_INTERVAL_MS);
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -211,6 +254,7 @@ export class KafkaSource implements TradeSource {
   }
 
   async stop(): Promise<void> {
+    if (this.lagTimer) clearInterval(this.lagTimer);
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
     this.consumer = null;
