@@ -383,53 +383,153 @@ pub(crate) struct IdDedupeParts {
     entries: Vec<IdEntry>,
 }
 
-/// Per-source applied-offset watermarks of one symbol: `next_seq` per source name.
+/// Most disjoint ranges kept per source. Beyond it the two ranges with the smallest gap are
+/// joined (counted in [`Watermarks::joined_gaps`]): the gap is then treated as applied, so a record
+/// inside it that was never applied would be skipped. Real streams need one or two ranges.
+pub const MAX_RANGES_PER_SOURCE: usize = 64;
+
+/// Sorted, disjoint `[lo, hi)` ranges of applied sequence numbers of one source.
+pub type AppliedRanges = Vec<(u64, u64)>;
+
+/// Per-source applied-offset ranges of one symbol.
 ///
-/// A trade (or order) whose `arrival.seq` is below its source's watermark at the start of a
-/// batch is a redelivery. After the batch the watermark moves to `max(seq) + 1`, so the several
-/// trades of one record inside one batch all apply. A symbol sees few sources (a partition of
-/// the trades topic, one of the orders topic), so a sorted vector beats a hash map.
+/// Each source (a Kafka partition, a replayed file) maps to sorted, disjoint `[lo, hi)` ranges of
+/// sequence numbers already applied. A trade (or order) whose `arrival.seq` lies in a range at the
+/// start of a batch is a redelivery. After the batch, `[min seq, max seq + 1)` of the symbol's rows
+/// is added: a batch (or a chunk of one) covers a contiguous run of its source, so no record of the
+/// symbol inside that run is left out, and the several trades of one record all apply.
+///
+/// Ranges rather than one watermark let a state rebuilt after a node loss take the log's older
+/// records on replay even though it already applied newer ones; usually one range per source.
+/// A symbol sees few sources, so a sorted vector beats a hash map.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Watermarks(Vec<(Box<str>, u64)>);
+pub struct Watermarks {
+    sources: Vec<(Box<str>, AppliedRanges)>,
+    joined_gaps: u64,
+}
 
 impl Watermarks {
-    /// The watermark of `source` (0 when unseen).
+    fn find(&self, source: &str) -> Result<usize, usize> {
+        self.sources.binary_search_by(|(s, _)| (**s).cmp(source))
+    }
+
+    /// The applied ranges of `source`, sorted (empty when unseen).
+    #[inline]
+    pub fn ranges(&self, source: &str) -> &[(u64, u64)] {
+        match self.find(source) {
+            Ok(i) => self.sources.get(i).map_or(&[], |(_, r)| r.as_slice()),
+            Err(_) => &[],
+        }
+    }
+
+    /// One past the highest applied seq of `source` (0 when unseen).
     #[inline]
     pub fn get(&self, source: &str) -> u64 {
-        self.0
-            .binary_search_by(|(s, _)| (**s).cmp(source))
-            .ok()
-            .and_then(|i| self.0.get(i))
-            .map_or(0, |(_, v)| *v)
+        self.ranges(source).last().map_or(0, |&(_, hi)| hi)
     }
 
-    /// Raises the watermark of `source` to `next_seq` (never lowers it).
-    pub fn advance(&mut self, source: &str, next_seq: u64) {
-        match self.0.binary_search_by(|(s, _)| (**s).cmp(source)) {
-            Ok(i) => {
-                if let Some((_, v)) = self.0.get_mut(i) {
-                    *v = (*v).max(next_seq);
-                }
+    /// Whether `seq` of `source` was applied.
+    #[inline]
+    pub fn covers(&self, source: &str, seq: u64) -> bool {
+        covered(self.ranges(source), seq)
+    }
+
+    /// Ranges joined because a source exceeded [`MAX_RANGES_PER_SOURCE`].
+    pub fn joined_gaps(&self) -> u64 {
+        self.joined_gaps
+    }
+
+    /// Marks `[lo, hi)` of `source` as applied.
+    pub fn mark(&mut self, source: &str, lo: u64, hi: u64) {
+        if lo >= hi {
+            return;
+        }
+        let i = match self.find(source) {
+            Ok(i) => i,
+            Err(i) => {
+                self.sources.insert(i, (source.into(), Vec::new()));
+                i
             }
-            Err(i) => self.0.insert(i, (source.into(), next_seq)),
+        };
+        let Some((_, ranges)) = self.sources.get_mut(i) else {
+            return;
+        };
+        // Ranges strictly before (ending before lo) and strictly after (starting after hi) stay;
+        // everything touching [lo, hi) is absorbed into it.
+        let start = ranges.partition_point(|&(_, h)| h < lo);
+        let end = ranges.partition_point(|&(l, _)| l <= hi);
+        let (mut nlo, mut nhi) = (lo, hi);
+        if let Some(slice) = ranges.get(start..end) {
+            for &(l, h) in slice {
+                nlo = nlo.min(l);
+                nhi = nhi.max(h);
+            }
+        }
+        ranges.splice(start..end.max(start), [(nlo, nhi)]);
+        while ranges.len() > MAX_RANGES_PER_SOURCE {
+            let gap_at = (1..ranges.len())
+                .min_by_key(|&k| ranges[k].0.saturating_sub(ranges[k - 1].1))
+                .unwrap_or(1);
+            let hi = ranges[gap_at].1;
+            ranges[gap_at - 1].1 = hi;
+            ranges.remove(gap_at);
+            self.joined_gaps += 1;
         }
     }
 
-    /// Per-source maximum with another symbol state's watermarks.
+    /// Marks everything below `next_seq` of `source` as applied.
+    pub fn advance(&mut self, source: &str, next_seq: u64) {
+        self.mark(source, 0, next_seq);
+    }
+
+    /// Union with another symbol state's ranges.
     pub fn merge(&mut self, other: &Watermarks) {
-        for (s, v) in &other.0 {
-            self.advance(s, *v);
+        for (s, ranges) in &other.sources {
+            for &(lo, hi) in ranges {
+                self.mark(s, lo, hi);
+            }
         }
+        self.joined_gaps += other.joined_gaps;
     }
 
-    /// `(source, next_seq)` pairs sorted by source.
+    /// `(source, one past the highest applied seq)` pairs sorted by source.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
-        self.0.iter().map(|(s, v)| (&**s, *v))
+        self.sources
+            .iter()
+            .map(|(s, r)| (&**s, r.last().map_or(0, |&(_, hi)| hi)))
     }
 
-    /// Checks sortedness and uniqueness (imported state).
+    /// Number of sources.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether no source was seen.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Checks sortedness, disjointness and bounds (imported state).
     pub(crate) fn is_valid(&self) -> bool {
-        self.0.windows(2).all(|w| w[0].0 < w[1].0)
+        self.sources.windows(2).all(|w| w[0].0 < w[1].0)
+            && self.sources.iter().all(|(_, r)| {
+                r.len() <= MAX_RANGES_PER_SOURCE
+                    && r.iter().all(|&(l, h)| l < h)
+                    && r.windows(2).all(|w| w[0].1 < w[1].0)
+            })
+    }
+}
+
+/// Whether `seq` lies in one of the sorted ranges.
+#[inline]
+pub fn covered(ranges: &[(u64, u64)], seq: u64) -> bool {
+    match ranges {
+        [] => false,
+        [(lo, hi)] => *lo <= seq && seq < *hi,
+        _ => {
+            let k = ranges.partition_point(|&(l, _)| l <= seq);
+            k > 0 && ranges.get(k - 1).is_some_and(|&(_, h)| seq < h)
+        }
     }
 }
 
@@ -541,5 +641,54 @@ mod tests {
             vec![("orders/0", 7), ("trades/3", 12), ("trades/9", 1)]
         );
         assert!(w.is_valid());
+    }
+
+    #[test]
+    fn applied_ranges_merge_touching_runs_and_let_older_offsets_through() {
+        let mut w = Watermarks::default();
+        w.mark("p", 100, 200);
+        assert!(w.covers("p", 150) && !w.covers("p", 99) && !w.covers("p", 200));
+        // A replay of older records (a state rebuilt after a node loss) is applied, then joins.
+        assert!(!w.covers("p", 0));
+        w.mark("p", 0, 50);
+        w.mark("p", 50, 100);
+        assert_eq!(w.ranges("p"), &[(0, 200)]);
+        w.mark("p", 300, 310);
+        assert_eq!(w.ranges("p"), &[(0, 200), (300, 310)]);
+        assert!(!w.covers("p", 250) && w.covers("p", 305));
+        assert_eq!(w.get("p"), 310);
+        assert!(w.is_valid());
+    }
+
+    #[test]
+    fn applied_ranges_are_bounded_per_source() {
+        let mut w = Watermarks::default();
+        for k in 0..(MAX_RANGES_PER_SOURCE as u64 + 10) {
+            w.mark("p", k * 10, k * 10 + 1);
+        }
+        assert_eq!(w.ranges("p").len(), MAX_RANGES_PER_SOURCE);
+        assert_eq!(w.joined_gaps(), 10);
+        assert!(w.is_valid());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn applied_ranges_equal_a_set_of_marked_seqs(marks in proptest::collection::vec((0u64..200, 1u64..20), 0..20)) {
+            let mut w = Watermarks::default();
+            let mut set = std::collections::BTreeSet::new();
+            for &(lo, len) in &marks {
+                w.mark("s", lo, lo + len);
+                set.extend(lo..lo + len);
+            }
+            proptest::prop_assert!(w.is_valid());
+            for seq in 0..230 {
+                proptest::prop_assert_eq!(w.covers("s", seq), set.contains(&seq));
+            }
+            let mut other = Watermarks::default();
+            other.mark("s", 500, 510);
+            let mut m = w.clone();
+            m.merge(&other);
+            proptest::prop_assert!(m.covers("s", 505) && m.covers("s", marks.first().map_or(505, |m| m.0)));
+        }
     }
 }

@@ -7,7 +7,7 @@
 use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
 use crate::bars::{Bar, BarConfig, BarError, BarSpec};
 use crate::batch::TradeBatchView;
-use crate::dedupe::{id_hash, DedupeError, IdDedupe};
+use crate::dedupe::{covered, id_hash, DedupeError, IdDedupe};
 use crate::state::{
     ApplyOptions, DedupeConfig, OrderStatus, StateConfig, StateError, SymbolCounters, SymbolState,
     TradeStatus,
@@ -214,8 +214,13 @@ const INVALID_SYMBOL: u32 = u32::MAX - 1;
 struct Scratch {
     /// Batch symbol index → state slot (or UNRESOLVED / INVALID_SYMBOL).
     slots: Vec<u32>,
-    /// Batch symbol index → the source's watermark at the start of the batch.
-    watermark: Vec<u64>,
+    /// Batch symbol index → (start, len) in `ranges` of the source's applied ranges at the start
+    /// of the batch.
+    applied: Vec<(u32, u32)>,
+    /// The applied ranges of every resolved symbol, back to back.
+    ranges: Vec<(u64, u64)>,
+    /// Batch symbol index → min(seq) of its rows (u64::MAX: no row).
+    first_seq: Vec<u64>,
     /// Batch symbol index → max(seq) + 1 of its rows (0: no row).
     next_seq: Vec<u64>,
     /// Batch symbol index → first position of its rows in `order` (counting sort).
@@ -272,9 +277,9 @@ fn prefetch_slice<T>(slice: &[T]) {
 
 /// The per-group inputs of [`apply_group`].
 #[derive(Clone, Copy)]
-struct GroupContext {
-    /// The source's watermark for the symbol at the start of the batch.
-    watermark: u64,
+struct GroupContext<'r> {
+    /// The source's applied ranges for the symbol at the start of the batch.
+    applied: &'r [(u64, u64)],
     /// Wall clock for bars' ts_init.
     now_ns: i64,
     options: ApplyOptions,
@@ -291,7 +296,7 @@ struct GroupOut<'a> {
 }
 
 /// Applies the trade rows `order[range]` (all of one symbol, in row order) to `state`;
-/// returns max(seq) + 1 of the rows (0 when empty) for the watermark.
+/// returns (min seq, max seq + 1) of the rows ((u64::MAX, 0) when empty) for the applied ranges.
 ///
 /// The rows are scattered over a multi-megabyte batch, so the loop is a software pipeline:
 /// the row 16 positions ahead is prefetched; 8 ahead (its row now cached) its id string; 4
@@ -304,11 +309,11 @@ fn apply_group(
     view: &TradeBatchView<'_>,
     order: &[u32],
     range: std::ops::Range<usize>,
-    ctx: GroupContext,
+    ctx: GroupContext<'_>,
     out: &mut GroupOut<'_>,
-) -> u64 {
+) -> (u64, u64) {
     let GroupContext {
-        watermark: wm,
+        applied,
         now_ns,
         options,
     } = ctx;
@@ -324,6 +329,7 @@ fn apply_group(
         hashes[q % 8] = id_hash_at(q);
     }
     let mut next = 0u64;
+    let mut first = u64::MAX;
     for p in lo..hi {
         if let Some(r) = row_at(p + ROW_AHEAD) {
             prefetch_slice(r);
@@ -353,7 +359,8 @@ fn apply_group(
         let c = &mut *out.counts;
         c.trades += 1;
         next = next.max(t.arrival.seq.saturating_add(1));
-        if t.arrival.seq < wm {
+        first = first.min(t.arrival.seq);
+        if covered(applied, t.arrival.seq) {
             c.duplicates_offset += 1;
             state.count_duplicate_offset();
             continue;
@@ -389,7 +396,7 @@ fn apply_group(
             }));
         }
     }
-    next
+    (first, next)
 }
 
 /// Counting sort of the trade rows by symbol index: `start[si]..start[si + 1]` indexes the
@@ -513,10 +520,13 @@ impl Engine {
         let n = view.symbols().len();
         s.slots.clear();
         s.slots.resize(n, UNRESOLVED);
-        s.watermark.clear();
-        s.watermark.resize(n, 0);
+        s.applied.clear();
+        s.applied.resize(n, (0, 0));
+        s.ranges.clear();
         s.next_seq.clear();
         s.next_seq.resize(n, 0);
+        s.first_seq.clear();
+        s.first_seq.resize(n, u64::MAX);
         s.batch += 1;
         let options = self.options();
         let mut out = ApplyOutcome::default();
@@ -555,20 +565,24 @@ impl Engine {
             let (Some(&lo), Some(&hi)) = (s.group_start.get(si), s.group_start.get(si + 1)) else {
                 continue;
             };
-            let wm = s.watermark.get(si).copied().unwrap_or(0);
+            let (a0, alen) = s.applied.get(si).copied().unwrap_or((0, 0));
+            let applied = s
+                .ranges
+                .get(a0 as usize..(a0 + alen) as usize)
+                .unwrap_or(&[]);
             let (lo, hi) = (lo as usize, hi as usize);
             let Some(state) = self.states.get_mut(slot as usize) else {
                 out.counts.trades += (hi - lo) as u64;
                 out.counts.invalid += (hi - lo) as u64;
                 continue;
             };
-            let next = apply_group(
+            let (first, next) = apply_group(
                 state,
                 view,
                 &s.order,
                 lo..hi,
                 GroupContext {
-                    watermark: wm,
+                    applied,
                     now_ns,
                     options,
                 },
@@ -583,6 +597,9 @@ impl Engine {
             if let Some(x) = s.next_seq.get_mut(si) {
                 *x = next;
             }
+            if let Some(x) = s.first_seq.get_mut(si) {
+                *x = first;
+            }
         }
 
         // Orders are few: row order, with the symbol → slot map of the batch. Closed bars they
@@ -593,16 +610,23 @@ impl Engine {
             let si = row.symbol_index as usize;
             let c = &mut out.counts;
             c.orders += 1;
-            let (Some(state), Some(wm), Some(next)) = (
+            let (a0, alen) = s.applied.get(si).copied().unwrap_or((0, 0));
+            let applied = s
+                .ranges
+                .get(a0 as usize..(a0 + alen) as usize)
+                .unwrap_or(&[]);
+            let duplicate = covered(applied, o.arrival.seq);
+            let (Some(state), Some(next), Some(first)) = (
                 self.states.get_mut(slot as usize),
-                s.watermark.get(si),
                 s.next_seq.get_mut(si),
+                s.first_seq.get_mut(si),
             ) else {
                 c.orders_invalid += 1;
                 continue;
             };
             *next = (*next).max(o.arrival.seq.saturating_add(1));
-            if o.arrival.seq < *wm {
+            *first = (*first).min(o.arrival.seq);
+            if duplicate {
                 c.orders_duplicates += 1;
                 state.count_duplicate_offset();
                 continue;
@@ -626,10 +650,10 @@ impl Engine {
         }
 
         let source = view.source();
-        for (&slot, &next) in s.slots.iter().zip(&s.next_seq) {
+        for ((&slot, &next), &first) in s.slots.iter().zip(&s.next_seq).zip(&s.first_seq) {
             if next > 0 {
                 if let Some(state) = self.states.get_mut(slot as usize) {
-                    state.advance_watermark(source, next);
+                    state.mark_applied(source, first, next);
                 }
             }
         }
@@ -671,8 +695,11 @@ impl Engine {
         let symbol = view.symbols().get(si as usize).copied().unwrap_or("");
         let slot = self.slot_or_create(symbol).unwrap_or(INVALID_SYMBOL);
         if let Some(state) = self.states.get(slot as usize) {
-            if let Some(w) = s.watermark.get_mut(si as usize) {
-                *w = state.watermarks().get(view.source());
+            let ranges = state.watermarks().ranges(view.source());
+            let start = s.ranges.len() as u32;
+            s.ranges.extend_from_slice(ranges);
+            if let Some(w) = s.applied.get_mut(si as usize) {
+                *w = (start, ranges.len() as u32);
             }
             let mark = s.touched_mark.get(slot as usize).copied();
             if mark != Some(s.batch) {
@@ -708,7 +735,7 @@ impl Engine {
             return out;
         };
         out.touched.push(state.symbol_arc().clone());
-        if trade.arrival.seq < state.watermarks().get(source) {
+        if state.watermarks().covers(source, trade.arrival.seq) {
             c.duplicates_offset = 1;
             state.count_duplicate_offset();
         } else {
@@ -741,7 +768,11 @@ impl Engine {
                 symbol: symbol.clone(),
                 bar,
             }));
-            state.advance_watermark(source, trade.arrival.seq.saturating_add(1));
+            state.mark_applied(
+                source,
+                trade.arrival.seq,
+                trade.arrival.seq.saturating_add(1),
+            );
         }
         self.totals.add(&out.counts);
         out
@@ -904,6 +935,30 @@ mod tests {
         );
         assert_eq!(out.counts.applied, 2);
         assert_eq!(e.totals().duplicates_id, 2);
+    }
+
+    #[test]
+    fn a_state_rebuilt_after_a_loss_takes_older_offsets_on_replay_once() {
+        let mut e = engine();
+        // After the loss the new owner first sees live records 100..105 …
+        let live: Vec<OwnedTrade> = (100..105)
+            .map(|q| tr("X", 2.0, T0 + q as i64 * SEC, q))
+            .collect();
+        assert_eq!(run(&mut e, "trades/0", &live).counts.applied, 5);
+        // … then the replay of the partition from its start: 0..100 are new, 100..105 are not.
+        let replay: Vec<OwnedTrade> = (0..105)
+            .map(|q| tr("X", 1.0 + q as f64 / 100.0, T0 + q as i64 * SEC, q))
+            .collect();
+        let out = run(&mut e, "trades/0", &replay);
+        assert_eq!((out.counts.applied, out.counts.duplicates_offset), (100, 5));
+        assert_eq!(
+            e.state("X").unwrap().watermarks().ranges("trades/0"),
+            &[(0, 105)]
+        );
+        // A second replay changes nothing.
+        let out = run(&mut e, "trades/0", &replay);
+        assert_eq!((out.counts.applied, out.counts.duplicates_offset), (0, 105));
+        assert_eq!(e.state("X").unwrap().counters().trades_applied, 105);
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 /// First four bytes of an exported symbol state.
 pub const STATE_MAGIC: [u8; 4] = *b"TSS1";
-/// Export format version written by this crate.
-pub const STATE_VERSION: u16 = 1;
+/// Export format version written by this crate (2: applied-offset ranges instead of watermarks).
+pub const STATE_VERSION: u16 = 2;
 /// Longest accepted symbol, in bytes.
 pub const MAX_SYMBOL_LEN: usize = 256;
 
@@ -275,9 +275,14 @@ impl SymbolState {
         &self.watermarks
     }
 
-    /// Raises the watermark of `source` (after a batch: to its largest seq + 1).
+    /// Marks everything below `next_seq` of `source` as applied.
     pub fn advance_watermark(&mut self, source: &str, next_seq: u64) {
         self.watermarks.advance(source, next_seq);
+    }
+
+    /// Marks `[first, next)` of `source` as applied (after a batch: its rows' seq span).
+    pub fn mark_applied(&mut self, source: &str, first: u64, next: u64) {
+        self.watermarks.mark(source, first, next);
     }
 
     /// The counters.
@@ -419,7 +424,7 @@ impl SymbolState {
             + self
                 .watermarks
                 .iter()
-                .map(|(s, _)| s.len() + 24)
+                .map(|(s, _)| s.len() + 48)
                 .sum::<usize>()
     }
 
@@ -596,11 +601,11 @@ mod tests {
             SymbolState::import(b"TSS2\x01\x00"),
             Err(StateError::BadMagic)
         ));
-        let mut v2 = bytes.clone();
-        v2[4] = 2;
+        let mut v9 = bytes.clone();
+        v9[4] = 9;
         assert!(matches!(
-            SymbolState::import(&v2),
-            Err(StateError::UnsupportedVersion(2))
+            SymbolState::import(&v9),
+            Err(StateError::UnsupportedVersion(9))
         ));
         let mut long = bytes.clone();
         long.push(0);
