@@ -3,7 +3,7 @@
  * batches through the pipeline. Broadcasts `ingest.status` so that aggregators know when the
  * feed is live (wall-clock bar closing) and gateways can answer /api/ready.
  */
-import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../../src/config";
 import { M, registerMetrics } from "../../src/metrics";
 import { Pipeline } from "./pipeline";
@@ -44,6 +44,32 @@ export function ingestService(config: Config): ServiceSchema {
             ...this.source.stats(),
           };
         },
+      },
+    },
+
+    events: {
+      /**
+       * A node that held per-symbol actors vanished without saying goodbye (crash, SIGKILL): its
+       * symbols' new owners start empty, so the log's replay window is read again to rebuild them.
+       */
+      "$node.disconnected"(
+        this: This,
+        ctx: Context<{ node: { id: string; services?: { name: string }[] }; unexpected: boolean }>,
+      ) {
+        const { node, unexpected } = ctx.params;
+        const hadActors = (node.services ?? []).some(
+          (s) => s.name === "aggregator" || s.name === "anomaly",
+        );
+        if (!unexpected || !hadActors || !this.source.rewind) return;
+        this.logger.warn(
+          { lost: node.id },
+          "an actor node was lost; replaying the log to rebuild its symbols",
+        );
+        this.source
+          .rewind()
+          .catch((err: unknown) =>
+            this.logger.error({ err: (err as Error).message }, "rewind failed"),
+          );
       },
     },
 

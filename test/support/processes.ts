@@ -46,7 +46,7 @@ export async function spawnNode(nodeID: string, env: Record<string, string>): Pr
   live.add(child);
   let out = "";
   const keep = (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
+    out = (out + d.toString()).slice(-2_000_000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);

@@ -296,6 +296,9 @@ export class KafkaSource implements TradeSource {
       }
       this.progress.clear();
       for (const [k, v] of next) this.progress.set(k, v);
+      // A partition that went to another node and comes back later is replayed again: its
+      // symbols' owners may have been lost meanwhile (replaying is idempotent).
+      for (const key of [...this.replayed]) if (!next.has(key)) this.replayed.delete(key);
       this.assigned = true;
     } finally {
       await admin.disconnect();
@@ -315,6 +318,15 @@ export class KafkaSource implements TradeSource {
     const key = `${topic}/${partition}`;
     if (!this.opts.kafka.replay || this.replayed.has(key)) return null;
     this.replayed.add(key);
+    const offset = await this.replayOffset(topic, partition);
+    if (offset >= firstOffset) return null;
+    const progress = this.progress.get(key);
+    if (progress) progress.next = offset;
+    return offset;
+  }
+
+  /** The first offset of a partition inside the replay window (by record timestamp). */
+  private async replayOffset(topic: string, partition: number): Promise<number> {
     const admin = this.kafka.admin();
     await admin.connect();
     try {
@@ -324,14 +336,39 @@ export class KafkaSource implements TradeSource {
       );
       const low = (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition);
       const at = byTime.find((o) => o.partition === partition);
-      const offset = Math.max(Number(low?.low ?? 0), at ? Number(at.offset) : 0);
-      if (offset >= firstOffset) return null;
-      const progress = this.progress.get(key);
-      if (progress) progress.next = offset;
-      return offset;
+      return Math.max(Number(low?.low ?? 0), at ? Number(at.offset) : 0);
     } finally {
       await admin.disconnect();
     }
+  }
+
+  /**
+   * Replays every assigned partition from the replay point: after an actor node was lost, its
+   * symbols' new owners rebuild them from the log while the others skip what they already hold
+   * (applied-offset ranges). The node reports not-live until it has caught up again.
+   */
+  async rewind(): Promise<void> {
+    if (!this.opts.kafka.replay || !this.consumer) return;
+    this.wasLive = false;
+    this.replayStartedAt = Date.now();
+    this.counts.replayRecords = 0;
+    for (const [key, progress] of this.progress) {
+      const cut = key.lastIndexOf("/");
+      const topic = key.slice(0, cut);
+      const partition = Number(key.slice(cut + 1));
+      const offset = await this.replayOffset(topic, partition);
+      this.replayed.add(key);
+      progress.target = Math.max(progress.target, progress.next);
+      progress.next = Math.min(progress.next, offset);
+      this.consumer.seek({ topic, partition, offset: String(offset) });
+      // Committed too: a rebalance (the lost node's partitions coming to us) resumes from the
+      // committed offsets and would otherwise forget the seek.
+      await this.consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
+    }
+    this.opts.log.info(
+      { partitions: this.progress.size },
+      "rewound to rebuild the state of a lost node",
+    );
   }
 
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
@@ -383,6 +420,12 @@ export class KafkaSource implements TradeSource {
       if (rejects.length > 0)
         await this.deadLetter(batch.topic, batch.partition, messages, rejects);
       const last = messages[messages.length - 1]!;
+      // A seek (rewind) while the chunk was applied: its commit would undo the rewind. The chunk
+      // is re-read from the new position and skipped as already applied.
+      if (isStale()) {
+        (resume as (() => void) | null)?.();
+        return;
+      }
       resolveOffset(last.offset);
       await this.consumer?.commitOffsets([
         { topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) },

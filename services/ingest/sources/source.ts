@@ -40,6 +40,8 @@ export interface TradeSource {
   readonly live: boolean;
   /** Counters for /api/stats. */
   stats(): Record<string, number>;
+  /** Re-reads the log's replay window (sources that can), to rebuild the state of a lost node. */
+  rewind?(): Promise<void>;
 }
 
 /** Packs records into one buffer with their boundaries. */
