@@ -2,7 +2,7 @@
  * The per-symbol actor services through a ServiceBroker: acknowledged, idempotent `apply`, order
  * of updates, and moving a symbol's state between two nodes (over the in-memory Fake transporter).
  */
-import { ServiceBroker } from "moleculer";
+import { Errors, ServiceBroker } from "moleculer";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 import { brokerOptions } from "../../moleculer.config";
 import { SERVICE_FACTORIES } from "../../src/node/services";
@@ -272,4 +272,113 @@ describe("a cluster of actor nodes (Fake transporter)", () => {
       await Promise.all([a.stop(), b.stop(), c.stop()]);
     }
   });
+});
+
+describe("an owner whose circuit is open", () => {
+  it("is retried as designed: no INVALID_ENDPOINT, nothing lost, nothing applied twice", async () => {
+    const ns = `breaker-${process.pid}`;
+    const failing = { on: true };
+    const config = testConfig({ NODEID: "cb-a" });
+    const make = (
+      nodeID: string,
+      services: ("parser" | "aggregator" | "anomaly")[],
+      extra: object = {},
+    ) => {
+      const b = new ServiceBroker({
+        ...brokerOptions(testConfig({ NODEID: nodeID })),
+        nodeID,
+        namespace: ns,
+        logger: false,
+        transporter: "Fake",
+        metrics: false,
+        ...extra,
+      });
+      for (const s of services) b.createService(SERVICE_FACTORIES[s](config));
+      return b;
+    };
+    // node-b's aggregator fails (500, retryable) while `failing.on`: node-a's breaker opens on it.
+    const flaky = {
+      name: "Flaky",
+      localAction(next: (ctx: unknown) => Promise<unknown>, action: { name: string }) {
+        return (ctx: unknown) => {
+          if (failing.on && action.name === "aggregator.apply")
+            return Promise.reject(
+              new Errors.MoleculerServerError("injected failure", 500, "INJECTED"),
+            );
+          return next(ctx);
+        };
+      },
+    };
+    const a = make("cb-a", ["parser", "aggregator", "anomaly"]);
+    const b = make("cb-b", ["aggregator", "anomaly"], {
+      middlewares: [...(brokerOptions(config).middlewares ?? []), flaky],
+    });
+    await Promise.all([a.start(), b.start()]);
+    const warnings: string[] = [];
+    const { Pipeline } = await import("../../services/ingest/pipeline");
+    a.logger.warn = ((obj: { err?: string }) => {
+      warnings.push(String(obj.err));
+    }) as typeof a.logger.warn;
+    try {
+      await eventually(
+        () =>
+          a.registry.getActionEndpoints("aggregator.apply")?.endpoints.length === 2
+            ? true
+            : undefined,
+        "cb-a to see cb-b",
+      );
+      const pipeline = new Pipeline(a, "test");
+      const t0 = Date.now();
+      const symbols = Array.from({ length: 40 }, (_, i) => `CB${i}`);
+      const records = symbols.flatMap((symbol, i) => [
+        fill(1000 + i, symbol, "10.00", "1", T0),
+        fill(2000 + i, symbol, "11.00", "2", T0 + 1000),
+      ]);
+      // Enough failing calls to trip the breaker (20 requests, 50 % failures in 60 s).
+      const deliveries = Array.from({ length: 12 }, (_, k) => {
+        const batch = records.slice(k * 8, k * 8 + 8);
+        const offsets = new Uint32Array(batch.length + 1);
+        batch.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
+        return batch.length === 0
+          ? Promise.resolve(null)
+          : pipeline.deliver({
+              source: "cb/0",
+              payload: Buffer.concat(batch),
+              offsets,
+              seqs: Float64Array.from(batch, (_, i) => k * 8 + i),
+              producedAtMs: Float64Array.from(batch, () => Date.now()),
+            });
+      });
+      await eventually(
+        () =>
+          a.registry.getActionEndpoints("aggregator.apply")?.endpoints.find((e) => e.id === "cb-b")
+            ?.isAvailable === false
+            ? true
+            : undefined,
+        "cb-b's circuit to open",
+        30_000,
+      );
+      const openedAt = Date.now() - t0;
+      failing.on = false;
+      await Promise.all(deliveries);
+      console.log(
+        `breaker opened after ${openedAt} ms; every batch applied after ${Date.now() - t0} ms (half-open after 10 s)`,
+      );
+      for (const symbol of symbols) {
+        const bars = await a.call<BarsAnswer, object>("aggregator.bars", {
+          symbol,
+          interval: "1m",
+          limit: 10,
+        });
+        expect({
+          symbol,
+          bars: bars.bars.map((x) => [x.open, x.close, x.volume, x.trades]),
+        }).toEqual({ symbol, bars: [[10, 11, 3, 2]] });
+      }
+      expect(warnings.some((w) => /INVALID_ENDPOINT|not available/i.test(w))).toBe(false);
+      expect(warnings.length).toBeGreaterThan(0); // batches did fail and were retried
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  }, 60_000);
 });
