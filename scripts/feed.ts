@@ -11,20 +11,13 @@ import { parseArgs } from "node:util";
 import { CompressionTypes, Kafka, logLevel, type Message } from "kafkajs";
 import { reliableProducer, ensureTopics } from "../services/ingest/sources/kafka";
 import { readFixFile } from "../src/fix/file";
+import { frameRecords, symbolOf } from "../src/fix/records";
 import { SyntheticMarket } from "../src/feed/synthetic";
 import { native } from "../src/native";
 
 const USAGE = `usage: npm run feed -- --brokers HOST:PORT [--file F | --synthetic] [--rate N] [--symbols N] [--topic T] [--count N] [--partitions N]
   --rate N      messages per second (default: as fast as possible for a file, 2000 synthetic)
   --count N     stop the synthetic market after N messages`;
-
-/** The symbol of a FIX message (its first Symbol(55) field), to key the record by. */
-export function symbolOf(message: Buffer): string | null {
-  const at = message.indexOf("\x0155=");
-  if (at < 0) return null;
-  const end = message.indexOf(0x01, at + 4);
-  return end < 0 ? null : message.toString("latin1", at + 4, end);
-}
 
 export function toRecord(value: Buffer, timestamp: number): Message {
   return {
@@ -117,11 +110,7 @@ async function main(): Promise<void> {
   const CHUNK = 500;
   if (args.file !== undefined) {
     const records: Buffer[] = [];
-    for (const { bytes } of readFixFile(args.file)) {
-      const frames = native.frameStream(bytes);
-      for (let i = 0; i < frames.length; i += 2)
-        records.push(bytes.subarray(frames[i], frames[i]! + frames[i + 1]!));
-    }
+    for (const { bytes } of readFixFile(args.file)) records.push(...frameRecords(bytes));
     for (let i = 0; i < records.length && !stopping; i += CHUNK) {
       await send(records.slice(i, i + CHUNK));
       await pace();

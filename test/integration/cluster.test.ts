@@ -9,26 +9,13 @@ import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
 import { ownerOf } from "../../src/cluster/rendezvous";
-import { native } from "../../src/native";
+import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
 import { asNumber, mdTrades, refBars } from "../support/reference";
 
 const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
-
-function records(): Buffer[] {
-  const frames = native.frameStream(JSE);
-  const out: Buffer[] = [];
-  for (let i = 0; i < frames.length; i += 2)
-    out.push(JSE.subarray(frames[i], frames[i]! + frames[i + 1]!));
-  return out;
-}
-
-function keyOf(message: Buffer): string {
-  const at = message.indexOf("\x0155=");
-  return at < 0 ? "none" : message.toString("latin1", at + 4, message.indexOf(0x01, at + 4));
-}
 
 describe("a cluster of Tickstream processes", () => {
   let kafka: KafkaHandle;
@@ -86,7 +73,7 @@ describe("a cluster of Tickstream processes", () => {
     const b = await spawn("b");
     await Promise.all([a.ready(), b.ready()]);
 
-    const all = records();
+    const all = frameRecords(JSE);
     const producer = client.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       idempotent: true,
@@ -99,7 +86,7 @@ describe("a cluster of Tickstream processes", () => {
       await producer.send({
         topic,
         acks: -1,
-        messages: chunk.map((v) => ({ key: keyOf(v), value: v })),
+        messages: chunk.map((v) => ({ key: symbolOf(v), value: v })),
       });
       sent += chunk.length;
     };

@@ -12,6 +12,7 @@ import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
+import { frameRecords, symbolOf } from "../../src/fix/records";
 import { native } from "../../src/native";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson, startTestNode } from "../support/node";
@@ -20,19 +21,6 @@ import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference
 
 const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
 const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
-
-function jseRecords(): Buffer[] {
-  const frames = native.frameStream(JSE);
-  const out: Buffer[] = [];
-  for (let i = 0; i < frames.length; i += 2)
-    out.push(JSE.subarray(frames[i], frames[i]! + frames[i + 1]!));
-  return out;
-}
-
-function keyOf(message: Buffer): string {
-  const at = message.indexOf("\x0155=");
-  return at < 0 ? "none" : message.toString("latin1", at + 4, message.indexOf(0x01, at + 4));
-}
 
 function kcat(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -133,7 +121,7 @@ describe("Kafka ingestion", () => {
   let kafka: KafkaHandle;
   let client: Kafka;
   const trades = mdTrades(JSE, ["2", "3"]);
-  const records = jseRecords();
+  const records = frameRecords(JSE);
   const run = `${process.pid}-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
@@ -173,7 +161,7 @@ describe("Kafka ingestion", () => {
       await producer.send({
         topic,
         messages: chunk.map((v) => ({
-          key: keyOf(v),
+          key: symbolOf(v) ?? "none",
           value: v,
           headers: { crc32: String(native.crc32(v)) },
         })),
@@ -238,7 +226,7 @@ describe("Kafka ingestion", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "tickstream-kcat-"));
     const file = path.join(dir, "records.tsv");
     const lines = [...records, ...broken.map(([b]) => b)].map(
-      (v) => `${keyOf(v)}\t${v.toString("latin1")}`,
+      (v) => `${symbolOf(v) ?? "none"}\t${v.toString("latin1")}`,
     );
     writeFileSync(file, lines.join("\n") + "\n", "latin1");
     await kcat(["-P", "-b", kafka.brokers, "-t", topic, "-K", "\t", "-l", file]);

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { readFixFile } from "../../../src/fix/file";
-import { native } from "../../../src/native";
+import { frameRecords } from "../../../src/fix/records";
 import { packRecords, type BatchHandler, type TradeSource } from "./source";
 
 export interface FileSourceOptions {
@@ -34,15 +34,7 @@ export class FileSource implements TradeSource {
 
   /** Splits the file into one record per framed message (or per run of skipped bytes). */
   records(): Buffer[] {
-    const records: Buffer[] = [];
-    for (const { bytes } of readFixFile(this.opts.file)) {
-      const frames = native.frameStream(bytes);
-      for (let i = 0; i + 1 < frames.length; i += 2) {
-        const start = frames[i] ?? 0;
-        records.push(bytes.subarray(start, start + (frames[i + 1] ?? 0)));
-      }
-    }
-    return records;
+    return readFixFile(this.opts.file).flatMap(({ bytes }) => frameRecords(bytes));
   }
 
   start(handler: BatchHandler): Promise<void> {
