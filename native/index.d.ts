@@ -237,9 +237,6 @@ export declare function frameStream(buf: Uint8Array): Uint32Array
  */
 export declare function partitionBatch(batch: Uint8Array, ownerOfSymbol: Uint32Array, owners: number): Array<Buffer>
 
-/** Every stable reject reason name, in code order. */
-export declare function reasonNames(): Array<string>
-
 /** One rejected message of a batch. */
 export interface Reject {
   /** Index of the record in the batch. */

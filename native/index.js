@@ -842,5 +842,4 @@ module.exports.crc32 = nativeBinding.crc32
 module.exports.forcePanic = nativeBinding.forcePanic
 module.exports.frameStream = nativeBinding.frameStream
 module.exports.partitionBatch = nativeBinding.partitionBatch
-module.exports.reasonNames = nativeBinding.reasonNames
 module.exports.verifyCrc32 = nativeBinding.verifyCrc32

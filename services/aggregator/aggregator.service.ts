@@ -90,7 +90,8 @@ export function aggregatorService(config: Config): ServiceSchema {
 
       stats: {
         handler(this: This) {
-          return { ...this.actors.totals, symbols: this.actors.engine.symbolCount() };
+          // The engine counts for the node's life (handed-off symbols included) and sizes its state.
+          return this.actors.engine.stats();
         },
       },
     },

@@ -47,13 +47,6 @@ export function engineOptions(config: Config, role: ActorRole): Binding.EngineOp
 
 export class SymbolActors {
   readonly engine: Binding.Engine;
-  readonly totals: Omit<ApplyCounts, "tooLateRecords"> = {
-    applied: 0,
-    duplicates: 0,
-    revised: 0,
-    tooLate: 0,
-    orders: 0,
-  };
 
   constructor(config: Config, role: ActorRole) {
     this.engine = new native.Engine(engineOptions(config, role));
@@ -69,12 +62,6 @@ export class SymbolActors {
       if (message.startsWith("bad batch")) throw badBatch(message, err);
       throw nativeFailure(err);
     }
-    const t = this.totals;
-    t.applied += result.applied;
-    t.duplicates += result.duplicatesId + result.duplicatesOffset;
-    t.revised += result.revised;
-    t.tooLate += result.tooLate;
-    t.orders += result.orders;
     return result;
   }
 

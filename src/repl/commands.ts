@@ -6,6 +6,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { anomaliesView, callEverywhere, statsView, symbolsView } from "../cluster/views";
+import type { BarJson } from "../../services/aggregator/bar-json";
 import { parseInterval, parseLimit, parseSymbol } from "../api/params";
 
 /** What moleculer-repl 0.8 passes as `args` (an object, whatever its typings say). */
@@ -27,28 +28,13 @@ export async function symbolsRows(broker: ServiceBroker): Promise<Rows> {
   ];
 }
 
-interface BarsAnswer {
-  bars: {
-    start: string;
-    open: number | null;
-    high: number | null;
-    low: number | null;
-    close: number | null;
-    volume: number;
-    vwap: number | null;
-    trades: number;
-    closed: boolean;
-    revised: boolean;
-  }[];
-}
-
 export async function barsRows(
   broker: ServiceBroker,
   symbol: string,
   interval: string | undefined,
   limit: string | undefined,
 ): Promise<Rows> {
-  const answer = await broker.call<BarsAnswer, object>("aggregator.bars", {
+  const answer = await broker.call<{ bars: BarJson[] }, object>("aggregator.bars", {
     symbol: parseSymbol(symbol),
     interval: parseInterval(interval),
     limit: parseLimit(limit, 20),

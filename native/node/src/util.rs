@@ -1,9 +1,8 @@
-//! Small stateless functions: framing, CRC32, reason names, and a forced panic for tests.
+//! Small stateless functions: framing, CRC32, and a forced panic for tests.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tickstream_core::decode::{frame_stream, Frame};
-use tickstream_core::Reason;
 
 /// Frames a FIX stream by BodyLength without decoding fields: `[offset0, len0, offset1, len1, …]`
 /// for every frame and every run of skipped bytes, in order.
@@ -29,12 +28,6 @@ pub fn crc32(buf: &[u8]) -> u32 {
 #[napi(catch_unwind)]
 pub fn verify_crc32(payload: &[u8], header: &[u8]) -> bool {
     tickstream_core::crc::verify_crc32_header(payload, header).is_ok()
-}
-
-/// Every stable reject reason name, in code order.
-#[napi(catch_unwind)]
-pub fn reason_names() -> Vec<String> {
-    Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect()
 }
 
 /// Panics inside the core on purpose: proves that a panic becomes a JS error, not an abort.
