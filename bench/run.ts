@@ -21,10 +21,11 @@ import {
   type Section,
   type SectionResult,
 } from "./harness";
+import { memorySection } from "./memory";
 import { parseSection } from "./parse";
 
-/** The sections, in run order. Kafka end to end, latency, two nodes and memory go here. */
-export const SECTIONS: readonly Section[] = [parseSection, aggregateSection];
+/** The sections, in run order. */
+export const SECTIONS: readonly Section[] = [parseSection, aggregateSection, memorySection];
 
 interface Cli {
   options: BenchOptions;

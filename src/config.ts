@@ -239,11 +239,19 @@ export const SETTINGS = [
   },
   {
     env: "RETENTION_1M",
-    default: "24h",
+    default: "2h",
     description: "Retention of 1m bars, in event time back from the symbol's latest trade",
   },
-  { env: "RETENTION_5M", default: "7d", description: "Retention of 5m bars" },
-  { env: "RETENTION_1H", default: "30d", description: "Retention of 1h bars" },
+  {
+    env: "RETENTION_5M",
+    default: "12h",
+    description: "Retention of 5m bars in memory (older bars are served from the history store)",
+  },
+  {
+    env: "RETENTION_1H",
+    default: "2d",
+    description: "Retention of 1h bars in memory (older bars are served from the history store)",
+  },
   {
     env: "DEDUPE_CAPACITY",
     default: "65536",
