@@ -14,6 +14,14 @@
  *   nodes to `release` it. Release is export-and-forget in one synchronous step, so the state can
  *   never be in two places; trades that reached the new owner before the state did are merged with
  *   it exactly (bars are mergeable, ids and watermarks unite).
+ *
+ * Checkpoints (when a checkpoint store is configured, see src/checkpoint/): `checkpoint` writes
+ * every held symbol changed since its last write; a Kafka ingest node calls it on every actor node
+ * before it commits its offsets (services/ingest/sources/kafka.ts). A state is also written before
+ * it leaves the node (release, push), so that no symbol's changes are ever only in flight. The new
+ * owner of a symbol nobody holds (its node was lost, or the whole cluster restarted) loads the
+ * checkpoint before it applies anything to it: applying first and merging the checkpoint later
+ * would count the trades both contain twice.
  */
 import {
   Errors,
@@ -23,6 +31,7 @@ import {
   type ServiceSettingSchema,
 } from "moleculer";
 import { SymbolActors, type ActorRole } from "../src/actors/symbol-actors";
+import { JetStreamCheckpointStore, type CheckpointStore } from "../src/checkpoint/store";
 import { members, Ownership } from "../src/cluster/membership";
 import type { Config } from "../src/config";
 import { badBatch } from "../src/errors";
@@ -63,6 +72,21 @@ export interface SymbolActorsVars {
   handoffs: Handoff[];
   leaving: boolean;
   rebalancing: Promise<void>;
+  checkpoints: CheckpointStore | null;
+  /** Held symbols changed since their last checkpoint write. */
+  dirty: Set<string>;
+  /** The running checkpoint write (calls are serialised: a round waits for the previous one). */
+  checkpointing: Promise<unknown>;
+  /** Symbols whose state is being looked for (peers, then checkpoint), so that it is loaded once. */
+  restoring: Map<string, Promise<void>>;
+}
+
+export interface CheckpointResult {
+  nodeID: string;
+  states: number;
+  bytes: number;
+  /** This node's view of the service's members when it wrote (the caller checks it matches its own). */
+  members: string[];
 }
 
 export interface SymbolActorsMethods {
@@ -71,6 +95,9 @@ export interface SymbolActorsMethods {
   ensureOwned(symbols: string[]): void;
   ensureHeld(ctx: Context, symbols: string[]): Promise<void>;
   take(symbols: string[]): SymbolState[];
+  takeDurably(symbols: string[]): Promise<SymbolState[]>;
+  restore(ctx: Context, symbols: string[]): Promise<void>;
+  writeCheckpoint(): Promise<CheckpointResult>;
   install(states: SymbolState[]): void;
   pushAway(why: Handoff["why"]): Promise<void>;
   logHandoff(h: Omit<Handoff, "time" | "service">): void;
@@ -104,11 +131,19 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         this.handoffs = [];
         this.leaving = false;
         this.rebalancing = Promise.resolve();
+        this.checkpoints = null;
+        this.dirty = new Set();
+        this.checkpointing = Promise.resolve();
+        this.restoring = new Map();
       },
 
       async started(this: This) {
         this.refreshMembership();
-        return Promise.resolve();
+        if (config.checkpoints) {
+          const { natsUrl, bucket } = config.checkpoints;
+          this.checkpoints = await JetStreamCheckpointStore.open(natsUrl, bucket);
+          this.logger.info({ bucket }, "checkpoint store open");
+        }
       },
 
       /** A graceful stop hands every symbol to its next owner before the node leaves. */
@@ -116,6 +151,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         this.leaving = true;
         await this.rebalancing;
         await this.pushAway("leaving");
+        await this.checkpoints?.close();
       },
 
       events: {
@@ -152,7 +188,10 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             const result = timed(this.broker, `${this.name}.apply`, () =>
               this.actors.apply(ctx.params.batch, Date.now()),
             );
-            for (const s of symbols) this.held.add(s);
+            for (const s of symbols) {
+              this.held.add(s);
+              this.dirty.add(s);
+            }
             this.countHeld();
             this.onApplied(result, ctx.params);
             return SymbolActors.counts(result);
@@ -162,8 +201,8 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         /** Gives up the states of the listed symbols this node holds (export and forget, atomically). */
         release: {
           params: { symbols: { type: "array", items: "string", max: 100_000 } },
-          handler(this: This, ctx: Context<{ symbols: string[] }>): SymbolState[] {
-            const states = this.take(ctx.params.symbols);
+          async handler(this: This, ctx: Context<{ symbols: string[] }>): Promise<SymbolState[]> {
+            const states = await this.takeDurably(ctx.params.symbols);
             if (states.length > 0)
               this.logHandoff({
                 from: this.broker.nodeID,
@@ -210,7 +249,20 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           handler(this: This, ctx: Context<{ state: Buffer; merge: boolean }>) {
             const symbol = this.actors.engine.importSymbol(ctx.params.state, ctx.params.merge);
             this.held.add(symbol);
+            this.dirty.add(symbol);
             return { symbol };
+          },
+        },
+
+        /**
+         * Writes every held symbol changed since its last write to the checkpoint store; resolves
+         * once the store has them all. Fails (and keeps them marked) when any write fails.
+         */
+        checkpoint: {
+          async handler(this: This): Promise<CheckpointResult> {
+            const run = this.checkpointing.then(() => this.writeCheckpoint());
+            this.checkpointing = run.catch(() => undefined);
+            return run;
           },
         },
 
@@ -251,25 +303,145 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           }
         },
 
-        /** Pulls, from whoever holds them, the states of symbols this node owns but does not hold yet. */
+        /**
+         * Makes sure the states of symbols this node owns but does not hold yet are here: pulled
+         * from whoever holds them, else loaded from the checkpoint store. Concurrent calls for the
+         * same symbol share one lookup.
+         */
         async ensureHeld(this: This, ctx: Context, symbols: string[]) {
           const epoch = this.ownership.epoch;
-          const missing = symbols.filter((s) => !this.held.has(s) && this.checked.get(s) !== epoch);
-          if (missing.length === 0) return;
+          const waits: Promise<void>[] = [];
+          const missing: string[] = [];
+          for (const s of symbols) {
+            if (this.held.has(s) || this.checked.get(s) === epoch) continue;
+            const pending = this.restoring.get(s);
+            if (pending) waits.push(pending);
+            else missing.push(s);
+          }
+          if (missing.length > 0) {
+            const lookup = this.restore(ctx, missing).then(() => {
+              for (const s of missing) this.checked.set(s, epoch);
+            });
+            const settled = lookup.finally(() => {
+              for (const s of missing) this.restoring.delete(s);
+            });
+            for (const s of missing)
+              this.restoring.set(
+                s,
+                settled.catch(() => undefined),
+              );
+            waits.push(settled);
+          }
+          await Promise.all(waits);
+        },
+
+        /** Pulls `symbols` from the other members; what no one holds comes from the checkpoint. */
+        async restore(this: This, ctx: Context, symbols: string[]) {
           const others = this.ownership.current.filter((n) => n !== this.broker.nodeID);
+          let unanswered = 0;
           const answers = await Promise.all(
             others.map((nodeID) =>
               ctx
-                .call<SymbolState[], object>(
-                  `${this.name}.release`,
-                  { symbols: missing },
-                  { nodeID },
-                )
-                .catch(() => [] as SymbolState[]),
+                .call<SymbolState[], object>(`${this.name}.release`, { symbols }, { nodeID })
+                .catch(() => {
+                  unanswered += 1;
+                  return [] as SymbolState[];
+                }),
             ),
           );
           this.install(answers.flat());
-          for (const s of missing) this.checked.set(s, epoch);
+          const store = this.checkpoints;
+          if (store === null) return;
+          const absent = symbols.filter((s) => !this.held.has(s));
+          if (absent.length === 0) return;
+          // A member that did not answer may hold one of them: loading its checkpoint now and
+          // receiving the live state later would count the checkpoint's trades twice.
+          if (unanswered > 0)
+            throw new Errors.MoleculerRetryableError(
+              `${unanswered} member(s) of ${this.name} did not answer a release; not restoring from the checkpoint yet`,
+              503,
+              "ERR_RESTORE_PENDING",
+            );
+          const states = await Promise.all(
+            absent.map(async (symbol) => ({ symbol, state: await store.get(this.name, symbol) })),
+          );
+          const found = states.filter((s): s is SymbolState => s.state !== null);
+          this.install(found);
+          // Installed states are already in the store as they are: not dirty.
+          for (const { symbol } of found) this.dirty.delete(symbol);
+          if (found.length > 0 && this.broker.isMetricsEnabled())
+            this.broker.metrics.increment(
+              M.checkpointRestored,
+              { service: this.name },
+              found.length,
+            );
+        },
+
+        /** Writes the dirty held symbols to the checkpoint store. */
+        async writeCheckpoint(this: This): Promise<CheckpointResult> {
+          this.refreshMembership();
+          const members = [...this.ownership.current];
+          const store = this.checkpoints;
+          if (store === null)
+            throw new Errors.MoleculerError(
+              `checkpoints are off on ${this.broker.nodeID}`,
+              503,
+              "ERR_NO_CHECKPOINTS",
+            );
+          const symbols = [...this.dirty].filter((s) => this.held.has(s));
+          this.dirty.clear();
+          const states: SymbolState[] = [];
+          for (const symbol of symbols) {
+            const state = this.actors.engine.exportSymbol(symbol);
+            if (state !== null) states.push({ symbol, state });
+          }
+          try {
+            await store.put(this.name, states);
+          } catch (err) {
+            for (const s of symbols) if (this.held.has(s)) this.dirty.add(s);
+            throw err;
+          }
+          const bytes = states.reduce((n, s) => n + s.state.length, 0);
+          if (this.broker.isMetricsEnabled()) {
+            this.broker.metrics.increment(
+              M.checkpointStates,
+              { service: this.name },
+              states.length,
+            );
+            this.broker.metrics.increment(M.checkpointBytes, { service: this.name }, bytes);
+          }
+          return { nodeID: this.broker.nodeID, states: states.length, bytes, members };
+        },
+
+        /**
+         * Takes states that are about to leave the node, after writing them to the checkpoint store:
+         * a checkpoint round that runs while a state is in flight finds it on neither node, so the
+         * store must already have it. Writes again while batches change them meanwhile.
+         */
+        async takeDurably(this: This, symbols: string[]): Promise<SymbolState[]> {
+          const store = this.checkpoints;
+          if (store === null) return this.take(symbols);
+          for (let attempt = 0; attempt < 5; attempt++) {
+            const held = symbols.filter((s) => this.held.has(s));
+            const snapshot: SymbolState[] = [];
+            for (const symbol of held) {
+              this.dirty.delete(symbol);
+              const state = this.actors.engine.exportSymbol(symbol);
+              if (state !== null) snapshot.push({ symbol, state });
+            }
+            try {
+              await store.put(this.name, snapshot);
+            } catch (err) {
+              for (const s of held) if (this.held.has(s)) this.dirty.add(s);
+              throw err;
+            }
+            if (!held.some((s) => this.dirty.has(s))) return this.take(symbols);
+          }
+          throw new Errors.MoleculerRetryableError(
+            "symbol states kept changing while being written; handoff retried later",
+            503,
+            "ERR_HANDOFF_BUSY",
+          );
         },
 
         take(this: This, symbols: string[]): SymbolState[] {
@@ -285,8 +457,11 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         },
 
         install(this: This, states: SymbolState[]) {
-          for (const { state } of states)
-            this.held.add(this.actors.engine.importSymbol(state, true));
+          for (const { state } of states) {
+            const symbol = this.actors.engine.importSymbol(state, true);
+            this.held.add(symbol);
+            this.dirty.add(symbol);
+          }
         },
 
         /** Hands every held symbol owned elsewhere to its owner; what cannot be delivered is kept. */
@@ -300,7 +475,16 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           }
           for (const [owner, symbols] of byOwner) {
             for (let i = 0; i < symbols.length; i += PUSH_CHUNK) {
-              const states = this.take(symbols.slice(i, i + PUSH_CHUNK));
+              let states: SymbolState[];
+              try {
+                states = await this.takeDurably(symbols.slice(i, i + PUSH_CHUNK));
+              } catch (err: unknown) {
+                this.logger.warn(
+                  { owner, err: (err as Error).message },
+                  "cannot checkpoint states before a handoff; kept",
+                );
+                continue;
+              }
               if (states.length === 0) continue;
               try {
                 await this.broker.call(`${this.name}.adopt`, { states }, { nodeID: owner });

@@ -216,6 +216,24 @@ export const SETTINGS = [
     description:
       "On start, rebuild state by replaying each partition from the start of the 1m retention window (by record timestamp)",
   },
+  {
+    env: "CHECKPOINT_INTERVAL_MS",
+    default: "10000",
+    description:
+      "How often each Kafka ingest node checkpoints the actors' changed symbol states (0 turns checkpoints off); only with a NATS transporter and a Kafka source",
+  },
+  {
+    env: "CHECKPOINT_NATS_URL",
+    default: "",
+    description:
+      "NATS server(s) with JetStream holding the checkpoint bucket; empty uses `TRANSPORTER` when it is a `nats://` URL",
+  },
+  {
+    env: "CHECKPOINT_BUCKET",
+    default: "tickstream-checkpoints",
+    description:
+      "JetStream key-value bucket of the checkpoints (`-NAMESPACE` is appended when set)",
+  },
   { env: "KAFKA_SSL", default: "false", description: "Connect with TLS" },
   {
     env: "KAFKA_SASL_MECHANISM",
@@ -468,6 +486,19 @@ function kafka(env: Env): KafkaConfig | null {
 export const DETECTORS = ["zscore", "ewma", "mad"] as const;
 export type DetectorKind = (typeof DETECTORS)[number];
 
+function checkpoints(env: Env, transporter: string): Config["checkpoints"] {
+  const intervalMs = int(env, "CHECKPOINT_INTERVAL_MS", 0, 3_600_000);
+  const explicit = raw(env, "CHECKPOINT_NATS_URL");
+  const natsUrl = explicit !== "" ? explicit : transporter.startsWith("nats://") ? transporter : "";
+  if (intervalMs === 0 || natsUrl === "") return null;
+  const namespace = raw(env, "NAMESPACE");
+  const bucket = raw(env, "CHECKPOINT_BUCKET");
+  if (!/^[-\w]+$/.test(bucket))
+    throw new ConfigError("CHECKPOINT_BUCKET", `"${bucket}": letters, digits, - and _ only`);
+  const suffix = namespace.replace(/[^-\w]/g, "_");
+  return { intervalMs, natsUrl, bucket: suffix === "" ? bucket : `${bucket}-${suffix}` };
+}
+
 /** Tickstream's parsed configuration. */
 export interface Config {
   transporter: string | null;
@@ -502,6 +533,8 @@ export interface Config {
     batchMaxRecords: number;
   };
   kafka: KafkaConfig | null;
+  /** Checkpoints of symbol states to JetStream KV; null when off (no interval or no NATS). */
+  checkpoints: { intervalMs: number; natsUrl: string; bucket: string } | null;
   decoder: { mdEntryTypes: string };
   bars: {
     graceMs: number;
@@ -586,6 +619,7 @@ export function loadConfig(env: Env = process.env): Config {
       batchMaxRecords: int(env, "BATCH_MAX_RECORDS", 1, 100_000),
     },
     kafka: kafka(env),
+    checkpoints: checkpoints(env, transporter),
     decoder: { mdEntryTypes },
     bars: {
       graceMs: int(env, "BAR_GRACE_MS", 0),

@@ -26,6 +26,10 @@ export const M = {
   handoffs: "tickstream.handoffs",
   kafkaLag: "tickstream.kafka.lag",
   barCloseDelay: "tickstream.bars.close.delay",
+  checkpointRounds: "tickstream.checkpoint.rounds",
+  checkpointStates: "tickstream.checkpoint.states",
+  checkpointBytes: "tickstream.checkpoint.bytes",
+  checkpointRestored: "tickstream.checkpoint.restored",
 } as const;
 
 const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -92,6 +96,14 @@ export function registerMetrics(broker: ServiceBroker): void {
     buckets: [100, 250, 500, 1000, 2000, 2500, 3000, 5000, 10000, 30000, 60000],
     quantiles: [0.5, 0.99],
   });
+  counter(M.checkpointRounds, "Checkpoint rounds run by this ingest node, by result", ["result"]);
+  counter(M.checkpointStates, "Symbol states written to the checkpoint store, by service", [
+    "service",
+  ]);
+  counter(M.checkpointBytes, "Bytes of symbol states written to the checkpoint store", ["service"]);
+  counter(M.checkpointRestored, "Symbol states restored from the checkpoint store, by service", [
+    "service",
+  ]);
   metrics.register({
     type: "gauge",
     name: M.symbols,

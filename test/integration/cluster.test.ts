@@ -24,7 +24,7 @@ describe("a cluster of Tickstream processes", () => {
   const nodes: NodeProcess[] = [];
 
   beforeAll(async () => {
-    [kafka, nats] = await Promise.all([startKafka(), startNats()]);
+    [kafka, nats] = await Promise.all([startKafka(), startNats({ jetstream: true })]);
   }, 120_000);
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.kill()));

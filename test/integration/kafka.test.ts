@@ -464,7 +464,7 @@ describe("Kafka ingestion", () => {
   describe("with two ingest nodes over NATS", () => {
     let nats: NatsHandle;
     beforeAll(async () => {
-      nats = await startNats();
+      nats = await startNats({ jetstream: true });
     });
     afterAll(() => nats?.stop());
 

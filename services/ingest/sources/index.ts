@@ -8,7 +8,7 @@ import { KafkaSource, type KafkaSourceOptions } from "./kafka";
 import type { TradeSource } from "./source";
 import { SyntheticSource } from "./synthetic";
 
-export type SourceDeps = Pick<KafkaSourceOptions, "log" | "onDeadLetter" | "onLag">;
+export type SourceDeps = Pick<KafkaSourceOptions, "log" | "onDeadLetter" | "onLag" | "checkpoint">;
 
 export function createSource(config: Config, deps: SourceDeps): TradeSource {
   const feed = config.feed;

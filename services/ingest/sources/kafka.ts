@@ -7,9 +7,19 @@
  * - a re-delivered record (after a crash or a rebalance) is recognised by the actors' per-partition
  *   applied-offset watermarks (source `topic/partition`, seq = offset) and by trade id.
  *
- * Recovery: state is a cache of the log. On its first assignment of a partition, a node replays it
- * from the start of the 1m retention window (found by record timestamp), idempotently, and reports
- * itself live once every assigned partition has reached the end it saw at assignment.
+ * Recovery with checkpoints (a NATS transporter and CHECKPOINT_INTERVAL_MS > 0): offsets are
+ * committed only by checkpoint rounds. Every interval the source notes, per assigned partition, the
+ * offset below which every batch is acknowledged, asks every actor node to write its changed
+ * symbol states to the checkpoint store (`checkpoint` round, see the ingest service), and commits
+ * those offsets once all of them have. The committed offset is thus always covered by the
+ * checkpoint: a restarted consumer, or a rewind after an actor node was lost, resumes there, and
+ * the lost symbols' new owners load their checkpoints before replaying the log after them. A round
+ * during which an actor node was lost never commits.
+ *
+ * Recovery without checkpoints: state is a cache of the log. On its first assignment of a
+ * partition, a node replays it from the start of the 1m retention window (found by record
+ * timestamp), idempotently. Either way the node reports itself live once every assigned partition
+ * has reached the end it saw at assignment.
  *
  * Backpressure: a partition's next fetch waits for its batch to be applied; while a batch fails
  * the partition is paused and the batch retried with backoff (heartbeating, so the group does not
@@ -38,6 +48,15 @@ export interface KafkaSourceOptions {
   onDeadLetter(reason: string): void;
   /** Consumer lag of each assigned partition, every LAG_INTERVAL_MS. */
   onLag?(lag: { topic: string; partition: number; records: number }[]): void;
+  /** Checkpoint rounds: offsets are committed only after `round()` resolved true. */
+  checkpoint?: CheckpointRounds;
+}
+
+export interface CheckpointRounds {
+  intervalMs: number;
+  /** Has every actor node write its changed states; true when all of them did. */
+  round(): Promise<boolean>;
+  onRound?(result: "ok" | "failed" | "idle", ms: number): void;
 }
 
 const LAG_INTERVAL_MS = 5000;
@@ -152,6 +171,12 @@ export class KafkaSource implements TradeSource {
   private lagTimer: NodeJS.Timeout | null = null;
   private replayStartedAt = 0;
   private wasLive = false;
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  private checkpointRunning = false;
+  /** Offsets committed by the last successful round, per partition key. */
+  private readonly checkpointed = new Map<string, number>();
+  /** Incremented when an actor node is lost: a round that spans a loss must not commit. */
+  private lossEpoch = 0;
 
   constructor(private readonly opts: KafkaSourceOptions) {
     this.name = `kafka:${opts.kafka.topics.join(",")}`;
@@ -245,6 +270,9 @@ export class KafkaSource implements TradeSource {
         this.opts.log.warn({ err: (err as Error).message }, "cannot measure consumer lag"),
       );
     }, LAG_INTERVAL_MS);
+    const rounds = this.opts.checkpoint;
+    if (rounds)
+      this.checkpointTimer = setInterval(() => void this.checkpointTick(rounds), rounds.intervalMs);
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -255,6 +283,7 @@ export class KafkaSource implements TradeSource {
 
   async stop(): Promise<void> {
     if (this.lagTimer) clearInterval(this.lagTimer);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
     this.consumer = null;
@@ -316,7 +345,8 @@ export class KafkaSource implements TradeSource {
     firstOffset: number,
   ): Promise<number | null> {
     const key = `${topic}/${partition}`;
-    if (!this.opts.kafka.replay || this.replayed.has(key)) return null;
+    // With checkpoints the committed offset is where the checkpointed states end: resume there.
+    if (this.opts.checkpoint || !this.opts.kafka.replay || this.replayed.has(key)) return null;
     this.replayed.add(key);
     const offset = await this.replayOffset(topic, partition);
     if (offset >= firstOffset) return null;
@@ -348,6 +378,8 @@ export class KafkaSource implements TradeSource {
    * (applied-offset ranges). The node reports not-live until it has caught up again.
    */
   async rewind(): Promise<void> {
+    this.lossEpoch += 1;
+    if (this.opts.checkpoint) return this.rewindToCheckpoint();
     if (!this.opts.kafka.replay || !this.consumer) return;
     this.wasLive = false;
     this.replayStartedAt = Date.now();
@@ -369,6 +401,101 @@ export class KafkaSource implements TradeSource {
       { partitions: this.progress.size },
       "rewound to rebuild the state of a lost node",
     );
+  }
+
+  /**
+   * After an actor node was lost: every assigned partition goes back to its committed offset (the
+   * last checkpoint). The lost symbols' new owners load their checkpoints on their next record and
+   * take the log after them; the others skip what they hold.
+   */
+  private async rewindToCheckpoint(): Promise<void> {
+    if (!this.consumer) return;
+    this.wasLive = false;
+    this.replayStartedAt = Date.now();
+    this.counts.replayRecords = 0;
+    const committed = await this.committedOffsets();
+    for (const [key, progress] of this.progress) {
+      const cut = key.lastIndexOf("/");
+      const topic = key.slice(0, cut);
+      const partition = Number(key.slice(cut + 1));
+      const offset = committed.get(key);
+      if (offset === undefined) continue;
+      progress.target = Math.max(progress.target, progress.next);
+      progress.next = Math.min(progress.next, offset);
+      this.consumer.seek({ topic, partition, offset: String(offset) });
+    }
+    this.opts.log.info(
+      { partitions: this.progress.size },
+      "rewound to the last checkpoint to rebuild the state of a lost node",
+    );
+  }
+
+  /** The group's committed offset of every assigned partition (the earliest offset when none). */
+  private async committedOffsets(): Promise<Map<string, number>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const out = new Map<string, number>();
+      for (const topic of this.opts.kafka.topics) {
+        const low = new Map(
+          (await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.low)]),
+        );
+        const [committed] = await admin.fetchOffsets({
+          groupId: this.opts.kafka.groupId,
+          topics: [topic],
+        });
+        for (const p of committed?.partitions ?? []) {
+          const offset = Number(p.offset);
+          out.set(`${topic}/${p.partition}`, offset >= 0 ? offset : (low.get(p.partition) ?? 0));
+        }
+      }
+      return out;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * One checkpoint round: note how far each partition is acknowledged, have every actor node
+   * write its changed states, then commit those offsets — unless the round failed or an actor
+   * node was lost meanwhile (its uncheckpointed changes must be replayed from the last commit).
+   */
+  private async checkpointTick(rounds: CheckpointRounds): Promise<void> {
+    if (this.checkpointRunning || !this.consumer) return;
+    this.checkpointRunning = true;
+    const started = Date.now();
+    try {
+      const epoch = this.lossEpoch;
+      const positions = [...this.progress]
+        .filter(([key, p]) => p.next > (this.checkpointed.get(key) ?? -1))
+        .map(([key, p]) => ({ key, offset: p.next }));
+      if (positions.length === 0) {
+        rounds.onRound?.("idle", 0);
+        return;
+      }
+      const ok = await rounds.round();
+      if (!ok || epoch !== this.lossEpoch) {
+        rounds.onRound?.("failed", Date.now() - started);
+        return;
+      }
+      await this.consumer.commitOffsets(
+        positions.map(({ key, offset }) => {
+          const cut = key.lastIndexOf("/");
+          return {
+            topic: key.slice(0, cut),
+            partition: Number(key.slice(cut + 1)),
+            offset: String(offset),
+          };
+        }),
+      );
+      for (const { key, offset } of positions) this.checkpointed.set(key, offset);
+      rounds.onRound?.("ok", Date.now() - started);
+    } catch (err: unknown) {
+      rounds.onRound?.("failed", Date.now() - started);
+      this.opts.log.warn({ err: (err as Error).message }, "checkpoint round failed");
+    } finally {
+      this.checkpointRunning = false;
+    }
   }
 
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
@@ -427,9 +554,15 @@ export class KafkaSource implements TradeSource {
         return;
       }
       resolveOffset(last.offset);
-      await this.consumer?.commitOffsets([
-        { topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) },
-      ]);
+      // With checkpoints only rounds commit (the committed offset must be checkpoint-covered).
+      if (!this.opts.checkpoint)
+        await this.consumer?.commitOffsets([
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: String(Number(last.offset) + 1),
+          },
+        ]);
       (resume as (() => void) | null)?.();
       const progress = this.progress.get(key);
       if (progress) {

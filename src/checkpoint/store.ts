@@ -1,0 +1,75 @@
+/**
+ * Checkpoint store: the latest state of every symbol, per actor service, in a NATS JetStream
+ * key-value bucket.
+ *
+ * Why JetStream KV rather than a compacted Kafka topic: recovery needs one symbol's latest state
+ * at a time (the new owner of a lost symbol loads it before applying its next record), and a KV
+ * bucket answers `get(key)` directly, while a compacted topic can only be read whole (or cached
+ * whole on every node). The bucket keeps one revision per key (history 1), on file storage, on the
+ * NATS servers the cluster already runs for its transport. A state's value carries its
+ * applied-offset ranges (state format TSS1 v2), so the bytes and the Kafka offsets they reflect are
+ * written together, atomically, as one message.
+ */
+import { connect, type KV, type NatsConnection } from "nats";
+import type { SymbolState } from "../../mixins/symbol-actors.mixin";
+
+export interface CheckpointStore {
+  /** The latest checkpointed state of `symbol` for `service`, or null when there is none. */
+  get(service: string, symbol: string): Promise<Buffer | null>;
+  /** Writes the states (each one atomically; resolves once the server has stored all of them). */
+  put(service: string, states: readonly SymbolState[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** KV keys allow `[-/_=.a-zA-Z0-9]`: the symbol is base64url-encoded, the service is a prefix. */
+export function checkpointKey(service: string, symbol: string): string {
+  return `${service}.${Buffer.from(symbol, "utf8").toString("base64url")}`;
+}
+
+/** Parallel puts per call: enough to hide the round trip, few enough not to flood the server. */
+const PUT_CONCURRENCY = 32;
+
+export class JetStreamCheckpointStore implements CheckpointStore {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+  ) {}
+
+  static async open(url: string, bucket: string): Promise<JetStreamCheckpointStore> {
+    const nc = await connect({
+      servers: url,
+      name: "tickstream-checkpoints",
+      // Keep reconnecting for ever: a nats-server restart must not end checkpointing.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+    try {
+      const kv = await nc.jetstream().views.kv(bucket, { history: 1 });
+      return new JetStreamCheckpointStore(nc, kv);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+  }
+
+  async get(service: string, symbol: string): Promise<Buffer | null> {
+    const entry = await this.kv.get(checkpointKey(service, symbol));
+    if (entry === null || entry.operation !== "PUT" || entry.value.length === 0) return null;
+    return Buffer.from(entry.value);
+  }
+
+  async put(service: string, states: readonly SymbolState[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < states.length) {
+        const { symbol, state } = states[next++]!;
+        await this.kv.put(checkpointKey(service, symbol), state);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, states.length) }, worker));
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain();
+  }
+}
