@@ -83,6 +83,8 @@ export interface SymbolActorsVars {
 
 export interface CheckpointResult {
   nodeID: string;
+  /** The answering process: a node restarted under the same ID has a new one. */
+  instanceID: string;
   states: number;
   bytes: number;
   /** This node's view of the service's members when it wrote (the caller checks it matches its own). */
@@ -369,7 +371,9 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           this.install(found);
           // Installed states are already in the store as they are: not dirty.
           for (const { symbol } of found) this.dirty.delete(symbol);
-          if (found.length > 0 && this.broker.isMetricsEnabled())
+          if (found.length === 0) return;
+          this.logger.info({ symbols: found.length }, "restored from the checkpoint store");
+          if (this.broker.isMetricsEnabled())
             this.broker.metrics.increment(
               M.checkpointRestored,
               { service: this.name },
@@ -410,7 +414,13 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             );
             this.broker.metrics.increment(M.checkpointBytes, { service: this.name }, bytes);
           }
-          return { nodeID: this.broker.nodeID, states: states.length, bytes, members };
+          return {
+            nodeID: this.broker.nodeID,
+            instanceID: this.broker.instanceID,
+            states: states.length,
+            bytes,
+            members,
+          };
         },
 
         /**

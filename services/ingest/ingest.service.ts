@@ -26,7 +26,7 @@ interface Vars {
 }
 
 interface NodeEvent {
-  node: { id: string; instanceID?: string; services?: { name: string }[] };
+  node: { id: string; instanceID?: string | null; services?: { name: string }[] };
 }
 
 interface Methods {
@@ -93,7 +93,7 @@ export function ingestService(config: Config): ServiceSchema {
 
     methods: {
       noteInstance(this: This, node: NodeEvent["node"]) {
-        if (node.instanceID === undefined || !hostsActors(node)) return;
+        if (node.instanceID === undefined || node.instanceID === null || !hostsActors(node)) return;
         const before = this.instances.get(node.id);
         this.instances.set(node.id, node.instanceID);
         if (before !== undefined && before !== node.instanceID)
@@ -115,8 +115,9 @@ export function ingestService(config: Config): ServiceSchema {
 
       /**
        * Asks every node of every actor service to write its changed states. True only when all of
-       * them did and each one's view of its service's members equals the one called: a member this
-       * node does not know yet may hold states that nobody wrote.
+       * them did, each one's view of its service's members equals the one called (a member this
+       * node does not know yet may hold states that nobody wrote), and each answer came from the
+       * instance this node knew (a node restarted under the same ID lost what it held).
        */
       async checkpointRound(this: This): Promise<boolean> {
         const calls = ACTOR_SERVICES.map((service) => ({
@@ -126,6 +127,7 @@ export function ingestService(config: Config): ServiceSchema {
         if (calls.some((c) => c.nodes.length === 0)) return false;
         const results = await Promise.all(
           calls.map(async ({ service, nodes }) => {
+            const known = nodes.map((id) => this.broker.registry.nodes.get(id)?.instanceID);
             const answers = await Promise.all(
               nodes.map((nodeID) =>
                 this.broker.call<CheckpointResult, object>(
@@ -136,7 +138,9 @@ export function ingestService(config: Config): ServiceSchema {
               ),
             );
             const expected = nodes.join(",");
-            return answers.every((a) => [...a.members].sort().join(",") === expected);
+            return answers.every(
+              (a, i) => a.instanceID === known[i] && [...a.members].sort().join(",") === expected,
+            );
           }),
         );
         return results.every(Boolean);
@@ -191,6 +195,9 @@ export function ingestService(config: Config): ServiceSchema {
     },
 
     async started(this: This) {
+      // Node events before this service started were not seen: take the instances known now.
+      for (const node of this.broker.registry.nodes.toArray())
+        this.noteInstance(node as unknown as NodeEvent["node"]);
       await this.source.start(async (batch, hooks) => {
         const delivery = await this.pipeline.deliver(batch, hooks);
         this.announce(false);
