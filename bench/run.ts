@@ -23,9 +23,15 @@ import {
 } from "./harness";
 import { memorySection } from "./memory";
 import { parseSection } from "./parse";
+import { recoverySection } from "./recovery";
 
 /** The sections, in run order. */
-export const SECTIONS: readonly Section[] = [parseSection, aggregateSection, memorySection];
+export const SECTIONS: readonly Section[] = [
+  parseSection,
+  aggregateSection,
+  memorySection,
+  recoverySection,
+];
 
 interface Cli {
   options: BenchOptions;
