@@ -10,7 +10,7 @@ describe("configuration", () => {
     expect(config.http.port).toBe(3000);
     expect(config.metrics.port).toBe(3030);
     expect(config.services).toEqual(["ingest", "parser", "aggregator", "anomaly", "api"]);
-    expect(config.bars.retentionMs["1m"]).toBe(24 * 3600e3);
+    expect(config.bars.retentionMs["1m"]).toBe(2 * 3600e3);
     expect(config.detector).toMatchObject({
       kind: "zscore",
       window: 100,
@@ -32,6 +32,24 @@ describe("configuration", () => {
     expect(loadConfig({ FEED_FILE: "x.fix" }).feed.rate).toBe(0);
     expect(loadConfig({ FEED_FILE: "x.fix", FEED_RATE: "500" }).feed.rate).toBe(500);
     expect(loadConfig({}).feed.rate).toBe(2000);
+  });
+
+  it("checkpoints only with a NATS server to hold them", () => {
+    expect(loadConfig({ NODEID: "n1" }).checkpoints).toBeNull();
+    expect(loadConfig({ TRANSPORTER: "nats://h:4222", NAMESPACE: "prod/eu" }).checkpoints).toEqual({
+      intervalMs: 10_000,
+      natsUrl: "nats://h:4222",
+      bucket: "tickstream-checkpoints-prod_eu",
+    });
+    expect(
+      loadConfig({ TRANSPORTER: "nats://h:4222", CHECKPOINT_INTERVAL_MS: "0" }).checkpoints,
+    ).toBeNull();
+    expect(
+      loadConfig({ CHECKPOINT_NATS_URL: "nats://js:4222", NAMESPACE: "" }).checkpoints?.natsUrl,
+    ).toBe("nats://js:4222");
+    expect(() => loadConfig({ TRANSPORTER: "nats://h:4222", CHECKPOINT_BUCKET: "a.b" })).toThrow(
+      /CHECKPOINT_BUCKET/,
+    );
   });
 
   it("parses durations", () => {
