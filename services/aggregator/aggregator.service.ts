@@ -5,23 +5,49 @@
  * forming bars of the symbols that traded as `bars.updated` (best-effort fan-out for live views;
  * trades themselves only ever travel by acknowledged calls). Both queue inside the Rust engine, so
  * applying a batch creates no per-bar JS objects.
+ *
+ * History (src/history/): the bars this node closes, and closed bars it revises later, go to the
+ * history store through a batching writer that never holds up live bars; `bars` answers with the
+ * union of memory and history, so bars older than in-memory retention are still served.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Interval } from "../../src/api/params";
 import type { Config } from "../../src/config";
-import { unknownSymbol } from "../../src/errors";
+import { historyUnavailable, unknownSymbol } from "../../src/errors";
+import {
+  HistoryWriter,
+  mergeBars,
+  openHistoryStore,
+  RevisionScanner,
+  storedBar,
+} from "../../src/history";
 import { M } from "../../src/metrics";
-import type { Binding } from "../../src/native";
+import { native, type Binding } from "../../src/native";
 import {
   symbolActorsMixin,
   type ApplyParams,
   type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
-import { toBarJson, type BarJson } from "./bar-json";
+import { storedBarJson, toBarJson, type BarJson } from "./bar-json";
 
 const FORMING_THROTTLE_MS = 250;
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
+/** Bars read from the engine per tick when looking for revised closed bars (about 1 ms per 400). */
+const REVISION_SCAN_BARS = 4000;
+/** Least time between two warnings about the same history problem. */
+const HISTORY_WARN_MS = 10_000;
+
+/** `ok`: history was read; `unavailable`: it could not be (memory only); `off`: not configured. */
+export type HistoryStatus = "ok" | "unavailable" | "off";
+
+export interface BarsAnswer {
+  symbol: string;
+  interval: string;
+  bars: BarJson[];
+  history: HistoryStatus;
+}
 
 export interface BarsParams {
   symbol: string;
@@ -34,6 +60,18 @@ export interface BarsParams {
 interface Vars extends SymbolActorsVars {
   liveSources: Map<string, boolean>;
   timers: NodeJS.Timeout[];
+  history: HistoryWriter | null;
+  revisions: RevisionScanner;
+  /** When each kind of history problem was last logged. */
+  historyWarnedAt: Map<string, number>;
+}
+
+interface StoredRange {
+  status: HistoryStatus;
+  bars: BarJson[];
+  /** Whether history holds any bar of the symbol and interval (checked only when asked). */
+  known: boolean;
+  error?: unknown;
 }
 
 interface Methods extends SymbolActorsMethods {
@@ -41,6 +79,8 @@ interface Methods extends SymbolActorsMethods {
   publishClosed(closed: Binding.SymbolBar[]): void;
   publishForming(): void;
   closeByWallClock(): void;
+  readHistory(params: BarsParams, mustKnow: boolean): Promise<StoredRange>;
+  warnHistory(kind: string, message: string, details: object): void;
 }
 
 type This = Service & Vars & Methods;
@@ -60,17 +100,19 @@ export function aggregatorService(config: Config): ServiceSchema {
           toMs: { type: "number", optional: true },
           limit: { type: "number", integer: true, min: 1, max: 10_000 },
         },
-        async handler(
-          this: This,
-          ctx: Context<BarsParams>,
-        ): Promise<{ symbol: string; interval: string; bars: BarJson[] }> {
+        async handler(this: This, ctx: Context<BarsParams>): Promise<BarsAnswer> {
           const { symbol, interval, fromMs, toMs, limit } = ctx.params;
           this.refreshMembership();
           this.ensureOwned([symbol]);
           await this.ensureHeld(ctx, [symbol]);
-          const bars = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
-          if (bars === null) throw unknownSymbol(symbol);
-          return { symbol, interval, bars: bars.map(toBarJson) };
+          const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
+          const stored = await this.readHistory(ctx.params, memory === null);
+          if (memory === null && !stored.known) {
+            if (stored.status === "unavailable") throw historyUnavailable(symbol, stored.error);
+            throw unknownSymbol(symbol);
+          }
+          const bars = mergeBars((memory ?? []).map(toBarJson), stored.bars, limit);
+          return { symbol, interval, bars, history: stored.status };
         },
       },
 
@@ -121,9 +163,13 @@ export function aggregatorService(config: Config): ServiceSchema {
           if (params.producedAtMs !== undefined && result.applied > 0)
             metrics.observe(M.e2eLatency, Date.now() - params.producedAtMs);
         }
+        // The engine counts revisions but queues only newly closed bars: find the revised ones.
+        if (result.revised > 0 && this.history !== null)
+          this.revisions.mark(native.batchSymbols(params.batch));
       },
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
+        this.history?.add(closed.map((c) => storedBar(c.symbol, c.interval as Interval, c.bar)));
         if (this.broker.isMetricsEnabled()) {
           const now = Date.now();
           for (const c of closed) {
@@ -149,6 +195,8 @@ export function aggregatorService(config: Config): ServiceSchema {
       publishForming(this: This) {
         const closed = this.actors.engine.drainClosed();
         if (closed.length > 0) this.publishClosed(closed);
+        if (this.history !== null && this.revisions.pending > 0)
+          this.history.add(this.revisions.scan(this.actors.engine, REVISION_SCAN_BARS));
         const symbols = this.actors.engine.drainTouched();
         if (symbols.length === 0) return;
         const latest = this.actors.engine.latest(symbols);
@@ -167,11 +215,75 @@ export function aggregatorService(config: Config): ServiceSchema {
         if (![...this.liveSources.values()].some(Boolean)) return;
         this.actors.engine.closeByWallClock(Date.now());
       },
+
+      /** Stored bars of the requested range; a store that fails degrades the answer, never fails it. */
+      async readHistory(this: This, params: BarsParams, mustKnow: boolean): Promise<StoredRange> {
+        const store = this.history?.store;
+        if (store === undefined) return { status: "off", bars: [], known: false };
+        const { symbol, interval, fromMs, toMs, limit } = params;
+        try {
+          const rows = await store.readBars(symbol, interval, fromMs, toMs, limit);
+          const known =
+            rows.length > 0 ||
+            (mustKnow &&
+              (await store.readBars(symbol, interval, undefined, undefined, 1)).length > 0);
+          return { status: "ok", bars: rows.map(storedBarJson), known };
+        } catch (err: unknown) {
+          if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.historyReadErrors);
+          this.warnHistory("read", "history read failed; answering from memory", {
+            store: store.name,
+            err: (err as Error).message,
+          });
+          return { status: "unavailable", bars: [], known: false, error: err };
+        }
+      },
+
+      warnHistory(this: This, kind: string, message: string, details: object) {
+        const now = Date.now();
+        if (now - (this.historyWarnedAt.get(kind) ?? 0) < HISTORY_WARN_MS) return;
+        this.historyWarnedAt.set(kind, now);
+        this.logger.warn(details, message);
+      },
     },
 
     created(this: This) {
       this.liveSources = new Map();
       this.timers = [];
+      this.revisions = new RevisionScanner();
+      this.historyWarnedAt = new Map();
+      const store = openHistoryStore(config.history);
+      const metrics = this.broker.metrics;
+      const metered = this.broker.isMetricsEnabled();
+      this.history =
+        store === null
+          ? null
+          : new HistoryWriter(store, config.history, {
+              written: (n) => metered && metrics.increment(M.historyWritten, undefined, n),
+              buffered: (n) => metered && metrics.set(M.historyBuffered, n),
+              dropped: (n) => {
+                if (metered) metrics.increment(M.historyDropped, undefined, n);
+                this.warnHistory("dropped", "history buffer full; oldest closed bars dropped", {
+                  store: store.name,
+                  dropped: n,
+                  bufferMax: config.history.bufferMax,
+                });
+              },
+              failed: (err, attempt, retryInMs) => {
+                if (metered) metrics.increment(M.historyWriteErrors);
+                this.warnHistory("write", "history write failed; closed bars stay buffered", {
+                  store: store.name,
+                  err: err.message,
+                  attempt,
+                  retryInMs,
+                });
+              },
+              recovered: (attempts) =>
+                this.logger.info(
+                  { store: store.name, failedAttempts: attempts },
+                  "history store reachable again; writing buffered bars",
+                ),
+            });
+      if (store !== null) this.logger.info({ store: store.name }, "history store");
     },
 
     started(this: This) {
@@ -180,9 +292,19 @@ export function aggregatorService(config: Config): ServiceSchema {
       return Promise.resolve();
     },
 
-    stopped(this: This) {
+    /** Runs before the mixin hands the symbols away: what closed here is written from here. */
+    async stopped(this: This) {
       for (const t of this.timers) clearInterval(t);
-      return Promise.resolve();
+      if (this.history === null) return;
+      this.publishForming();
+      while (this.revisions.pending > 0)
+        this.history.add(this.revisions.scan(this.actors.engine, REVISION_SCAN_BARS));
+      const lost = await this.history.close(config.history.timeoutMs);
+      if (lost > 0)
+        this.logger.warn(
+          { store: this.history.store.name, lost },
+          "history unavailable at shutdown; closed bars not written",
+        );
     },
   };
   return schema as unknown as ServiceSchema;
