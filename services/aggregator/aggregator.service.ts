@@ -15,6 +15,7 @@ import type { Interval } from "../../src/api/params";
 import type { Config } from "../../src/config";
 import { historyUnavailable, unknownSymbol } from "../../src/errors";
 import {
+  fullestByKey,
   HistoryWriter,
   mergeBars,
   openHistoryStore,
@@ -77,6 +78,7 @@ interface StoredRange {
 interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
+  drainClosed(): void;
   publishForming(): void;
   closeByWallClock(): void;
   readHistory(params: BarsParams, mustKnow: boolean): Promise<StoredRange>;
@@ -105,6 +107,8 @@ export function aggregatorService(config: Config): ServiceSchema {
           this.refreshMembership();
           this.ensureOwned([symbol]);
           await this.ensureHeld(ctx, [symbol]);
+          // A bar may have closed and left memory in the same batch: hand it to history first.
+          if (this.history !== null) this.drainClosed();
           const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
           const stored = await this.readHistory(ctx.params, memory === null);
           if (memory === null && !stored.known) {
@@ -191,10 +195,14 @@ export function aggregatorService(config: Config): ServiceSchema {
           .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
-      /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
-      publishForming(this: This) {
+      drainClosed(this: This) {
         const closed = this.actors.engine.drainClosed();
         if (closed.length > 0) this.publishClosed(closed);
+      },
+
+      /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
+      publishForming(this: This) {
+        this.drainClosed();
         if (this.history !== null && this.revisions.pending > 0)
           this.history.add(this.revisions.scan(this.actors.engine, REVISION_SCAN_BARS));
         const symbols = this.actors.engine.drainTouched();
@@ -216,25 +224,33 @@ export function aggregatorService(config: Config): ServiceSchema {
         this.actors.engine.closeByWallClock(Date.now());
       },
 
-      /** Stored bars of the requested range; a store that fails degrades the answer, never fails it. */
+      /**
+       * Closed bars of the requested range: stored ones and those still waiting to be written. A
+       * store that fails degrades the answer (to memory and the waiting bars), never fails it.
+       */
       async readHistory(this: This, params: BarsParams, mustKnow: boolean): Promise<StoredRange> {
-        const store = this.history?.store;
-        if (store === undefined) return { status: "off", bars: [], known: false };
+        if (this.history === null) return { status: "off", bars: [], known: false };
+        const { store } = this.history;
         const { symbol, interval, fromMs, toMs, limit } = params;
+        // Taken before the query: a flush meanwhile moves bars from here to the store, never away.
+        const waiting = this.history.pendingBars(symbol, interval, fromMs, toMs);
         try {
           const rows = await store.readBars(symbol, interval, fromMs, toMs, limit);
           const known =
             rows.length > 0 ||
+            waiting.length > 0 ||
             (mustKnow &&
               (await store.readBars(symbol, interval, undefined, undefined, 1)).length > 0);
-          return { status: "ok", bars: rows.map(storedBarJson), known };
+          const bars = fullestByKey([...rows, ...waiting]).map(storedBarJson);
+          return { status: "ok", bars, known };
         } catch (err: unknown) {
           if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.historyReadErrors);
           this.warnHistory("read", "history read failed; answering from memory", {
             store: store.name,
             err: (err as Error).message,
           });
-          return { status: "unavailable", bars: [], known: false, error: err };
+          const bars = waiting.map(storedBarJson);
+          return { status: "unavailable", bars, known: waiting.length > 0, error: err };
         }
       },
 

@@ -7,7 +7,7 @@ import type { HistoryStore } from "./store";
 export { HistoryWriter } from "./writer";
 export { mergeBars } from "./merge";
 export { RevisionScanner } from "./revisions";
-export { storedBar, type HistoryStore, type StoredBar } from "./store";
+export { fullestByKey, storedBar, type HistoryStore, type StoredBar } from "./store";
 
 /** Opens the configured store (null when history is off). SQLite opens now and throws if it cannot. */
 export function openHistoryStore(config: HistoryConfig): HistoryStore | null {

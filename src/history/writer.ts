@@ -7,7 +7,7 @@
  * exponential backoff; when the buffer is full, the oldest bars are dropped and counted. Live bars
  * never wait for history.
  */
-import { barKey, type HistoryStore, type StoredBar } from "./store";
+import { barKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 export interface HistoryWriterOptions {
   flushMs: number;
@@ -34,6 +34,8 @@ export interface HistoryWriterStats {
 
 export class HistoryWriter {
   private readonly pending = new Map<string, StoredBar>();
+  /** The keys of `pending` by symbol and interval, so REST can read what is not written yet. */
+  private readonly pendingBySeries = new Map<string, Set<string>>();
   private readonly timer: NodeJS.Timeout;
   private inFlight: Promise<void> | null = null;
   /** Consecutive failed writes; 0 while the store works. */
@@ -64,11 +66,15 @@ export class HistoryWriter {
       // Re-inserting moves a re-queued bar to the back: it is as new as its latest version.
       this.pending.delete(key);
       this.pending.set(key, b);
+      const series = seriesKey(b);
+      let keys = this.pendingBySeries.get(series);
+      if (keys === undefined) this.pendingBySeries.set(series, (keys = new Set()));
+      keys.add(key);
     }
     let dropped = 0;
     for (const key of this.pending.keys()) {
       if (this.pending.size <= this.options.bufferMax) break;
-      this.pending.delete(key);
+      this.remove(key);
       dropped++;
     }
     if (dropped > 0) {
@@ -87,6 +93,24 @@ export class HistoryWriter {
       this.inFlight = null;
     });
     return this.inFlight;
+  }
+
+  /** Bars waiting to be written whose start lies in [fromMs, toMs), in no particular order. */
+  pendingBars(
+    symbol: string,
+    interval: string,
+    fromMs: number | undefined,
+    toMs: number | undefined,
+  ): StoredBar[] {
+    const keys = this.pendingBySeries.get(seriesKey({ symbol, interval }));
+    if (keys === undefined) return [];
+    const { from, to } = rangeBounds(fromMs, toMs);
+    const out: StoredBar[] = [];
+    for (const key of keys) {
+      const b = this.pending.get(key);
+      if (b !== undefined && b.startMs >= from && b.startMs < to) out.push(b);
+    }
+    return out;
   }
 
   get stats(): HistoryWriterStats {
@@ -146,7 +170,7 @@ export class HistoryWriter {
         return;
       }
       // A bar re-queued meanwhile (a newer version) stays for the next batch.
-      for (const [key, bar] of batch) if (this.pending.get(key) === bar) this.pending.delete(key);
+      for (const [key, bar] of batch) if (this.pending.get(key) === bar) this.remove(key);
       if (this.failures > 0) this.events.recovered?.(this.failures);
       this.failures = 0;
       this.retryAt = 0;
@@ -155,4 +179,16 @@ export class HistoryWriter {
       this.events.buffered?.(this.pending.size);
     }
   }
+
+  private remove(key: string): void {
+    const b = this.pending.get(key);
+    if (b === undefined) return;
+    this.pending.delete(key);
+    const series = seriesKey(b);
+    const keys = this.pendingBySeries.get(series);
+    keys?.delete(key);
+    if (keys?.size === 0) this.pendingBySeries.delete(series);
+  }
 }
+
+const seriesKey = (b: { symbol: string; interval: string }) => `${b.symbol}\u0000${b.interval}`;
