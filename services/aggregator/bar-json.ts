@@ -34,7 +34,8 @@ export function toBarJson(b: Binding.Bar): BarJson {
   };
 }
 
-const optionalNumber = (text: string | null): number | null => (text === null ? null : Number(text));
+const optionalNumber = (text: string | null): number | null =>
+  text === null ? null : Number(text);
 
 /** A bar from the history store as REST shows it (stored bars are closed). */
 export function storedBarJson(b: StoredBar): BarJson {

@@ -10,12 +10,7 @@
  */
 import { Pool, type PoolClient } from "pg";
 import type { Interval } from "../api/params";
-import {
-  fullestByKey,
-  rangeBounds,
-  type HistoryStore,
-  type StoredBar,
-} from "./store";
+import { fullestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 export const TABLE = "tickstream_bars";
 

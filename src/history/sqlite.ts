@@ -9,12 +9,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Interval } from "../api/params";
-import {
-  fullestByKey,
-  rangeBounds,
-  type HistoryStore,
-  type StoredBar,
-} from "./store";
+import { fullestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS bars (

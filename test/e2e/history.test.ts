@@ -15,6 +15,7 @@ import type { StartedNode } from "../../src/node/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefBar, type RefTrade } from "../support/reference";
 import { eventually, getJson, startTestNode } from "../support/node";
+import { openApiChecker } from "../support/openapi";
 
 const FILE = fixFile("hffix-fix.5.0.set.1.fix");
 const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
@@ -131,7 +132,10 @@ describe("history with the embedded SQLite store", () => {
         const body = await bars(node.url, symbol, `interval=${interval}&limit=10000`);
         expect(body.history).toBe("ok");
         const want = refBars(trades, symbol, WIDTHS[interval]);
-        expect({ symbol, bars: body.bars.map(shown) }).toEqual({ symbol, bars: want.map(expected) });
+        expect({ symbol, bars: body.bars.map(shown) }).toEqual({
+          symbol,
+          bars: want.map(expected),
+        });
         body.bars.forEach((b, i) => expect(b.start).toBe(new Date(want[i]!.startMs).toISOString()));
         total += want.length;
       }
@@ -156,6 +160,9 @@ describe("history with the embedded SQLite store", () => {
     await check(`from=${new Date(at(10)).toISOString()}`, all.slice(10));
     await check(`to=${at(5)}`, all.slice(0, 5));
     await check(`from=${at(n - 1) + 1}&to=${at(n - 1) + 2}`, []);
+    const documented = await openApiChecker(node.url);
+    const answer = await bars(node.url, symbol, "interval=1m&limit=10000");
+    expect(documented("/api/bars/{symbol}", 200, answer)).toEqual([]);
   });
 
   it("serves the same bars from history alone on a node that never saw the trades", async () => {

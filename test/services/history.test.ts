@@ -115,7 +115,8 @@ describe("aggregator history", () => {
       expect(answer.bars.at(-1)).toMatchObject({ closed: false, trades: 1 });
 
       // 1m T0 twice (closed, then revised); then, closed by the trade at T0+10m, 1m T0+2m and 5m T0.
-      const written = () => node.broker.metrics.getMetric(M.historyWritten)?.get()?.value ?? 0;
+      const written = () =>
+        Number(node.broker.metrics.getMetric(M.historyWritten)?.get()?.value ?? 0);
       await eventually(() => (written() >= 4 ? true : undefined), "four bars written");
       expect(written()).toBe(4);
       expect(node.broker.metrics.getMetric(M.historyWriteErrors)?.get()?.value ?? 0).toBe(0);

@@ -51,9 +51,7 @@ const newFile = () => path.join(dir, `h${++fileNo}`, "history.sqlite");
 function rawRows(file: string): Record<string, unknown>[] {
   const db = new DatabaseSync(file, { readOnly: true });
   try {
-    return db
-      .prepare('SELECT * FROM bars ORDER BY symbol, "interval", start_ms')
-      .all() as Record<string, unknown>[];
+    return db.prepare('SELECT * FROM bars ORDER BY symbol, "interval", start_ms').all();
   } finally {
     db.close();
   }
@@ -63,7 +61,14 @@ describe("SqliteHistory", () => {
   it("keeps prices and quantities as exact decimal text, nulls and flags included", async () => {
     const file = newFile();
     const store = new SqliteHistory(file);
-    const awkward = [25929.169999999996, 0.1 + 0.2, 1e-7, 1e21, 123456789.123456789];
+    // Prices as real data has them (17 significant digits), and floats' awkward corners.
+    const awkward = [
+      Number("25929.169999999996"),
+      0.1 + 0.2,
+      1e-7,
+      1e21,
+      Number("123456789.123456789"),
+    ];
     const bars = awkward.map((p, i) =>
       bar(T0 + i * MIN, {
         open: decimal(p),
@@ -96,9 +101,9 @@ describe("SqliteHistory", () => {
     back.slice(0, awkward.length).forEach((b, i) => expect(Number(b.close)).toBe(awkward[i]));
     // The column really holds text, not a float the driver turned back into text.
     const db = new DatabaseSync(file, { readOnly: true });
-    expect(db.prepare("SELECT DISTINCT typeof(close) AS t FROM bars WHERE trades > 0").all()).toEqual(
-      [{ t: "text" }],
-    );
+    expect(
+      db.prepare("SELECT DISTINCT typeof(close) AS t FROM bars WHERE trades > 0").all(),
+    ).toEqual([{ t: "text" }]);
     db.close();
     await store.close();
   });
@@ -218,9 +223,13 @@ describe("HistoryWriter", () => {
     const store = new SqliteHistory(newFile());
     const writer = new HistoryWriter(store, options);
     writer.add([bar(T0)]);
-    await eventually(async () =>
-      (await store.readBars("ACME", "1m", undefined, undefined, 10)).length === 1 ? true : undefined,
-    "the timer's flush");
+    await eventually(
+      async () =>
+        (await store.readBars("ACME", "1m", undefined, undefined, 10)).length === 1
+          ? true
+          : undefined,
+      "the timer's flush",
+    );
     expect(writer.stats).toMatchObject({ written: 1, buffered: 0, failures: 0, dropped: 0 });
     await writer.close(1000);
   });
