@@ -11,17 +11,9 @@
  * union of memory and history, so bars older than in-memory retention are still served.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import type { Interval } from "../../src/api/params";
 import type { Config } from "../../src/config";
 import { historyUnavailable, unknownSymbol } from "../../src/errors";
-import {
-  fullestByKey,
-  HistoryWriter,
-  mergeBars,
-  openHistoryStore,
-  RevisionScanner,
-  storedBar,
-} from "../../src/history";
+import { BarHistory, mergeBars, openHistoryStore } from "../../src/history";
 import { M } from "../../src/metrics";
 import { native, type Binding } from "../../src/native";
 import {
@@ -35,10 +27,6 @@ import { storedBarJson, toBarJson, type BarJson } from "./bar-json";
 const FORMING_THROTTLE_MS = 250;
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
-/** Bars read from the engine per tick when looking for revised closed bars (about 1 ms per 400). */
-const REVISION_SCAN_BARS = 4000;
-/** Least time between two warnings about the same history problem. */
-const HISTORY_WARN_MS = 10_000;
 
 /** `ok`: history was read; `unavailable`: it could not be (memory only); `off`: not configured. */
 export type HistoryStatus = "ok" | "unavailable" | "off";
@@ -61,18 +49,7 @@ export interface BarsParams {
 interface Vars extends SymbolActorsVars {
   liveSources: Map<string, boolean>;
   timers: NodeJS.Timeout[];
-  history: HistoryWriter | null;
-  revisions: RevisionScanner;
-  /** When each kind of history problem was last logged. */
-  historyWarnedAt: Map<string, number>;
-}
-
-interface StoredRange {
-  status: HistoryStatus;
-  bars: BarJson[];
-  /** Whether history holds any bar of the symbol and interval (checked only when asked). */
-  known: boolean;
-  error?: unknown;
+  history: BarHistory | null;
 }
 
 interface Methods extends SymbolActorsMethods {
@@ -81,8 +58,6 @@ interface Methods extends SymbolActorsMethods {
   drainClosed(): void;
   publishForming(): void;
   closeByWallClock(): void;
-  readHistory(params: BarsParams, mustKnow: boolean): Promise<StoredRange>;
-  warnHistory(kind: string, message: string, details: object): void;
 }
 
 type This = Service & Vars & Methods;
@@ -110,13 +85,14 @@ export function aggregatorService(config: Config): ServiceSchema {
           // A bar may have closed and left memory in the same batch: hand it to history first.
           if (this.history !== null) this.drainClosed();
           const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
-          const stored = await this.readHistory(ctx.params, memory === null);
-          if (memory === null && !stored.known) {
-            if (stored.status === "unavailable") throw historyUnavailable(symbol, stored.error);
+          const stored = await this.history?.read(symbol, interval, fromMs, toMs, limit, !memory);
+          if (memory === null && !stored?.known) {
+            if (stored?.status === "unavailable") throw historyUnavailable(symbol, stored.error);
             throw unknownSymbol(symbol);
           }
-          const bars = mergeBars((memory ?? []).map(toBarJson), stored.bars, limit);
-          return { symbol, interval, bars, history: stored.status };
+          const older = (stored?.bars ?? []).map(storedBarJson);
+          const bars = mergeBars((memory ?? []).map(toBarJson), older, limit);
+          return { symbol, interval, bars, history: stored?.status ?? "off" };
         },
       },
 
@@ -168,12 +144,11 @@ export function aggregatorService(config: Config): ServiceSchema {
             metrics.observe(M.e2eLatency, Date.now() - params.producedAtMs);
         }
         // The engine counts revisions but queues only newly closed bars: find the revised ones.
-        if (result.revised > 0 && this.history !== null)
-          this.revisions.mark(native.batchSymbols(params.batch));
+        if (result.revised > 0) this.history?.revised(native.batchSymbols(params.batch));
       },
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
-        this.history?.add(closed.map((c) => storedBar(c.symbol, c.interval as Interval, c.bar)));
+        this.history?.closed(closed);
         if (this.broker.isMetricsEnabled()) {
           const now = Date.now();
           for (const c of closed) {
@@ -203,8 +178,7 @@ export function aggregatorService(config: Config): ServiceSchema {
       /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
       publishForming(this: This) {
         this.drainClosed();
-        if (this.history !== null && this.revisions.pending > 0)
-          this.history.add(this.revisions.scan(this.actors.engine, REVISION_SCAN_BARS));
+        this.history?.scanRevisions(this.actors.engine);
         const symbols = this.actors.engine.drainTouched();
         if (symbols.length === 0) return;
         const latest = this.actors.engine.latest(symbols);
@@ -223,83 +197,14 @@ export function aggregatorService(config: Config): ServiceSchema {
         if (![...this.liveSources.values()].some(Boolean)) return;
         this.actors.engine.closeByWallClock(Date.now());
       },
-
-      /**
-       * Closed bars of the requested range: stored ones and those still waiting to be written. A
-       * store that fails degrades the answer (to memory and the waiting bars), never fails it.
-       */
-      async readHistory(this: This, params: BarsParams, mustKnow: boolean): Promise<StoredRange> {
-        if (this.history === null) return { status: "off", bars: [], known: false };
-        const { store } = this.history;
-        const { symbol, interval, fromMs, toMs, limit } = params;
-        // Taken before the query: a flush meanwhile moves bars from here to the store, never away.
-        const waiting = this.history.pendingBars(symbol, interval, fromMs, toMs);
-        try {
-          const rows = await store.readBars(symbol, interval, fromMs, toMs, limit);
-          const known =
-            rows.length > 0 ||
-            waiting.length > 0 ||
-            (mustKnow &&
-              (await store.readBars(symbol, interval, undefined, undefined, 1)).length > 0);
-          const bars = fullestByKey([...rows, ...waiting]).map(storedBarJson);
-          return { status: "ok", bars, known };
-        } catch (err: unknown) {
-          if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.historyReadErrors);
-          this.warnHistory("read", "history read failed; answering from memory", {
-            store: store.name,
-            err: (err as Error).message,
-          });
-          const bars = waiting.map(storedBarJson);
-          return { status: "unavailable", bars, known: waiting.length > 0, error: err };
-        }
-      },
-
-      warnHistory(this: This, kind: string, message: string, details: object) {
-        const now = Date.now();
-        if (now - (this.historyWarnedAt.get(kind) ?? 0) < HISTORY_WARN_MS) return;
-        this.historyWarnedAt.set(kind, now);
-        this.logger.warn(details, message);
-      },
     },
 
     created(this: This) {
       this.liveSources = new Map();
       this.timers = [];
-      this.revisions = new RevisionScanner();
-      this.historyWarnedAt = new Map();
       const store = openHistoryStore(config.history);
-      const metrics = this.broker.metrics;
-      const metered = this.broker.isMetricsEnabled();
       this.history =
-        store === null
-          ? null
-          : new HistoryWriter(store, config.history, {
-              written: (n) => metered && metrics.increment(M.historyWritten, undefined, n),
-              buffered: (n) => metered && metrics.set(M.historyBuffered, n),
-              dropped: (n) => {
-                if (metered) metrics.increment(M.historyDropped, undefined, n);
-                this.warnHistory("dropped", "history buffer full; oldest closed bars dropped", {
-                  store: store.name,
-                  dropped: n,
-                  bufferMax: config.history.bufferMax,
-                });
-              },
-              failed: (err, attempt, retryInMs) => {
-                if (metered) metrics.increment(M.historyWriteErrors);
-                this.warnHistory("write", "history write failed; closed bars stay buffered", {
-                  store: store.name,
-                  err: err.message,
-                  attempt,
-                  retryInMs,
-                });
-              },
-              recovered: (attempts) =>
-                this.logger.info(
-                  { store: store.name, failedAttempts: attempts },
-                  "history store reachable again; writing buffered bars",
-                ),
-            });
-      if (store !== null) this.logger.info({ store: store.name }, "history store");
+        store === null ? null : new BarHistory(store, config.history, this.broker, this.logger);
     },
 
     started(this: This) {
@@ -312,15 +217,8 @@ export function aggregatorService(config: Config): ServiceSchema {
     async stopped(this: This) {
       for (const t of this.timers) clearInterval(t);
       if (this.history === null) return;
-      this.publishForming();
-      while (this.revisions.pending > 0)
-        this.history.add(this.revisions.scan(this.actors.engine, REVISION_SCAN_BARS));
-      const lost = await this.history.close(config.history.timeoutMs);
-      if (lost > 0)
-        this.logger.warn(
-          { store: this.history.store.name, lost },
-          "history unavailable at shutdown; closed bars not written",
-        );
+      this.drainClosed();
+      await this.history.close(this.actors.engine, config.history.timeoutMs);
     },
   };
   return schema as unknown as ServiceSchema;

@@ -1,9 +1,10 @@
 /** Picks the history store the configuration names (`HISTORY_URL`). */
-import type { HistoryConfig } from "../config";
+import { ConfigError, type HistoryConfig } from "../config";
 import { PostgresHistory } from "./postgres";
 import { SqliteHistory } from "./sqlite";
 import type { HistoryStore } from "./store";
 
+export { BarHistory, type HistoryRange } from "./bar-history";
 export { HistoryWriter } from "./writer";
 export { mergeBars } from "./merge";
 export { RevisionScanner } from "./revisions";
@@ -15,7 +16,14 @@ export function openHistoryStore(config: HistoryConfig): HistoryStore | null {
   if (target === null) return null;
   switch (target.kind) {
     case "sqlite":
-      return new SqliteHistory(target.path);
+      try {
+        return new SqliteHistory(target.path);
+      } catch (err: unknown) {
+        throw new ConfigError(
+          "HISTORY_URL",
+          `cannot open sqlite:${target.path}: ${(err as Error).message}`,
+        );
+      }
     case "postgres":
       return new PostgresHistory(target.url, { timeoutMs: config.timeoutMs });
   }

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Service } from "moleculer";
-import type { HistoryWriter } from "../../src/history";
+import type { BarHistory } from "../../src/history";
 import type { Binding } from "../../src/native";
 import type { StartedNode } from "../../src/node/start";
 import { fixFile } from "../support/fix-data";
@@ -40,7 +40,7 @@ interface BarBody {
 
 type Aggregator = Service & {
   actors: { engine: Binding.Engine };
-  history: HistoryWriter | null;
+  history: BarHistory | null;
 };
 
 const aggregatorOf = (node: StartedNode) =>

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Client } from "pg";
-import { HistoryWriter } from "../../src/history";
+import { HistoryWriter, type BarHistory } from "../../src/history";
 import { PostgresHistory, TABLE } from "../../src/history/postgres";
 import { decimal, type StoredBar } from "../../src/history/store";
 import { startPostgres, type PostgresHandle } from "../../src/infra/postgres";
@@ -203,7 +203,7 @@ interface BarsBody {
   }[];
 }
 
-type Aggregator = { history: HistoryWriter };
+type Aggregator = { history: BarHistory };
 
 describe("a node with PostgreSQL history", () => {
   let url: string;

@@ -9,7 +9,7 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { ConfigError, loadConfig } from "../../src/config";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
-import { HistoryWriter, mergeBars, RevisionScanner } from "../../src/history";
+import { HistoryWriter, mergeBars, openHistoryStore, RevisionScanner } from "../../src/history";
 import { SqliteHistory } from "../../src/history/sqlite";
 import { decimal, type StoredBar } from "../../src/history/store";
 import { native } from "../../src/native";
@@ -194,7 +194,10 @@ describe("SqliteHistory", () => {
     const file = newFile();
     await new SqliteHistory(file).close();
     // A directory under a regular file cannot exist.
-    expect(() => new SqliteHistory(path.join(file, "sub", "h.sqlite"))).toThrow(/ENOTDIR/);
+    const impossible = path.join(file, "sub", "h.sqlite");
+    expect(() => new SqliteHistory(impossible)).toThrow(/ENOTDIR/);
+    const config = loadConfig({ HISTORY_URL: `sqlite:${impossible}` }).history;
+    expect(() => openHistoryStore(config)).toThrow(/HISTORY_URL: cannot open sqlite:.*ENOTDIR/);
   });
 });
 
