@@ -22,6 +22,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/native/index.js /app/native/index.d.ts /app/native/*.node ./native/
+# The default history store (HISTORY_URL=sqlite:.data/history.sqlite) lives here; mount a volume
+# on /app/.data to keep it across containers.
+RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 EXPOSE 3000 3030
 CMD ["node", "dist/scripts/node.js"]

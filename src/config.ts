@@ -275,6 +275,41 @@ export const SETTINGS = [
     default: "65536",
     description: "Trade ids remembered per symbol for duplicate detection",
   },
+  // History
+  {
+    env: "HISTORY_URL",
+    default: "sqlite:.data/history.sqlite",
+    description:
+      "Where closed bars are kept beyond in-memory retention: `sqlite:PATH` (embedded, for one node; relative to the working directory), `postgres://user:password@host:5432/db` (PostgreSQL, shared by a cluster), or `off`",
+  },
+  {
+    env: "HISTORY_FLUSH_MS",
+    default: "1000",
+    description: "Longest a closed bar waits in memory before it is written to history",
+  },
+  {
+    env: "HISTORY_BATCH_SIZE",
+    default: "500",
+    description: "Bars per history write; a full batch is written at once",
+  },
+  {
+    env: "HISTORY_BUFFER_MAX",
+    default: "100000",
+    description:
+      "Closed bars held while history is slow or down; beyond this the oldest are dropped (and counted)",
+  },
+  {
+    env: "HISTORY_RETRY_MAX_MS",
+    default: "10000",
+    description:
+      "Longest pause between write attempts while history is down (backoff doubles from `HISTORY_FLUSH_MS`)",
+  },
+  {
+    env: "HISTORY_TIMEOUT_MS",
+    default: "3000",
+    description:
+      "Longest a PostgreSQL history query may take; a read that fails or times out answers with the in-memory bars only",
+  },
   // Anomalies
   { env: "DETECTOR", default: "zscore", description: "Anomaly detector: zscore, ewma, mad" },
   { env: "DETECTOR_WINDOW", default: "100", description: "Returns kept by the detector (W)" },
@@ -483,6 +518,52 @@ function kafka(env: Env): KafkaConfig | null {
   };
 }
 
+/** Where history goes: an embedded SQLite file or a PostgreSQL server. */
+export type HistoryTarget = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+
+export interface HistoryConfig {
+  /** Null when history is off. */
+  target: HistoryTarget | null;
+  flushMs: number;
+  batchSize: number;
+  bufferMax: number;
+  retryMaxMs: number;
+  timeoutMs: number;
+}
+
+function historyTarget(env: Env): HistoryTarget | null {
+  const text = raw(env, "HISTORY_URL");
+  if (text.toLowerCase() === "off") return null;
+  if (text.startsWith("sqlite:")) {
+    const file = text.slice("sqlite:".length);
+    if (file === "") throw new ConfigError("HISTORY_URL", "sqlite: needs a file path");
+    return { kind: "sqlite", path: file };
+  }
+  if (/^postgres(ql)?:\/\//.test(text)) {
+    try {
+      new URL(text);
+    } catch {
+      throw new ConfigError("HISTORY_URL", "not a valid postgres:// URL");
+    }
+    return { kind: "postgres", url: text };
+  }
+  throw new ConfigError(
+    "HISTORY_URL",
+    `expected sqlite:PATH, postgres://… or off, got "${text.replace(/\/\/[^@/]*@/, "//…@")}"`,
+  );
+}
+
+function history(env: Env): HistoryConfig {
+  return {
+    target: historyTarget(env),
+    flushMs: int(env, "HISTORY_FLUSH_MS", 10, 3_600_000),
+    batchSize: int(env, "HISTORY_BATCH_SIZE", 1, 100_000),
+    bufferMax: int(env, "HISTORY_BUFFER_MAX", 1),
+    retryMaxMs: int(env, "HISTORY_RETRY_MAX_MS", 10, 3_600_000),
+    timeoutMs: int(env, "HISTORY_TIMEOUT_MS", 10, 600_000),
+  };
+}
+
 export const DETECTORS = ["zscore", "ewma", "mad"] as const;
 export type DetectorKind = (typeof DETECTORS)[number];
 
@@ -541,6 +622,7 @@ export interface Config {
     retentionMs: { "1m": number; "5m": number; "1h": number };
     dedupeCapacity: number;
   };
+  history: HistoryConfig;
   detector: {
     kind: DetectorKind;
     window: number;
@@ -630,6 +712,7 @@ export function loadConfig(env: Env = process.env): Config {
       },
       dedupeCapacity: int(env, "DEDUPE_CAPACITY", 0),
     },
+    history: history(env),
     detector: {
       kind: oneOf(env, "DETECTOR", DETECTORS),
       window: int(env, "DETECTOR_WINDOW", 2),

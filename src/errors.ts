@@ -11,12 +11,29 @@ export const ERR_UNAUTHORIZED = "ERR_UNAUTHORIZED";
 export const ERR_NOT_READY = "ERR_NOT_READY";
 export const ERR_NATIVE = "ERR_NATIVE";
 export const ERR_BAD_BATCH = "ERR_BAD_BATCH";
+export const ERR_HISTORY_UNAVAILABLE = "ERR_HISTORY_UNAVAILABLE";
 
 /** 404: the symbol has never traded on this cluster (or left retention). */
 export function unknownSymbol(symbol: string): Errors.MoleculerClientError {
   return new Errors.MoleculerClientError(`unknown symbol "${symbol}"`, 404, ERR_UNKNOWN_SYMBOL, {
     symbol,
   });
+}
+
+/**
+ * 503: the symbol is not in memory and the history store cannot be read, so whether it exists is
+ * unknown. Not retried by the broker: the store is retried by the history writer, and the client
+ * may ask again.
+ */
+export function historyUnavailable(symbol: string, cause: unknown): Errors.MoleculerError {
+  const err = new Errors.MoleculerError(
+    `symbol "${symbol}" is not in memory and history is unavailable`,
+    503,
+    ERR_HISTORY_UNAVAILABLE,
+    { symbol },
+  );
+  (err as Error).cause = cause;
+  return err;
 }
 
 /** 422: a query parameter has the wrong form; the message names the parameter. */

@@ -30,6 +30,11 @@ export const M = {
   checkpointStates: "tickstream.checkpoint.states",
   checkpointBytes: "tickstream.checkpoint.bytes",
   checkpointRestored: "tickstream.checkpoint.restored",
+  historyWritten: "tickstream.history.bars.written",
+  historyWriteErrors: "tickstream.history.write.errors",
+  historyBuffered: "tickstream.history.bars.buffered",
+  historyDropped: "tickstream.history.bars.dropped",
+  historyReadErrors: "tickstream.history.read.errors",
 } as const;
 
 const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -104,6 +109,15 @@ export function registerMetrics(broker: ServiceBroker): void {
   counter(M.checkpointRestored, "Symbol states restored from the checkpoint store, by service", [
     "service",
   ]);
+  counter(M.historyWritten, "Closed bars written to the history store");
+  counter(M.historyWriteErrors, "Failed history writes (each is retried with backoff)");
+  counter(M.historyDropped, "Closed bars dropped unwritten because the history buffer was full");
+  counter(M.historyReadErrors, "History reads that failed (REST answered from memory only)");
+  metrics.register({
+    type: "gauge",
+    name: M.historyBuffered,
+    description: "Closed bars waiting to be written to the history store",
+  });
   metrics.register({
     type: "gauge",
     name: M.symbols,

@@ -6,6 +6,8 @@
 #   chromium     headless browser for dashboard end-to-end tests                       — later issues
 #   prometheus   real scraper for the end-to-end metrics check                         — later issues
 #   openjdk-17-jre-headless, maven   run/fetch the Kafka broker jars (scripts/infra/kafka/pom.xml)
+#   postgresql   PostgreSQL server binaries for the history store's tests (src/infra/postgres.ts
+#                starts a private cluster; the Debian service itself is not started)
 #
 # Usage:  sudo scripts/infra/install-system-deps.sh [package ...]
 #   With no arguments installs the full list above. With arguments installs only those (e.g. `nats-server kcat`).
@@ -13,7 +15,7 @@
 # Non-interactive (DEBIAN_FRONTEND=noninteractive), suitable for CI running as root.
 set -euo pipefail
 
-DEFAULT_PACKAGES=(nats-server kcat chromium prometheus openjdk-17-jre-headless maven)
+DEFAULT_PACKAGES=(nats-server kcat chromium prometheus openjdk-17-jre-headless maven postgresql)
 if [ "$#" -gt 0 ]; then PACKAGES=("$@"); else PACKAGES=("${DEFAULT_PACKAGES[@]}"); fi
 
 export DEBIAN_FRONTEND=noninteractive
@@ -40,6 +42,7 @@ provided_otherwise() {
     openjdk-17-jre-headless) command -v java >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ] 2>/dev/null ;;
     maven) command -v mvn >/dev/null 2>&1 ;;
     nats-server | kcat | chromium | prometheus) command -v "$(command_of "$1")" >/dev/null 2>&1 ;;
+    postgresql) compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null ;;
     *) return 1 ;;
   esac
 }
@@ -70,7 +73,7 @@ fi
 
 echo "Installing: ${missing[*]}"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-# The services Debian would auto-start (nats-server, prometheus) are not wanted: the project starts its own.
+# The services Debian would auto-start (nats-server, prometheus, postgresql) are not wanted: the project starts its own.
 # policy-rc.d exit 101 stops invoke-rc.d from starting them during installation (only while we install).
 POLICY=/usr/sbin/policy-rc.d
 created_policy=0

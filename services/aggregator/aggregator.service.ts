@@ -5,23 +5,38 @@
  * forming bars of the symbols that traded as `bars.updated` (best-effort fan-out for live views;
  * trades themselves only ever travel by acknowledged calls). Both queue inside the Rust engine, so
  * applying a batch creates no per-bar JS objects.
+ *
+ * History (src/history/): the bars this node closes, and closed bars it revises later, go to the
+ * history store through a batching writer that never holds up live bars; `bars` answers with the
+ * union of memory and history, so bars older than in-memory retention are still served.
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../../src/config";
-import { unknownSymbol } from "../../src/errors";
+import { historyUnavailable, unknownSymbol } from "../../src/errors";
+import { BarHistory, mergeBars, openHistoryStore } from "../../src/history";
 import { M } from "../../src/metrics";
-import type { Binding } from "../../src/native";
+import { native, type Binding } from "../../src/native";
 import {
   symbolActorsMixin,
   type ApplyParams,
   type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
-import { toBarJson, type BarJson } from "./bar-json";
+import { storedBarJson, toBarJson, type BarJson } from "./bar-json";
 
 const FORMING_THROTTLE_MS = 250;
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
+
+/** `ok`: history was read; `unavailable`: it could not be (memory only); `off`: not configured. */
+export type HistoryStatus = "ok" | "unavailable" | "off";
+
+export interface BarsAnswer {
+  symbol: string;
+  interval: string;
+  bars: BarJson[];
+  history: HistoryStatus;
+}
 
 export interface BarsParams {
   symbol: string;
@@ -34,11 +49,13 @@ export interface BarsParams {
 interface Vars extends SymbolActorsVars {
   liveSources: Map<string, boolean>;
   timers: NodeJS.Timeout[];
+  history: BarHistory | null;
 }
 
 interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
+  drainClosed(): void;
   publishForming(): void;
   closeByWallClock(): void;
 }
@@ -60,17 +77,22 @@ export function aggregatorService(config: Config): ServiceSchema {
           toMs: { type: "number", optional: true },
           limit: { type: "number", integer: true, min: 1, max: 10_000 },
         },
-        async handler(
-          this: This,
-          ctx: Context<BarsParams>,
-        ): Promise<{ symbol: string; interval: string; bars: BarJson[] }> {
+        async handler(this: This, ctx: Context<BarsParams>): Promise<BarsAnswer> {
           const { symbol, interval, fromMs, toMs, limit } = ctx.params;
           this.refreshMembership();
           this.ensureOwned([symbol]);
           await this.ensureHeld(ctx, [symbol]);
-          const bars = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
-          if (bars === null) throw unknownSymbol(symbol);
-          return { symbol, interval, bars: bars.map(toBarJson) };
+          // A bar may have closed and left memory in the same batch: hand it to history first.
+          if (this.history !== null) this.drainClosed();
+          const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
+          const stored = await this.history?.read(symbol, interval, fromMs, toMs, limit, !memory);
+          if (memory === null && !stored?.known) {
+            if (stored?.status === "unavailable") throw historyUnavailable(symbol, stored.error);
+            throw unknownSymbol(symbol);
+          }
+          const older = (stored?.bars ?? []).map(storedBarJson);
+          const bars = mergeBars((memory ?? []).map(toBarJson), older, limit);
+          return { symbol, interval, bars, history: stored?.status ?? "off" };
         },
       },
 
@@ -121,9 +143,12 @@ export function aggregatorService(config: Config): ServiceSchema {
           if (params.producedAtMs !== undefined && result.applied > 0)
             metrics.observe(M.e2eLatency, Date.now() - params.producedAtMs);
         }
+        // The engine counts revisions but queues only newly closed bars: find the revised ones.
+        if (result.revised > 0) this.history?.revised(native.batchSymbols(params.batch));
       },
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
+        this.history?.closed(closed);
         if (this.broker.isMetricsEnabled()) {
           const now = Date.now();
           for (const c of closed) {
@@ -145,10 +170,15 @@ export function aggregatorService(config: Config): ServiceSchema {
           .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
-      /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
-      publishForming(this: This) {
+      drainClosed(this: This) {
         const closed = this.actors.engine.drainClosed();
         if (closed.length > 0) this.publishClosed(closed);
+      },
+
+      /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
+      publishForming(this: This) {
+        this.drainClosed();
+        this.history?.scanRevisions(this.actors.engine);
         const symbols = this.actors.engine.drainTouched();
         if (symbols.length === 0) return;
         const latest = this.actors.engine.latest(symbols);
@@ -172,6 +202,9 @@ export function aggregatorService(config: Config): ServiceSchema {
     created(this: This) {
       this.liveSources = new Map();
       this.timers = [];
+      const store = openHistoryStore(config.history);
+      this.history =
+        store === null ? null : new BarHistory(store, config.history, this.broker, this.logger);
     },
 
     started(this: This) {
@@ -180,9 +213,12 @@ export function aggregatorService(config: Config): ServiceSchema {
       return Promise.resolve();
     },
 
-    stopped(this: This) {
+    /** Runs before the mixin hands the symbols away: what closed here is written from here. */
+    async stopped(this: This) {
       for (const t of this.timers) clearInterval(t);
-      return Promise.resolve();
+      if (this.history === null) return;
+      this.drainClosed();
+      await this.history.close(this.actors.engine, config.history.timeoutMs);
     },
   };
   return schema as unknown as ServiceSchema;

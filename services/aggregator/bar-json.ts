@@ -1,3 +1,4 @@
+import type { StoredBar } from "../../src/history/store";
 import type { Binding } from "../../src/native";
 
 /** A bar as REST and events show it (times in UTC). */
@@ -30,5 +31,26 @@ export function toBarJson(b: Binding.Bar): BarJson {
     closed: b.closed,
     revised: b.revised,
     orders: { count: b.orderCount, buyQty: b.buyQty, sellQty: b.sellQty },
+  };
+}
+
+const optionalNumber = (text: string | null): number | null =>
+  text === null ? null : Number(text);
+
+/** A bar from the history store as REST shows it (stored bars are closed). */
+export function storedBarJson(b: StoredBar): BarJson {
+  return {
+    start: new Date(b.startMs).toISOString(),
+    startMs: b.startMs,
+    open: optionalNumber(b.open),
+    high: optionalNumber(b.high),
+    low: optionalNumber(b.low),
+    close: optionalNumber(b.close),
+    volume: Number(b.volume),
+    vwap: optionalNumber(b.vwap),
+    trades: b.trades,
+    closed: true,
+    revised: b.revised,
+    orders: { count: b.orderCount, buyQty: Number(b.buyQty), sellQty: Number(b.sellQty) },
   };
 }

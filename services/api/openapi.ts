@@ -269,6 +269,8 @@ export function openApiDocument(): object {
         get: {
           summary:
             "Bars of one symbol, oldest first; the forming bar is included with closed=false",
+          description:
+            "Bars still in memory (see RETENTION_1M, RETENTION_5M, RETENTION_1H) and older closed bars from the history store (HISTORY_URL), merged by interval start: where both hold a bar, the one in memory is listed unless the stored one holds more trades. `history` says whether the store was read.",
           parameters: [
             {
               name: "symbol",
@@ -290,16 +292,25 @@ export function openApiDocument(): object {
             "200": json(
               {
                 type: "object",
-                required: ["symbol", "interval", "bars"],
+                required: ["symbol", "interval", "bars", "history"],
                 properties: {
                   symbol: { type: "string" },
                   interval: { type: "string", enum: ["1m", "5m", "1h"] },
                   bars: { type: "array", items: { $ref: "#/components/schemas/Bar" } },
+                  history: {
+                    type: "string",
+                    enum: ["ok", "unavailable", "off"],
+                    description:
+                      "ok: bars older than in-memory retention came from the history store; unavailable: the store could not be read, so only the bars in memory are listed; off: no history store is configured",
+                  },
                 },
               },
               "Bars",
             ),
             "404": errorResponse("Unknown symbol"),
+            "503": errorResponse(
+              "The symbol is not in memory and the history store cannot be read (ERR_HISTORY_UNAVAILABLE)",
+            ),
             ...errors,
           },
         },

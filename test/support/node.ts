@@ -9,6 +9,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     PORT: "0",
     METRICS: "false",
     LOG_LEVEL: "warn",
+    // A shared default history file would leak bars between tests; history tests choose their own.
+    HISTORY_URL: "off",
     ...env,
   });
 }

@@ -39,6 +39,7 @@ export async function spawnNode(nodeID: string, env: Record<string, string>): Pr
       PORT: String(port),
       METRICS: "false",
       LOG_LEVEL: "warn",
+      HISTORY_URL: "off",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

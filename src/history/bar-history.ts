@@ -1,0 +1,147 @@
+/**
+ * A node's history of closed bars: what the aggregator hands over and asks for, with its metrics
+ * and (rate-limited) warnings. Writing goes through the batching writer; reading merges the store
+ * with the bars still waiting to be written, and degrades instead of failing.
+ */
+import type { Logger, ServiceBroker } from "moleculer";
+import type { Interval } from "../api/params";
+import type { HistoryConfig } from "../config";
+import { M } from "../metrics";
+import type { Binding } from "../native";
+import { RevisionScanner } from "./revisions";
+import { fullestByKey, storedBar, type HistoryStore, type StoredBar } from "./store";
+import { HistoryWriter, type HistoryWriterStats } from "./writer";
+
+/** Bars read from the engine per tick when looking for revised closed bars (about 1 ms per 400). */
+const REVISION_SCAN_BARS = 4000;
+/** Least time between two warnings about the same kind of history problem. */
+const WARN_EVERY_MS = 10_000;
+
+/** What a read found: `unavailable` when the store failed (only waiting bars are listed then). */
+export interface HistoryRange {
+  status: "ok" | "unavailable";
+  bars: StoredBar[];
+  /** Whether history holds any bar of the symbol and interval (looked up only when asked). */
+  known: boolean;
+  error?: unknown;
+}
+
+export class BarHistory {
+  private readonly writer: HistoryWriter;
+  private readonly revisions = new RevisionScanner();
+  private readonly warnedAt = new Map<string, number>();
+
+  constructor(
+    readonly store: HistoryStore,
+    config: HistoryConfig,
+    private readonly broker: ServiceBroker,
+    private readonly logger: Logger,
+  ) {
+    const metered = broker.isMetricsEnabled();
+    const metrics = broker.metrics;
+    this.writer = new HistoryWriter(store, config, {
+      written: (n) => {
+        if (metered) metrics.increment(M.historyWritten, undefined, n);
+      },
+      buffered: (n) => {
+        if (metered) metrics.set(M.historyBuffered, n);
+      },
+      dropped: (n) => {
+        if (metered) metrics.increment(M.historyDropped, undefined, n);
+        this.warn("dropped", "history buffer full; oldest closed bars dropped", {
+          dropped: n,
+          bufferMax: config.bufferMax,
+        });
+      },
+      failed: (err, attempt, retryInMs) => {
+        if (metered) metrics.increment(M.historyWriteErrors);
+        this.warn("write", "history write failed; closed bars stay buffered", {
+          err: err.message,
+          attempt,
+          retryInMs,
+        });
+      },
+      recovered: (attempts) =>
+        logger.info(
+          { store: store.name, failedAttempts: attempts },
+          "history store reachable again; writing buffered bars",
+        ),
+    });
+    logger.info({ store: store.name }, "history store");
+  }
+
+  get stats(): HistoryWriterStats {
+    return this.writer.stats;
+  }
+
+  /** Whether the last write failed. */
+  get failing(): boolean {
+    return this.writer.failing;
+  }
+
+  /** Bars that just closed (from the engine's queue). */
+  closed(bars: readonly Binding.SymbolBar[]): void {
+    this.writer.add(bars.map((c) => storedBar(c.symbol, c.interval as Interval, c.bar)));
+  }
+
+  /** The symbols of a batch that changed closed bars: their revised bars are looked up later. */
+  revised(symbols: readonly string[]): void {
+    this.revisions.mark(symbols);
+  }
+
+  /** Each tick: queues the revised closed bars that changed since they were last queued. */
+  scanRevisions(engine: Pick<Binding.Engine, "bars">): void {
+    if (this.revisions.pending > 0)
+      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_BARS));
+  }
+
+  /** Closed bars with start in [fromMs, toMs), the newest `limit` (and any waiting to be written). */
+  async read(
+    symbol: string,
+    interval: Interval,
+    fromMs: number | undefined,
+    toMs: number | undefined,
+    limit: number,
+    mustKnow: boolean,
+  ): Promise<HistoryRange> {
+    // Taken before the query: a flush meanwhile moves bars from here to the store, never away.
+    const waiting = this.writer.pendingBars(symbol, interval, fromMs, toMs);
+    try {
+      const rows = await this.store.readBars(symbol, interval, fromMs, toMs, limit);
+      const known =
+        rows.length > 0 ||
+        waiting.length > 0 ||
+        (mustKnow &&
+          (await this.store.readBars(symbol, interval, undefined, undefined, 1)).length > 0);
+      return { status: "ok", bars: fullestByKey([...rows, ...waiting]), known };
+    } catch (err: unknown) {
+      if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.historyReadErrors);
+      this.warn("read", "history read failed; answering from memory", {
+        err: (err as Error).message,
+      });
+      return { status: "unavailable", bars: waiting, known: waiting.length > 0, error: err };
+    }
+  }
+
+  /**
+   * Queues what is left (closed bars the caller drained, every pending revision), keeps writing
+   * for up to `timeoutMs`, and closes the store; what could not be written is logged.
+   */
+  async close(engine: Pick<Binding.Engine, "bars">, timeoutMs: number): Promise<void> {
+    while (this.revisions.pending > 0)
+      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_BARS));
+    const lost = await this.writer.close(timeoutMs);
+    if (lost > 0)
+      this.logger.warn(
+        { store: this.store.name, lost },
+        "history unavailable at shutdown; closed bars not written",
+      );
+  }
+
+  private warn(kind: string, message: string, details: object): void {
+    const now = Date.now();
+    if (now - (this.warnedAt.get(kind) ?? 0) < WARN_EVERY_MS) return;
+    this.warnedAt.set(kind, now);
+    this.logger.warn({ store: this.store.name, ...details }, message);
+  }
+}

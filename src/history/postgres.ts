@@ -1,0 +1,230 @@
+/**
+ * History in PostgreSQL (npm `pg`): one table shared by every node of a cluster, so whichever node
+ * owns a symbol serves all of its history.
+ *
+ * Prices and quantities are NUMERIC (exact decimals). A batch is one transaction of multi-row
+ * `INSERT … ON CONFLICT … DO UPDATE … WHERE` statements. The server being down or slow is an
+ * ordinary, expected failure: the pool connects lazily, every query has a deadline, the table is
+ * created on first use (retried until it works), and an idle connection dropped by a restarting
+ * server is discarded instead of crashing the process.
+ */
+import { Pool, type PoolClient } from "pg";
+import type { Interval } from "../api/params";
+import { fullestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
+
+export const TABLE = "tickstream_bars";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ${TABLE} (
+  symbol      text        NOT NULL,
+  "interval"  text        NOT NULL,
+  start_ms    bigint      NOT NULL,
+  open        numeric,
+  high        numeric,
+  low         numeric,
+  close       numeric,
+  volume      numeric     NOT NULL,
+  vwap        numeric,
+  trades      bigint      NOT NULL,
+  revised     boolean     NOT NULL,
+  order_count bigint      NOT NULL,
+  buy_qty     numeric     NOT NULL,
+  sell_qty    numeric     NOT NULL,
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (symbol, "interval", start_ms)
+)`;
+
+const COLUMNS = [
+  "symbol",
+  '"interval"',
+  "start_ms",
+  "open",
+  "high",
+  "low",
+  "close",
+  "volume",
+  "vwap",
+  "trades",
+  "revised",
+  "order_count",
+  "buy_qty",
+  "sell_qty",
+];
+
+/** Rows per INSERT: 14 parameters each, far below PostgreSQL's 65,535 per statement. */
+const ROWS_PER_STATEMENT = 1000;
+
+const UPDATE = COLUMNS.slice(3)
+  .map((c) => `${c} = EXCLUDED.${c}`)
+  .join(", ");
+
+// Row values compare lexicographically: more trades, or as many and more orders (see HistoryStore).
+const CONFLICT = `ON CONFLICT (symbol, "interval", start_ms) DO UPDATE SET ${UPDATE}, updated_at = now()
+WHERE (EXCLUDED.trades, EXCLUDED.order_count) > (${TABLE}.trades, ${TABLE}.order_count)`;
+
+const SELECT = `
+SELECT ${COLUMNS.join(", ")} FROM ${TABLE}
+WHERE symbol = $1 AND "interval" = $2 AND start_ms >= $3 AND start_ms < $4
+ORDER BY start_ms DESC
+LIMIT $5`;
+
+interface Row {
+  symbol: string;
+  interval: string;
+  start_ms: string;
+  open: string | null;
+  high: string | null;
+  low: string | null;
+  close: string | null;
+  volume: string;
+  vwap: string | null;
+  trades: string;
+  revised: boolean;
+  order_count: string;
+  buy_qty: string;
+  sell_qty: string;
+}
+
+/** A connection URL with its password hidden. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "postgres://…";
+  }
+}
+
+export class PostgresHistory implements HistoryStore {
+  readonly name: string;
+  private readonly pool: Pool;
+  private schema: Promise<void> | null = null;
+
+  constructor(url: string, options: { timeoutMs: number; poolSize?: number }) {
+    this.name = redactUrl(url);
+    this.pool = new Pool({
+      connectionString: url,
+      max: options.poolSize ?? 4,
+      connectionTimeoutMillis: options.timeoutMs,
+      query_timeout: options.timeoutMs,
+      idleTimeoutMillis: 30_000,
+      allowExitOnIdle: true,
+      application_name: "tickstream",
+    });
+    // An idle client loses its connection when the server stops; the pool drops it. Without a
+    // listener, the 'error' event would crash the process.
+    this.pool.on("error", () => undefined);
+  }
+
+  async writeBars(bars: readonly StoredBar[]): Promise<void> {
+    if (bars.length === 0) return;
+    await this.ensureSchema();
+    const rows = fullestByKey(bars);
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT)
+        await insert(client, rows.slice(i, i + ROWS_PER_STATEMENT));
+      await client.query("COMMIT");
+    } catch (err: unknown) {
+      broken = err instanceof Error ? err : new Error(String(err));
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw broken;
+    } finally {
+      // A client that failed mid-transaction may be unusable: let the pool replace it.
+      client.release(broken);
+    }
+  }
+
+  async readBars(
+    symbol: string,
+    interval: Interval,
+    fromMs: number | undefined,
+    toMs: number | undefined,
+    limit: number,
+  ): Promise<StoredBar[]> {
+    await this.ensureSchema();
+    const { from, to } = rangeBounds(fromMs, toMs);
+    const { rows } = await this.pool.query<Row>(SELECT, [symbol, interval, from, to, limit]);
+    return rows.reverse().map(toStored);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** Creates the table once; a failure (server down) is retried by the next call. */
+  private ensureSchema(): Promise<void> {
+    this.schema ??= (async () => {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query("BEGIN");
+        // Nodes starting together would race on CREATE TABLE IF NOT EXISTS (a unique violation
+        // in the catalog); a transaction-scoped advisory lock serialises them.
+        await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [TABLE]);
+        await client.query(SCHEMA);
+        await client.query("COMMIT");
+      } catch (err: unknown) {
+        broken = err instanceof Error ? err : new Error(String(err));
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw broken;
+      } finally {
+        client.release(broken);
+      }
+    })().catch((err: unknown) => {
+      this.schema = null;
+      throw err;
+    });
+    return this.schema;
+  }
+}
+
+async function insert(client: PoolClient, rows: readonly StoredBar[]): Promise<void> {
+  const values: unknown[] = [];
+  const tuples = rows.map((b, i) => {
+    values.push(
+      b.symbol,
+      b.interval,
+      b.startMs,
+      b.open,
+      b.high,
+      b.low,
+      b.close,
+      b.volume,
+      b.vwap,
+      b.trades,
+      b.revised,
+      b.orderCount,
+      b.buyQty,
+      b.sellQty,
+    );
+    const base = i * COLUMNS.length;
+    return `(${COLUMNS.map((_, j) => `$${base + j + 1}`).join(", ")})`;
+  });
+  await client.query(
+    `INSERT INTO ${TABLE} (${COLUMNS.join(", ")}) VALUES ${tuples.join(", ")} ${CONFLICT}`,
+    values,
+  );
+}
+
+function toStored(r: Row): StoredBar {
+  return {
+    symbol: r.symbol,
+    interval: r.interval as Interval,
+    startMs: Number(r.start_ms),
+    open: r.open,
+    high: r.high,
+    low: r.low,
+    close: r.close,
+    volume: r.volume,
+    vwap: r.vwap,
+    trades: Number(r.trades),
+    revised: r.revised,
+    orderCount: Number(r.order_count),
+    buyQty: r.buy_qty,
+    sellQty: r.sell_qty,
+  };
+}

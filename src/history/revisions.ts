@@ -1,0 +1,67 @@
+/**
+ * Closed bars changed after they closed (a late trade or order) must reach history again, but the
+ * engine only counts revisions (`ApplyResult.revised`); its closed-bar queue carries each bar once,
+ * when it closes. So the symbols of a batch that revised bars are marked, and on the next ticks
+ * their revised closed bars are read from the engine and those whose content changed since they
+ * were last handed to history are written again.
+ *
+ * A bar's content only grows (trades and orders are added, never removed), so its trade and
+ * order counts tell whether it changed. The scan is bounded per tick (in bars read), so a burst
+ * of late trades over many symbols spreads over several ticks instead of stalling the event loop.
+ */
+import { INTERVALS } from "../api/params";
+import type { Binding } from "../native";
+import { storedBar, type StoredBar } from "./store";
+
+/** Bars the engine may hold per symbol and interval is far below this. */
+const ALL_BARS = 1_000_000;
+
+export class RevisionScanner {
+  /** Symbols to scan, in the order they were marked. */
+  private readonly due = new Set<string>();
+  /** Per symbol: `interval/startMs` → `trades/orders` of each revised bar last handed on. */
+  private readonly seen = new Map<string, Map<string, string>>();
+
+  mark(symbols: Iterable<string>): void {
+    for (const s of symbols) this.due.add(s);
+  }
+
+  get pending(): number {
+    return this.due.size;
+  }
+
+  /** Forgets a symbol handed to another node. */
+  forget(symbol: string): void {
+    this.due.delete(symbol);
+    this.seen.delete(symbol);
+  }
+
+  /**
+   * Scans due symbols until about `budgetBars` bars were read; returns the revised closed bars
+   * that changed since the last scan.
+   */
+  scan(engine: Pick<Binding.Engine, "bars">, budgetBars: number): StoredBar[] {
+    const out: StoredBar[] = [];
+    let read = 0;
+    for (const symbol of this.due) {
+      if (read >= budgetBars) break;
+      this.due.delete(symbol);
+      const before = this.seen.get(symbol);
+      const now = new Map<string, string>();
+      for (const interval of INTERVALS) {
+        const bars = engine.bars(symbol, interval, undefined, undefined, ALL_BARS) ?? [];
+        read += bars.length;
+        for (const b of bars) {
+          if (!b.closed || !b.revised) continue;
+          const key = `${interval}/${b.startMs}`;
+          const version = `${b.trades}/${b.orderCount}`;
+          now.set(key, version);
+          if (before?.get(key) !== version) out.push(storedBar(symbol, interval, b));
+        }
+      }
+      if (now.size > 0) this.seen.set(symbol, now);
+      else this.seen.delete(symbol);
+    }
+    return out;
+  }
+}

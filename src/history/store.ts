@@ -1,0 +1,118 @@
+/**
+ * The history store: closed bars kept beyond the engine's in-memory retention, so that REST can
+ * serve older bars. One small interface, one file per implementation (`sqlite.ts`, `postgres.ts`),
+ * and `index.ts` to pick one from the configuration.
+ *
+ * Values are stored exactly: prices and quantities as the decimal text of the numbers REST shows
+ * (`String(n)` is what `JSON.stringify` writes), in TEXT (SQLite) or NUMERIC (PostgreSQL) columns,
+ * never in a float column. Reading one back with `Number` gives the identical number.
+ */
+import type { Interval } from "../api/params";
+import type { Binding } from "../native";
+
+/** A closed bar as history keeps it. */
+export interface StoredBar {
+  symbol: string;
+  interval: Interval;
+  startMs: number;
+  /** Null when the bar holds orders but no trade. */
+  open: string | null;
+  high: string | null;
+  low: string | null;
+  close: string | null;
+  volume: string;
+  vwap: string | null;
+  trades: number;
+  revised: boolean;
+  orderCount: number;
+  buyQty: string;
+  sellQty: string;
+}
+
+export interface HistoryStore {
+  /** Where the bars go, without credentials (for logs). */
+  readonly name: string;
+  /**
+   * Upserts bars keyed by (symbol, interval, start). A stored bar is replaced only by a version
+   * holding more trades, or as many trades and more orders: the engine only ever adds to a bar,
+   * so writing the same bar again changes nothing, a revision (a late trade or order) overwrites,
+   * and a bar rebuilt from part of its trades (a replay that began inside it) never clobbers the
+   * whole one. One transaction per call.
+   */
+  writeBars(bars: readonly StoredBar[]): Promise<void>;
+  /** Bars whose start lies in [fromMs, toMs), the newest `limit` of them, oldest first. */
+  readBars(
+    symbol: string,
+    interval: Interval,
+    fromMs: number | undefined,
+    toMs: number | undefined,
+    limit: number,
+  ): Promise<StoredBar[]>;
+  close(): Promise<void>;
+}
+
+/** The decimal text of a number as JSON shows it. */
+export function decimal(n: number): string {
+  if (!Number.isFinite(n)) throw new RangeError(`not a finite number: ${n}`);
+  return String(n);
+}
+
+const optionalDecimal = (n: number | undefined | null): string | null =>
+  n === undefined || n === null ? null : decimal(n);
+
+/** A closed bar of the engine as history keeps it. */
+export function storedBar(symbol: string, interval: Interval, bar: Binding.Bar): StoredBar {
+  return {
+    symbol,
+    interval,
+    startMs: bar.startMs,
+    open: optionalDecimal(bar.open),
+    high: optionalDecimal(bar.high),
+    low: optionalDecimal(bar.low),
+    close: optionalDecimal(bar.close),
+    volume: decimal(bar.volume),
+    vwap: optionalDecimal(bar.vwap),
+    trades: bar.trades,
+    revised: bar.revised,
+    orderCount: bar.orderCount,
+    buyQty: decimal(bar.buyQty),
+    sellQty: decimal(bar.sellQty),
+  };
+}
+
+/** The key history upserts on. */
+export const barKey = (b: Pick<StoredBar, "symbol" | "interval" | "startMs">): string =>
+  `${b.symbol}\u0000${b.interval}\u0000${b.startMs}`;
+
+/**
+ * Whether version `a` of a bar holds more than version `b` (more trades, or as many and more
+ * orders): the order in which the engine's updates reach a bar.
+ */
+export function fuller(
+  a: { trades: number; orderCount: number },
+  b: { trades: number; orderCount: number },
+): boolean {
+  return a.trades > b.trades || (a.trades === b.trades && a.orderCount > b.orderCount);
+}
+
+/** Keeps, per key, the fullest version (the later one when equal): one row per key per write. */
+export function fullestByKey(bars: readonly StoredBar[]): StoredBar[] {
+  const byKey = new Map<string, StoredBar>();
+  for (const b of bars) {
+    const key = barKey(b);
+    const held = byKey.get(key);
+    if (held === undefined || !fuller(held, b)) byKey.set(key, b);
+  }
+  return [...byKey.values()];
+}
+
+/** Range bounds as the integers the stores compare with (fractions round inwards). */
+export function rangeBounds(
+  fromMs: number | undefined,
+  toMs: number | undefined,
+): { from: number; to: number } {
+  const max = Number.MAX_SAFE_INTEGER;
+  const bound = (v: number | undefined, fallback: number) =>
+    v === undefined || Number.isNaN(v) ? fallback : Math.max(-max, Math.min(max, Math.ceil(v)));
+  return { from: bound(fromMs, -max), to: bound(toMs, max) };
+}
