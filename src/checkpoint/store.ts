@@ -32,7 +32,8 @@ const PUT_CONCURRENCY = 32;
 export class JetStreamCheckpointStore implements CheckpointStore {
   private constructor(
     private readonly nc: NatsConnection,
-    private readonly kv: KV,
+    private readonly bucket: string,
+    private kv: KV,
   ) {}
 
   static async open(url: string, bucket: string): Promise<JetStreamCheckpointStore> {
@@ -45,15 +46,28 @@ export class JetStreamCheckpointStore implements CheckpointStore {
     });
     try {
       const kv = await nc.jetstream().views.kv(bucket, { history: 1 });
-      return new JetStreamCheckpointStore(nc, kv);
+      return new JetStreamCheckpointStore(nc, bucket, kv);
     } catch (err) {
       await nc.close();
       throw err;
     }
   }
 
+  /**
+   * Runs `op` on the bucket; on failure binds the bucket again (creating it if a JetStream server
+   * lost its storage) and retries once, so a recreated server does not end checkpointing.
+   */
+  private async withBucket<T>(op: (kv: KV) => Promise<T>): Promise<T> {
+    try {
+      return await op(this.kv);
+    } catch {
+      this.kv = await this.nc.jetstream().views.kv(this.bucket, { history: 1 });
+      return op(this.kv);
+    }
+  }
+
   async get(service: string, symbol: string): Promise<Buffer | null> {
-    const entry = await this.kv.get(checkpointKey(service, symbol));
+    const entry = await this.withBucket((kv) => kv.get(checkpointKey(service, symbol)));
     if (entry === null || entry.operation !== "PUT" || entry.value.length === 0) return null;
     return Buffer.from(entry.value);
   }
@@ -63,7 +77,7 @@ export class JetStreamCheckpointStore implements CheckpointStore {
     const worker = async (): Promise<void> => {
       while (next < states.length) {
         const { symbol, state } = states[next++]!;
-        await this.kv.put(checkpointKey(service, symbol), state);
+        await this.withBucket((kv) => kv.put(checkpointKey(service, symbol), state));
       }
     };
     await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, states.length) }, worker));
