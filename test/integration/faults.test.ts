@@ -13,7 +13,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
+import { Errors, ServiceBroker } from "moleculer";
 import { reliableProducer } from "../../services/ingest/sources/kafka";
+import { TickstreamNatsTransporter } from "../../src/cluster/nats-transporter";
 import {
   freePort,
   startKafka,
@@ -67,7 +69,7 @@ function buildStream(): { records: Buffer[]; broken: Set<string> } {
 interface StatsNode {
   nodeID: string;
   trades: { applied: number };
-  source: { live: boolean } | null;
+  source: { live: boolean; partitions: number } | null;
 }
 
 async function statsOf(via: NodeProcess): Promise<StatsNode[]> {
@@ -135,9 +137,10 @@ describe("infrastructure faults", () => {
     });
   }, 180_000);
   afterEach(async () => {
+    // Each node's log, to look at after a failure: $TMPDIR/tickstream-natsfault-a.log, ...
     for (const n of nodes)
       writeFileSync(
-        path.join(tmpdir(), `tickstream-faults-${n.nodeID.split("-")[1]}.log`),
+        path.join(tmpdir(), `tickstream-${n.nodeID.split("-").slice(0, 2).join("-")}.log`),
         n.output(),
       );
     await Promise.all(nodes.splice(0).map((n) => n.kill()));
@@ -259,8 +262,12 @@ describe("infrastructure faults", () => {
         async () => {
           last = await heldPerSymbol(via);
           if (total(last) !== total(want)) return undefined;
+          // Both ingest nodes consume again (neither was left out of the group) and are live.
           const ingest = (await statsOf(via)).filter((n) => n.source !== null);
           if (ingest.length !== 2 || !ingest.every((n) => n.source!.live)) return undefined;
+          const partitions = ingest.map((n) => n.source!.partitions);
+          if (partitions.some((p) => p === 0) || partitions.reduce((x, y) => x + y) !== PARTITIONS)
+            return undefined;
           // Held again after the live check: nothing moved in between.
           last = await heldPerSymbol(via);
           return total(last) === total(want) ? Date.now() : undefined;
@@ -479,4 +486,68 @@ describe("infrastructure faults", () => {
         `${broken.size} rejects, ${letters} dead letters`,
     );
   }, 240_000);
+
+  it("fails calls fast to a node not heard from since NATS came back, then reaches it", async () => {
+    // Two in-process brokers on the Tickstream transporter: `early` reconnects 0.2 s after the
+    // server is back, `late` only on its next attempt, 6 s after its first. A request published
+    // for `late` before it has resubscribed would be dropped by NATS and wait out the request
+    // timeout; it must fail at once (retryable) instead, and nobody may be declared lost.
+    const namespace = `reconnect-${run}`;
+    const transporter = (reconnectTimeWait: number) =>
+      new TickstreamNatsTransporter({ url: nats.url, maxReconnectAttempts: -1, reconnectTimeWait });
+    const options = { namespace, logger: false, heartbeatInterval: 1, heartbeatTimeout: 10 };
+    const early = new ServiceBroker({
+      ...options,
+      nodeID: `early-${run}`,
+      transporter: transporter(200),
+      requestTimeout: 5000,
+    });
+    const late = new ServiceBroker({
+      ...options,
+      nodeID: `late-${run}`,
+      transporter: transporter(6000),
+    });
+    late.createService({ name: "echo", actions: { hi: () => "hi" } });
+    const lost: string[] = [];
+    for (const b of [early, late])
+      b.localBus.on("$node.disconnected", (p: { node: { id: string } }) => lost.push(p.node.id));
+    const connected = (b: ServiceBroker) =>
+      (b.transit!.tx as unknown as { connected: boolean }).connected;
+    const hi = () => early.call("echo.hi", {}, { nodeID: late.nodeID, retries: 0 });
+    try {
+      await Promise.all([early.start(), late.start()]);
+      await early.waitForServices("echo", 30_000);
+      expect(await hi()).toBe("hi");
+
+      // `late` makes its first reconnect attempt at once (the server is gone), the next 6 s later.
+      const lateStatus = (
+        late.transit!.tx as unknown as { client: { status(): AsyncIterable<{ type: string }> } }
+      ).client.status();
+      const attempted = (async () => {
+        for await (const s of lateStatus) if (s.type === "reconnecting") return;
+      })();
+      nats.kill();
+      await attempted;
+      await nats.restart();
+      await eventually(() => (connected(early) ? true : undefined), "early to reconnect");
+      expect(connected(late)).toBe(false);
+
+      const started = Date.now();
+      const err = await hi().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Errors.BrokerDisconnectedError);
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(connected(late)).toBe(false);
+
+      await eventually(() => (connected(late) ? true : undefined), "late to reconnect", 20_000);
+      expect(await eventually(() => hi().catch(() => undefined), "late to answer again")).toBe(
+        "hi",
+      );
+      expect(lost).toEqual([]);
+    } finally {
+      await Promise.all([early.stop(), late.stop()]);
+    }
+  }, 60_000);
 });

@@ -152,9 +152,11 @@ export class KafkaSource implements TradeSource {
   private lagTimer: NodeJS.Timeout | null = null;
   private replayStartedAt = 0;
   private wasLive = false;
+  private readonly heartbeatIntervalMs: number;
 
   constructor(private readonly opts: KafkaSourceOptions) {
     this.name = `kafka:${opts.kafka.topics.join(",")}`;
+    this.heartbeatIntervalMs = Math.max(500, Math.floor(opts.kafka.sessionTimeoutMs / 10));
     this.kafka = kafkaClient(opts.kafka, opts.log);
   }
 
@@ -225,7 +227,7 @@ export class KafkaSource implements TradeSource {
       maxBytes: k.maxBytesPerPartition * Math.max(1, k.concurrency),
       maxWaitTimeInMs: k.maxWaitMs,
       sessionTimeout: k.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(k.sessionTimeoutMs / 10)),
+      heartbeatInterval: this.heartbeatIntervalMs,
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;
@@ -409,12 +411,24 @@ export class KafkaSource implements TradeSource {
       const messages = batch.messages.slice(i, i + max);
       const { raw, crcRejects } = this.pack(key, messages);
       let resume: (() => void) | null = null;
-      const delivery = await handler(raw, {
-        onRetry: async () => {
-          if (!resume) resume = pause();
-          await heartbeat();
-        },
-      });
+      // A call may wait up to the request timeout (e.g. a request lost while NATS reconnects):
+      // keep the group session alive meanwhile, or the group evicts this node and its partitions
+      // move to another node, which replays them, for nothing. A heartbeat that fails here (the
+      // group is rebalancing) is ignored: the one after the chunk reports it to kafkajs.
+      const beat = setInterval(() => {
+        heartbeat().catch(() => undefined);
+      }, this.heartbeatIntervalMs);
+      let delivery: Awaited<ReturnType<BatchHandler>>;
+      try {
+        delivery = await handler(raw, {
+          onRetry: async () => {
+            if (!resume) resume = pause();
+            await heartbeat();
+          },
+        });
+      } finally {
+        clearInterval(beat);
+      }
       if (delivery === null) return; // stopping: leave the offsets uncommitted
       const rejects = [...crcRejects, ...delivery.rejects];
       if (rejects.length > 0)
