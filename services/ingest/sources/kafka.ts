@@ -96,7 +96,12 @@ export function kafkaClient(k: KafkaConfig, log?: KafkaLog): Kafka {
         }
       : {}),
     logLevel: logLevel.WARN,
-    retry: { initialRetryTime: 100, retries: 8 },
+    // Rides out a broker restart (about 23 s of retries) instead of crashing the consumer: a
+    // crashed consumer rejoins the group as a new member, the join waits for the old member's
+    // session to expire, and partitions that move are replayed. A retry waits at most 2 s, so
+    // consumption resumes within 2 s of the broker's return. Every field is given: kafkajs has
+    // other defaults under NODE_ENV=test.
+    retry: { initialRetryTime: 100, maxRetryTime: 2000, multiplier: 2, factor: 0.2, retries: 15 },
   });
 }
 
