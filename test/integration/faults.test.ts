@@ -399,6 +399,9 @@ describe("infrastructure faults", () => {
       "nats-server gone for two heartbeat timeouts",
       60_000,
     );
+    // The nodes say so: /api/ready is not 200 (503 from the node itself; the gateway may first
+    // try the action on other nodes, which fails, and answer with that failure instead).
+    expect((await getJson(`${c.url}/api/ready`)).status).not.toBe(200);
     // c is cut off now: whatever reached it before the kill has been applied.
     const cBefore = await appliedOnC();
     await nats.restart();
@@ -416,6 +419,7 @@ describe("infrastructure faults", () => {
     const producedAt = Date.now();
     await s.producer.disconnect();
     const exactAt = await exactly(a, expected, "every trade exactly once after the NATS outage");
+    await Promise.all(peers.map((n) => n.ready()));
     const reconnected = Math.max(
       ...peers.map((n) => loggedAt(n.output(), NATS_BACK, killedAt) ?? Infinity),
     );
