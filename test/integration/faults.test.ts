@@ -68,7 +68,6 @@ function buildStream(): { records: Buffer[]; broken: Set<string> } {
 
 interface StatsNode {
   nodeID: string;
-  trades: { applied: number };
   source: { live: boolean; partitions: number } | null;
 }
 
