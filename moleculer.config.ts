@@ -5,7 +5,8 @@
  * over NATS or in-process. `scripts/node.ts` builds a broker from `brokerOptions(loadConfig())`;
  * the default export serves `moleculer-runner` users.
  */
-import type { BrokerOptions, Errors } from "moleculer";
+import { Errors, type BrokerOptions } from "moleculer";
+import { TickstreamNatsTransporter } from "./src/cluster/nats-transporter";
 import { registerRendezvous } from "./src/cluster/rendezvous";
 import { loadConfig, type Config } from "./src/config";
 import { logContextMiddleware } from "./src/node/log-context";
@@ -17,8 +18,15 @@ export function brokerOptions(config: Config): BrokerOptions {
     namespace: config.namespace,
     nodeID: config.nodeID,
     // NATS when configured (discovery, heartbeats and calls all ride on it); otherwise one process.
+    // Moleculer's NATS transporter, plus telling the broker when its connection drops and returns
+    // (src/cluster/nats-transporter.ts): a nats-server outage must not look like every other node
+    // dying. The client retries forever, every second.
     transporter: config.transporter
-      ? { type: "NATS", options: { url: config.transporter, maxReconnectAttempts: -1 } }
+      ? new TickstreamNatsTransporter({
+          url: config.transporter,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1000,
+        })
       : null,
     serializer: config.serializer,
 
@@ -66,7 +74,12 @@ export function brokerOptions(config: Config): BrokerOptions {
       windowTime: 60,
       minRequestCount: 20,
       halfOpenTime: 10_000,
-      check: (err: Error) => ((err as Errors.MoleculerError).code ?? 0) >= 500,
+      // A call that failed because this node's own transporter is down says nothing about the
+      // endpoint: counting it would leave every remote circuit open for halfOpenTime after a
+      // NATS outage, delaying recovery.
+      check: (err: Error) =>
+        ((err as Errors.MoleculerError).code ?? 0) >= 500 &&
+        !(err instanceof Errors.BrokerDisconnectedError),
     },
 
     // Bounded queues per action: the backpressure that keeps memory flat under a fast producer.

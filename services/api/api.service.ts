@@ -130,7 +130,10 @@ export function apiService(config: Config): ServiceSchema {
         async handler(this: This, ctx: Context) {
           const checks: Record<string, boolean> = {
             native: true,
-            transporter: this.broker.transit?.connected ?? true,
+            // The transport's own state too: a NATS outage leaves the transit "connected".
+            transporter: this.broker.transit
+              ? this.broker.transit.connected && this.broker.transit.tx.connected
+              : true,
           };
           if (this.broker.getLocalService("ingest")) {
             const status = await ctx.call<{ live: boolean }, object>(

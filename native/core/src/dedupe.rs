@@ -492,6 +492,17 @@ impl Watermarks {
         self.joined_gaps += other.joined_gaps;
     }
 
+    /// Whether every range of `other` lies within a range of `self` (same source).
+    pub fn contains(&self, other: &Watermarks) -> bool {
+        other.sources.iter().all(|(source, ranges)| {
+            let mine = self.ranges(source);
+            ranges.iter().all(|&(lo, hi)| {
+                let k = mine.partition_point(|&(l, _)| l <= lo);
+                k > 0 && mine.get(k - 1).is_some_and(|&(_, h)| hi <= h)
+            })
+        })
+    }
+
     /// `(source, one past the highest applied seq)` pairs sorted by source.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
         self.sources

@@ -491,7 +491,14 @@ impl SymbolState {
 
     /// Merges two states of the same symbol built from disjoint trades.
     ///
-    /// Bars merge exactly ([`BarBook::merge`], `a`'s configuration kept), ids are united,
+    /// Two states whose records overlap are not disjoint: when the applied-offset ranges of one
+    /// contain the other's (both non-empty), the containing state already holds every trade of the
+    /// other, and it is the result, unchanged. That is the case of a symbol rebuilt from its
+    /// checkpoint and the log on a new owner while the node thought lost still held it: summing
+    /// the two would count the shared trades twice. (Records are routed to owners by whole
+    /// batches, so disjoint states have disjoint ranges.)
+    ///
+    /// Otherwise bars merge exactly ([`BarBook::merge`], `a`'s configuration kept), ids are united,
     /// watermarks take the per-source maximum, counters are summed (the last trade is the
     /// later by key). A detector window is inherently sequential and cannot be merged, so the
     /// detector of the state whose last trade has the later `(time, arrival)` key is kept (`a`'s
@@ -505,6 +512,14 @@ impl SymbolState {
                 a.symbol.to_string(),
                 b.symbol.to_string(),
             ));
+        }
+        if !a.watermarks.is_empty() && !b.watermarks.is_empty() {
+            if a.watermarks.contains(&b.watermarks) {
+                return Ok(a.clone());
+            }
+            if b.watermarks.contains(&a.watermarks) {
+                return Ok(b.clone());
+            }
         }
         let mut out = a.clone();
         out.bars.merge(&b.bars);
@@ -623,12 +638,44 @@ mod tests {
     }
 
     #[test]
+    fn merge_of_overlapping_states_keeps_the_one_that_holds_the_other() {
+        let trades = random_walk("SYM", 300, 3, 0.001);
+        let state = |n: usize| {
+            let mut s = SymbolState::new("SYM", &config(DetectorKind::ZScore)).unwrap();
+            feed(&mut s, &trades[..n]);
+            s.mark_applied("trades/0", 0, n as u64);
+            s
+        };
+        let (part, whole) = (state(200), state(300));
+        // The same state twice, or a prefix of it: nothing is counted twice, in either order.
+        for (a, b) in [(&whole, &whole), (&part, &whole), (&whole, &part)] {
+            let m = SymbolState::merge(a, b).unwrap();
+            assert_eq!(m.export(), whole.export());
+            assert_eq!(m.counters().trades_applied, 300);
+        }
+        // Neither contains the other: records 200..300 on one side, 0..200 on the other.
+        let mut tail = SymbolState::new("SYM", &config(DetectorKind::ZScore)).unwrap();
+        feed(&mut tail, &trades[200..]);
+        tail.mark_applied("trades/0", 200, 300);
+        let m = SymbolState::merge(&part, &tail).unwrap();
+        assert_eq!(m.counters().trades_applied, 300);
+        for spec in BarSpec::ALL {
+            let got: Vec<NaiveBar> = m.bars().iter(spec).map(bar_values).collect();
+            let expected: Vec<NaiveBar> = naive_bars(&trades, &[], spec).into_values().collect();
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
     fn merge_combines_every_part() {
         let trades = random_walk("SYM", 400, 5, 0.001);
         let (first, second): (Vec<OwnedTrade>, Vec<OwnedTrade>) =
             trades.iter().cloned().partition(|t| t.seq % 2 == 0);
         let mut a = built(&first, DetectorKind::ZScore);
-        let b = built(&second, DetectorKind::ZScore);
+        // Disjoint records have disjoint applied ranges.
+        let mut b = SymbolState::new("SYM", &config(DetectorKind::ZScore)).unwrap();
+        feed(&mut b, &second);
+        b.mark_applied("trades/1", 17, 30);
         a.advance_watermark("orders/0", 3);
         let m = SymbolState::merge(&a, &b).unwrap();
         for spec in BarSpec::ALL {
@@ -646,7 +693,7 @@ mod tests {
         assert_eq!(m.dedupe().len(), 400);
         assert_eq!(
             m.watermarks().iter().collect::<Vec<_>>(),
-            vec![("orders/0", 3), ("trades/1", 17)]
+            vec![("orders/0", 3), ("trades/1", 30)]
         );
         assert_eq!(merge_exports(&a.export(), &b.export()).unwrap(), m.export());
         // Replaying a duplicate from either side is now caught by id.

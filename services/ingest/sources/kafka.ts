@@ -115,7 +115,12 @@ export function kafkaClient(k: KafkaConfig, log?: KafkaLog): Kafka {
         }
       : {}),
     logLevel: logLevel.WARN,
-    retry: { initialRetryTime: 100, retries: 8 },
+    // Rides out a broker restart (about 23 s of retries) instead of crashing the consumer: a
+    // crashed consumer rejoins the group as a new member, the join waits for the old member's
+    // session to expire, and partitions that move are replayed. A retry waits at most 2 s, so
+    // consumption resumes within 2 s of the broker's return. Every field is given: kafkajs has
+    // other defaults under NODE_ENV=test.
+    retry: { initialRetryTime: 100, maxRetryTime: 2000, multiplier: 2, factor: 0.2, retries: 15 },
   });
 }
 
@@ -177,9 +182,11 @@ export class KafkaSource implements TradeSource {
   private readonly checkpointed = new Map<string, number>();
   /** Incremented when an actor node is lost: a round that spans a loss must not commit. */
   private lossEpoch = 0;
+  private readonly heartbeatIntervalMs: number;
 
   constructor(private readonly opts: KafkaSourceOptions) {
     this.name = `kafka:${opts.kafka.topics.join(",")}`;
+    this.heartbeatIntervalMs = Math.max(500, Math.floor(opts.kafka.sessionTimeoutMs / 10));
     this.kafka = kafkaClient(opts.kafka, opts.log);
   }
 
@@ -250,7 +257,7 @@ export class KafkaSource implements TradeSource {
       maxBytes: k.maxBytesPerPartition * Math.max(1, k.concurrency),
       maxWaitTimeInMs: k.maxWaitMs,
       sessionTimeout: k.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(k.sessionTimeoutMs / 10)),
+      heartbeatInterval: this.heartbeatIntervalMs,
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;
@@ -536,12 +543,24 @@ export class KafkaSource implements TradeSource {
       const messages = batch.messages.slice(i, i + max);
       const { raw, crcRejects } = this.pack(key, messages);
       let resume: (() => void) | null = null;
-      const delivery = await handler(raw, {
-        onRetry: async () => {
-          if (!resume) resume = pause();
-          await heartbeat();
-        },
-      });
+      // A call may wait up to the request timeout (e.g. a request lost while NATS reconnects):
+      // keep the group session alive meanwhile, or the group evicts this node and its partitions
+      // move to another node, which replays them, for nothing. A heartbeat that fails here (the
+      // group is rebalancing) is ignored: the one after the chunk reports it to kafkajs.
+      const beat = setInterval(() => {
+        heartbeat().catch(() => undefined);
+      }, this.heartbeatIntervalMs);
+      let delivery: Awaited<ReturnType<BatchHandler>>;
+      try {
+        delivery = await handler(raw, {
+          onRetry: async () => {
+            if (!resume) resume = pause();
+            await heartbeat();
+          },
+        });
+      } finally {
+        clearInterval(beat);
+      }
       if (delivery === null) return; // stopping: leave the offsets uncommitted
       const rejects = [...crcRejects, ...delivery.rejects];
       if (rejects.length > 0)
