@@ -12,6 +12,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { aggregateSection } from "./aggregate";
+import { clusterSection } from "./cluster";
+import { e2eSection } from "./e2e";
 import {
   findRoot,
   fixDataDir,
@@ -21,10 +23,18 @@ import {
   type Section,
   type SectionResult,
 } from "./harness";
+import { stopInfra } from "./infra";
+import { latencySection } from "./latency";
 import { parseSection } from "./parse";
 
-/** The sections, in run order. Kafka end to end, latency, two nodes and memory go here. */
-export const SECTIONS: readonly Section[] = [parseSection, aggregateSection];
+/** The sections, in run order. Memory goes here. */
+export const SECTIONS: readonly Section[] = [
+  parseSection,
+  aggregateSection,
+  e2eSection,
+  latencySection,
+  clusterSection,
+];
 
 interface Cli {
   options: BenchOptions;
@@ -93,7 +103,16 @@ function busyWarning(cores: number, load: number, when: string): string | null {
     : null;
 }
 
+/** kafkajs 2.2.4 schedules timers with negative delays on Node ≥ 23; the warning is noise. */
+function quietKnownWarnings(): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (w) => {
+    if (w.name !== "TimeoutNegativeWarning") process.stderr.write(`${w.name}: ${w.message}\n`);
+  });
+}
+
 async function main(): Promise<void> {
+  quietKnownWarnings();
   const root = findRoot(__dirname);
   const { options, only, out } = parseArgs(process.argv.slice(2), root);
   const started = Date.now();
@@ -162,8 +181,11 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
+  main()
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    })
+    // The Kafka sections share one broker and one nats-server; they go whatever happened.
+    .finally(() => stopInfra());
 }
