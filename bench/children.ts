@@ -122,6 +122,20 @@ export async function spawnChild<R>(
   };
 }
 
+/** Aborted (with the child's last output) as soon as any of `children` exits. */
+export function exitSignal(children: readonly Child<unknown>[]): AbortSignal {
+  const aborter = new AbortController();
+  for (const c of children) {
+    const abort = () =>
+      aborter.abort(
+        new Error(`${c.name} exited (${c.child.exitCode}): ${c.output().slice(-3000)}`),
+      );
+    if (c.child.exitCode !== null || c.child.signalCode !== null) abort();
+    else c.child.once("exit", abort);
+  }
+  return aborter.signal;
+}
+
 /** Environment of a Tickstream node consuming `topic` in `group`, REST on a free port. */
 export async function nodeEnv(
   nodeID: string,

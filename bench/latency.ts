@@ -18,9 +18,10 @@ import { CompressionTypes, Partitioners, type Message } from "kafkajs";
 import { setTimeout as delay } from "node:timers/promises";
 import type { KafkaHandle, NatsHandle } from "../src/infra/local";
 import { waitFor } from "../src/infra/local";
-import { nodeEnv, spawnChild, type Child } from "./children";
+import type { CeilingReport } from "./ceiling-consumer";
+import { exitSignal, nodeEnv, spawnChild, type Child } from "./children";
 import { E2E_PARTITIONS, ExecutionReports, fillRecord } from "./e2e-data";
-import { round } from "./e2e";
+import { fetchSettings, round } from "./e2e";
 import type { BenchOptions, Ratio, Section, Table } from "./harness";
 import { benchClient, sharedKafka, uniqueName } from "./infra";
 import type { ProbeReport } from "./node-probe";
@@ -44,6 +45,8 @@ export interface LatencyRun {
   warmupSec: number;
   measureSec: number;
   applied: LatencySummary | null;
+  /** The same records through a kafkajs consumer that only counts them (same time, own group). */
+  floor: LatencySummary | null;
   stream: (LatencySummary & { undelivered: number; trades: number }) | null;
   /** Per batch deliver() time, ms. */
   batchDeliveryMs: LatencySummary | null;
@@ -149,28 +152,51 @@ export async function runLatency(
       }),
     ),
   );
+  const fetchConfig = fetchSettings(kafka.brokers);
+  // Settled at once (a failure is reported below, never unhandled), while the nodes start.
+  const floorStarting = Promise.allSettled([
+    spawnChild<CeilingReport>(
+      options.root,
+      "latency floor",
+      "ceiling-consumer",
+      [
+        kafka.brokers,
+        topic,
+        uniqueName("bench-floor"),
+        String(fetchConfig.concurrency),
+        String(fetchConfig.maxBytesPerPartition),
+        String(fetchConfig.maxWaitMs),
+        "--samples",
+      ],
+      {},
+    ),
+  ]);
   const spawned = await Promise.allSettled(
     envs.map((env) =>
       spawnChild<ProbeReport>(options.root, env.NODEID!, "node-probe", ["--samples"], env),
     ),
   );
+  const floorSpawned = await floorStarting;
   const children: Child<ProbeReport>[] = spawned.flatMap((s) =>
     s.status === "fulfilled" ? [s.value] : [],
   );
+  const floor = floorSpawned[0].status === "fulfilled" ? floorSpawned[0].value : null;
   const producer = client.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
   let stream: ReturnType<typeof openStream> | null = null;
   try {
-    const failed = spawned.find((s) => s.status === "rejected");
+    const failed = [...spawned, ...floorSpawned].find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
+    const died = exitSignal([...children, floor!]);
     // Live: every node has its partitions and has caught up with the (empty) topic.
     for (const c of children)
       await waitFor(async () => (await fetch(`${c.url!}/api/ready`)).status === 200, {
         timeoutMs: 90_000,
         intervalMs: 200,
         what: `${c.name} to be ready`,
+        signal: died,
       });
     const gen = new ExecutionReports();
     const watched = new Set(gen.symbols.slice(0, STREAM_SYMBOLS));
@@ -185,7 +211,10 @@ export async function runLatency(
       producer.send({ topic, messages, acks: 1, compression: CompressionTypes.None });
     options.log(`latency: ${nodes} node(s), ${warmupSec} s warm-up at ${LATENCY_RATE}/s…`);
     const warm = await produceAtRate(send, gen, LATENCY_RATE, warmupSec, onTrade);
-    await Promise.all(children.map((c) => c.report(30_000, "reset")));
+    await Promise.all([
+      ...children.map((c) => c.report(30_000, "reset")),
+      floor!.report(30_000, "reset"),
+    ]);
     const measuredFrom = Date.now();
     options.log(`latency: measuring ${measureSec} s…`);
     const measured = await produceAtRate(send, gen, LATENCY_RATE, measureSec, onTrade);
@@ -195,8 +224,21 @@ export async function runLatency(
       timeoutMs: 60_000,
       intervalMs: 100,
       what: `${total} records applied`,
+      signal: died,
     });
     const reports = await Promise.all(children.map((c) => c.report()));
+    const floorReport = await waitFor(
+      async () => {
+        const r = await floor!.report();
+        return (r.window?.records ?? 0) >= measured.sent ? r : null;
+      },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        what: "the floor consumer to count every record",
+        signal: died,
+      },
+    );
     // Forming bars go out every 250 ms: give the stream time to show the last trades.
     const deliveredBy = Date.now() + 5_000;
     let delivered = streamDeliveries(trades, stream.events, measuredFrom);
@@ -218,6 +260,7 @@ export async function runLatency(
       warmupSec,
       measureSec,
       applied: summarize(samples),
+      floor: summarize(floorReport.samples),
       stream: streamSummary && {
         ...streamSummary,
         undelivered: delivered.undelivered,
@@ -230,7 +273,7 @@ export async function runLatency(
   } finally {
     stream?.close();
     await producer.disconnect().catch(() => undefined);
-    await Promise.all(children.map((c) => c.stop()));
+    await Promise.all([...children, ...(floor ? [floor] : [])].map((c) => c.stop()));
   }
 }
 
@@ -262,6 +305,7 @@ export function latencyJson(run: LatencyRun): Record<string, unknown> {
     warmupSec: run.warmupSec,
     measureSec: run.measureSec,
     applied: r(run.applied),
+    floor: r(run.floor),
     stream: run.stream && { ...r(run.stream), undelivered: run.stream.undelivered },
     batchDeliveryMs: r(run.batchDeliveryMs),
     batches: run.batches,
@@ -289,6 +333,15 @@ export const latencySection: Section = {
           ms(a?.p99Ms),
           ms(a?.maxMs),
           `p99 ≤ ${LATENCY_P99_GOAL_MS} ms ${met === null ? "(n/a)" : met ? "met" : "NOT met"}`,
+        ],
+        [
+          "floor: produce → kafkajs consumer (count only)",
+          String(run.floor?.count ?? 0),
+          ms(run.floor?.p50Ms),
+          ms(run.floor?.p95Ms),
+          ms(run.floor?.p99Ms),
+          ms(run.floor?.maxMs),
+          "",
         ],
         [
           `produce → SSE delivery (${STREAM_SYMBOLS} symbols)`,

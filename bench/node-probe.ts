@@ -19,7 +19,7 @@ import type { ServiceBroker } from "moleculer";
 import type { Pipeline } from "../services/ingest/pipeline";
 import { loadConfig } from "../src/config";
 import { startNode } from "../src/node/start";
-import type { ConsumptionWindow } from "./stats";
+import { SampleBuffer, type ConsumptionWindow } from "./stats";
 
 /** What the probe saw; sent to the benchmark on request. */
 export interface ProbeReport {
@@ -30,23 +30,6 @@ export interface ProbeReport {
   deliveryMs: Float64Array;
   /** Per record (with --samples): applied − Kafka timestamp, ms. */
   samples: Float64Array;
-}
-
-/** A growable Float64Array (no per-sample objects). */
-class Samples {
-  private buf = new Float64Array(1 << 16);
-  private n = 0;
-  push(x: number): void {
-    if (this.n === this.buf.length) {
-      const next = new Float64Array(this.buf.length * 2);
-      next.set(this.buf);
-      this.buf = next;
-    }
-    this.buf[this.n++] = x;
-  }
-  take(): Float64Array {
-    return this.buf.slice(0, this.n);
-  }
 }
 
 export interface Probe {
@@ -62,8 +45,8 @@ export function probePipeline(broker: ServiceBroker, keepSamples: boolean): Prob
     throw new Error("node-probe: the node runs no ingest pipeline to probe");
   let window: ConsumptionWindow | null = null;
   let batches = 0;
-  let deliveryMs = new Samples();
-  let samples = new Samples();
+  let deliveryMs = new SampleBuffer();
+  let samples = new SampleBuffer();
   const deliver = pipeline.deliver.bind(pipeline);
   const open = (): ConsumptionWindow => {
     const cpu = process.cpuUsage();
@@ -95,8 +78,8 @@ export function probePipeline(broker: ServiceBroker, keepSamples: boolean): Prob
     reset() {
       window = null;
       batches = 0;
-      deliveryMs = new Samples();
-      samples = new Samples();
+      deliveryMs = new SampleBuffer();
+      samples = new SampleBuffer();
     },
   };
 }

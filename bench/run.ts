@@ -5,7 +5,8 @@
  * Options: `--quick` (short runs, criterion results read rather than re-measured; under
  * 3 minutes), `--data <file>` (FIX corpus; default the JSE set in `TICKSTREAM_FIX_DATA`,
  * `test/data/fix` or `../shared/data/fix`), `--batch <n>` (messages or trades per call),
- * `--rust=read|run|skip`, `--only <key,…>`, `--out <file>`.
+ * `--rust=read|run|skip`, `--records <n>` (pre-loaded Kafka records of the end-to-end sections),
+ * `--only <key,…>`, `--out <file>`.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -23,7 +24,7 @@ import {
   type Section,
   type SectionResult,
 } from "./harness";
-import { stopInfra } from "./infra";
+import { e2eRecordCount, stopInfra } from "./infra";
 import { latencySection } from "./latency";
 import { parseSection } from "./parse";
 
@@ -56,6 +57,9 @@ function parseArgs(argv: readonly string[], root: string): Cli {
   const batchSize = Number(value("batch") ?? 2000);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new Error("--batch must be a positive integer");
+  const records = value("records") === undefined ? undefined : Number(value("records"));
+  if (records !== undefined && !(Number.isInteger(records) && records >= 1000))
+    throw new Error("--records must be an integer of at least 1000");
   return {
     options: {
       quick,
@@ -68,6 +72,7 @@ function parseArgs(argv: readonly string[], root: string): Cli {
       runMs: quick ? 250 : 1000,
       runs: quick ? 5 : 9,
       rust,
+      ...(records !== undefined && { records }),
       log: (line) => console.error(`[bench] ${line}`),
     },
     only: value("only")?.split(",") ?? null,
@@ -127,6 +132,7 @@ async function main(): Promise<void> {
       runMs: options.runMs,
       runs: options.runs,
       rust: options.rust,
+      e2eRecords: e2eRecordCount(options),
     },
   };
   const ratios: Record<string, unknown> = {};

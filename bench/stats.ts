@@ -41,6 +41,26 @@ export function summarize(samples: ArrayLike<number>): LatencySummary | null {
   };
 }
 
+/** A growable Float64Array: many samples, no per-sample objects. */
+export class SampleBuffer {
+  private buf = new Float64Array(1 << 16);
+  private n = 0;
+
+  push(x: number): void {
+    if (this.n === this.buf.length) {
+      const next = new Float64Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.n++] = x;
+  }
+
+  /** A copy of the samples so far. */
+  take(): Float64Array {
+    return this.buf.slice(0, this.n);
+  }
+}
+
 /** CPU time of a process in microseconds, as `process.cpuUsage()` gives it. */
 export interface CpuTime {
   user: number;

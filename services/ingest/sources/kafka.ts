@@ -153,6 +153,13 @@ export class KafkaSource implements TradeSource {
   private lagTimer: NodeJS.Timeout | null = null;
   private replayStartedAt = 0;
   private wasLive = false;
+  /** Applied offsets not yet committed, by `topic/partition` (see `commitApplied`). */
+  private readonly toCommit = new Map<
+    string,
+    { topic: string; partition: number; offset: string }
+  >();
+  private committing: Promise<void> | null = null;
+  private rewinding = false;
 
   constructor(private readonly opts: KafkaSourceOptions) {
     this.name = `kafka:${opts.kafka.topics.join(",")}`;
@@ -256,6 +263,9 @@ export class KafkaSource implements TradeSource {
 
   async stop(): Promise<void> {
     if (this.lagTimer) clearInterval(this.lagTimer);
+    // What was applied is committed before the group is left (batches finishing during the
+    // disconnect flush their own, see onBatch).
+    await this.flushCommits();
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
     this.consumer = null;
@@ -350,6 +360,18 @@ export class KafkaSource implements TradeSource {
    */
   async rewind(): Promise<void> {
     if (!this.opts.kafka.replay || !this.consumer) return;
+    // No commit of a position before the rewind may land after the rewind's own commits.
+    this.rewinding = true;
+    try {
+      this.toCommit.clear();
+      await this.flushCommits();
+      await this.seekToReplayPoints(this.consumer);
+    } finally {
+      this.rewinding = false;
+    }
+  }
+
+  private async seekToReplayPoints(consumer: Consumer): Promise<void> {
     this.wasLive = false;
     this.replayStartedAt = Date.now();
     this.counts.replayRecords = 0;
@@ -361,15 +383,50 @@ export class KafkaSource implements TradeSource {
       this.replayed.add(key);
       progress.target = Math.max(progress.target, progress.next);
       progress.next = Math.min(progress.next, offset);
-      this.consumer.seek({ topic, partition, offset: String(offset) });
+      consumer.seek({ topic, partition, offset: String(offset) });
       // Committed too: a rebalance (the lost node's partitions coming to us) resumes from the
       // committed offsets and would otherwise forget the seek.
-      await this.consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
+      await consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
     }
     this.opts.log.info(
       { partitions: this.progress.size },
       "rewound to rebuild the state of a lost node",
     );
+  }
+
+  /**
+   * Commits an applied offset without holding up the partition's next fetch: one commit request
+   * is in flight at a time, and offsets applied meanwhile go together in the next one. Awaiting
+   * every commit in the batch loop put a broker round trip between every batch and the next fetch
+   * (kafkajs fetches again only once the batches of a fetch are done): at 20k records/s it was
+   * most of produce → applied (p50 54 ms → 12 ms, bench/README.md). Committed offsets stay at or
+   * behind what is applied; a commit that fails (rebalance, broker away) only means re-delivered
+   * records, which the actors skip as duplicates.
+   */
+  private commitApplied(topic: string, partition: number, offset: string): void {
+    if (this.rewinding) return;
+    this.toCommit.set(`${topic}/${partition}`, { topic, partition, offset });
+    this.committing ??= this.drainCommits().finally(() => (this.committing = null));
+  }
+
+  private async drainCommits(): Promise<void> {
+    while (this.toCommit.size > 0 && this.consumer) {
+      const offsets = [...this.toCommit.values()];
+      this.toCommit.clear();
+      try {
+        await this.consumer.commitOffsets(offsets);
+      } catch (err: unknown) {
+        this.opts.log.warn(
+          { err: (err as Error).message, partitions: offsets.length },
+          "offset commit failed; those records will be re-delivered and skipped as duplicates",
+        );
+      }
+    }
+  }
+
+  /** Resolves once every offset applied so far is committed (or its commit failed). */
+  private async flushCommits(): Promise<void> {
+    while (this.committing) await this.committing;
   }
 
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
@@ -428,9 +485,9 @@ export class KafkaSource implements TradeSource {
         return;
       }
       resolveOffset(last.offset);
-      await this.consumer?.commitOffsets([
-        { topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) },
-      ]);
+      this.commitApplied(batch.topic, batch.partition, String(Number(last.offset) + 1));
+      // Stopping: kafkajs leaves the group once this batch returns.
+      if (!isRunning()) await this.flushCommits();
       (resume as (() => void) | null)?.();
       const progress = this.progress.get(key);
       if (progress) {
