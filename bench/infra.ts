@@ -50,9 +50,9 @@ export function benchClient(brokers: string): Kafka {
   return new Kafka({ clientId: "tickstream-bench", brokers: [brokers], logLevel: logLevel.WARN });
 }
 
-/** Records pre-loaded for the end-to-end sections: `--records`, else 2 M (250 k with --quick). */
+/** Records pre-loaded for the end-to-end sections: `--records`, else 2 M (500 k with --quick). */
 export function e2eRecordCount(options: BenchOptions): number {
-  return options.records ?? (options.quick ? 250_000 : 2_000_000);
+  return options.records ?? (options.quick ? 500_000 : 2_000_000);
 }
 
 /** Symbols whose bars are checked against the reference after a run. */

@@ -9,7 +9,8 @@
  * With `--samples` it also keeps, for every record, applied time minus its Kafka timestamp: exact
  * produce → applied latencies, where the node's own metric keeps one sample per batch (its oldest
  * record) in histogram buckets. The wrapper adds a clock read per batch; samples, a loop over
- * the batch's timestamps.
+ * the batch's timestamps. A 5 ms timer measures how late the event loop runs it (work that holds
+ * the loop delays every record waiting behind it).
  *
  * It talks to the benchmark over the IPC channel (`{ type: "report" }` → the report; `{ type:
  * "reset" }` forgets the warm-up, then reports) and exits when the benchmark goes away.
@@ -19,7 +20,7 @@ import type { ServiceBroker } from "moleculer";
 import type { Pipeline } from "../services/ingest/pipeline";
 import { loadConfig } from "../src/config";
 import { startNode } from "../src/node/start";
-import { SampleBuffer, type ConsumptionWindow } from "./stats";
+import { SampleBuffer, summarize, type ConsumptionWindow } from "./stats";
 
 /** What the probe saw; sent to the benchmark on request. */
 export interface ProbeReport {
@@ -30,6 +31,15 @@ export interface ProbeReport {
   deliveryMs: Float64Array;
   /** Per record (with --samples): applied − Kafka timestamp, ms. */
   samples: Float64Array;
+  /** Lateness of a 5 ms timer since the last reset: how long other work held the event loop. */
+  eventLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number } | null;
+}
+
+const LOOP_TICK_MS = 5;
+
+function loopLateness(samples: Float64Array): ProbeReport["eventLoopDelay"] {
+  const s = summarize(samples);
+  return s && { p50Ms: s.p50Ms, p99Ms: s.p99Ms, maxMs: s.maxMs };
 }
 
 export interface Probe {
@@ -47,6 +57,15 @@ export function probePipeline(broker: ServiceBroker, keepSamples: boolean): Prob
   let batches = 0;
   let deliveryMs = new SampleBuffer();
   let samples = new SampleBuffer();
+  let lateness = new SampleBuffer();
+  let last = performance.now();
+  const tick = () => {
+    const now = performance.now();
+    lateness.push(Math.max(0, now - last - LOOP_TICK_MS));
+    last = now;
+    setTimeout(tick, LOOP_TICK_MS).unref();
+  };
+  setTimeout(tick, LOOP_TICK_MS).unref();
   const deliver = pipeline.deliver.bind(pipeline);
   const open = (): ConsumptionWindow => {
     const cpu = process.cpuUsage();
@@ -74,8 +93,10 @@ export function probePipeline(broker: ServiceBroker, keepSamples: boolean): Prob
       batches,
       deliveryMs: deliveryMs.take(),
       samples: keepSamples ? samples.take() : new Float64Array(0),
+      eventLoopDelay: loopLateness(lateness.take()),
     }),
     reset() {
+      lateness = new SampleBuffer();
       window = null;
       batches = 0;
       deliveryMs = new SampleBuffer();
