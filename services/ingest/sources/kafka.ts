@@ -399,9 +399,9 @@ export class KafkaSource implements TradeSource {
    * is in flight at a time, and offsets applied meanwhile go together in the next one. Awaiting
    * every commit in the batch loop put a broker round trip between every batch and the next fetch
    * (kafkajs fetches again only once the batches of a fetch are done): at 20k records/s it was
-   * most of produce → applied (p50 54 ms → 12 ms, bench/README.md). Committed offsets stay at or
-   * behind what is applied; a commit that fails (rebalance, broker away) only means re-delivered
-   * records, which the actors skip as duplicates.
+   * most of produce → applied (p50 54–219 ms → 7–14 ms, bench/README.md). Committed offsets stay
+   * at or behind what is applied; a commit that fails (rebalance, broker away) only means
+   * re-delivered records, which the actors skip as duplicates.
    */
   private commitApplied(topic: string, partition: number, offset: string): void {
     if (this.rewinding) return;
@@ -504,7 +504,8 @@ export class KafkaSource implements TradeSource {
     source: string,
     messages: KafkaMessage[],
   ): { raw: RawBatch; crcRejects: { record: number; reason: string; offset: number }[] } {
-    // One pass, no intermediate arrays: this runs for every record (bench/README.md, e2e).
+    // One pass into one buffer, no per-record closures or intermediate arrays: this runs for every
+    // record (bench/README.md, "e2e: what limits it").
     const crcRejects: { record: number; reason: string; offset: number }[] = [];
     const n = messages.length;
     let total = 0;
