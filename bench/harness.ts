@@ -29,6 +29,8 @@ export interface BenchOptions {
   runs: number;
   /** Rust's own figures: `read` criterion's last results, `run` cargo bench first, or `skip`. */
   rust: "read" | "run" | "skip";
+  /** Records pre-loaded into Kafka for the end-to-end sections (`--records`; default by mode). */
+  records?: number;
   log: (line: string) => void;
 }
 

@@ -19,9 +19,10 @@ import { engineOptions } from "../src/actors/symbol-actors";
 import { JetStreamCheckpointStore } from "../src/checkpoint/store";
 import { loadConfig } from "../src/config";
 import { mulberry32 } from "../src/feed/synthetic";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../src/infra/local";
+import type { KafkaHandle, NatsHandle } from "../src/infra/local";
 import { native, type Binding } from "../src/native";
 import { message, type BenchOptions, type Section, type SectionResult } from "./harness";
+import { sharedKafka, sharedNats } from "./infra";
 
 const TRADES_PER_CALL = 4_000;
 const SERVICES = ["aggregator", "anomaly"] as const;
@@ -249,58 +250,56 @@ export const recoverySection: Section = {
     const states = exportAll(source);
     const bytes = states.reduce((n, s) => n + s.state.length, 0);
 
-    let nats: NatsHandle | null = null;
-    let kafka: KafkaHandle | null = null;
-    try {
-      [nats, kafka] = await Promise.all([startNats({ jetstream: true }), startKafka()]);
-      const js = await viaJetStream(nats, states, trades);
-      const topic = await viaCompactedTopic(kafka, states, trades).catch((error: unknown) => {
-        options.log(`compacted topic failed: ${message(error)}`);
-        return null;
-      });
-      const ms = (x: number) => `${Math.round(x).toLocaleString("en-US")} ms`;
-      return {
-        json: {
-          jetstream: { restoreMs: Math.round(js.restoreMs), writeMs: Math.round(js.writeMs) },
-          compactedTopic: topic && {
-            restoreMs: Math.round(topic.restoreMs),
-            readMs: Math.round(topic.readMs),
-            writeMs: Math.round(topic.writeMs),
-          },
-          replay: { restoreMs: Math.round(replayMs) },
-          restoreMsPer1MTrades: Math.round(js.restoreMs),
+    // The run's shared broker and nats-server (stopped by run.ts at the end).
+    const [nats, kafka]: [NatsHandle, KafkaHandle] = await Promise.all([
+      sharedNats(options),
+      sharedKafka(options),
+    ]);
+    const js = await viaJetStream(nats, states, trades);
+    const topic = await viaCompactedTopic(kafka, states, trades).catch((error: unknown) => {
+      options.log(`compacted topic failed: ${message(error)}`);
+      return null;
+    });
+    const ms = (x: number) => `${Math.round(x).toLocaleString("en-US")} ms`;
+    return {
+      json: {
+        jetstream: { restoreMs: Math.round(js.restoreMs), writeMs: Math.round(js.writeMs) },
+        compactedTopic: topic && {
+          restoreMs: Math.round(topic.restoreMs),
+          readMs: Math.round(topic.readMs),
+          writeMs: Math.round(topic.writeMs),
         },
-        meta: { trades, symbols, states: states.length, stateBytes: bytes },
-        tables: [
-          {
-            title: `Getting back ${trades.toLocaleString("en-US")} trades of state (${symbols} symbols, ${states.length} states, ${(bytes / 2 ** 20).toFixed(1)} MiB)`,
-            header: ["route", "restore", "write (checkpoint)", "vs replay"],
-            rows: [
-              [
-                "JetStream KV (get + import)",
-                ms(js.restoreMs),
-                ms(js.writeMs),
-                `${(replayMs / js.restoreMs).toFixed(1)}× faster`,
-              ],
-              topic
-                ? [
-                    "compacted topic (join + read + import)",
-                    `${ms(topic.restoreMs)} (read ${ms(topic.readMs)})`,
-                    ms(topic.writeMs),
-                    `${(replayMs / topic.restoreMs).toFixed(1)}× faster`,
-                  ]
-                : ["compacted topic", "failed", "", ""],
-              ["replay (decode + apply, in process)", ms(replayMs), "", "1.0×"],
+        replay: { restoreMs: Math.round(replayMs) },
+        restoreMsPer1MTrades: Math.round(js.restoreMs),
+      },
+      meta: { trades, symbols, states: states.length, stateBytes: bytes },
+      tables: [
+        {
+          title: `Getting back ${trades.toLocaleString("en-US")} trades of state (${symbols} symbols, ${states.length} states, ${(bytes / 2 ** 20).toFixed(1)} MiB)`,
+          header: ["route", "restore", "write (checkpoint)", "vs replay"],
+          rows: [
+            [
+              "JetStream KV (get + import)",
+              ms(js.restoreMs),
+              ms(js.writeMs),
+              `${(replayMs / js.restoreMs).toFixed(1)}× faster`,
             ],
-          },
-        ],
-        ratios: [],
-        notes: [
-          "restore = fetch every state and import it into empty engines, checked to hold every trade; replay is the floor of a replay from Kafka (no fetch)",
-        ],
-      };
-    } finally {
-      await Promise.all([nats?.stop(), kafka?.stop()]);
-    }
+            topic
+              ? [
+                  "compacted topic (join + read + import)",
+                  `${ms(topic.restoreMs)} (read ${ms(topic.readMs)})`,
+                  ms(topic.writeMs),
+                  `${(replayMs / topic.restoreMs).toFixed(1)}× faster`,
+                ]
+              : ["compacted topic", "failed", "", ""],
+            ["replay (decode + apply, in process)", ms(replayMs), "", "1.0×"],
+          ],
+        },
+      ],
+      ratios: [],
+      notes: [
+        "restore = fetch every state and import it into empty engines, checked to hold every trade; replay is the floor of a replay from Kafka (no fetch)",
+      ],
+    };
   },
 };

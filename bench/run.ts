@@ -5,13 +5,16 @@
  * Options: `--quick` (short runs, criterion results read rather than re-measured; under
  * 3 minutes), `--data <file>` (FIX corpus; default the JSE set in `TICKSTREAM_FIX_DATA`,
  * `test/data/fix` or `../shared/data/fix`), `--batch <n>` (messages or trades per call),
- * `--rust=read|run|skip`, `--only <key,…>`, `--out <file>`.
+ * `--rust=read|run|skip`, `--records <n>` (pre-loaded Kafka records of the end-to-end sections),
+ * `--only <key,…>`, `--out <file>`.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { aggregateSection } from "./aggregate";
+import { clusterSection } from "./cluster";
+import { e2eSection } from "./e2e";
 import {
   findRoot,
   fixDataDir,
@@ -21,6 +24,8 @@ import {
   type Section,
   type SectionResult,
 } from "./harness";
+import { e2eRecordCount, stopInfra } from "./infra";
+import { latencySection } from "./latency";
 import { memorySection } from "./memory";
 import { parseSection } from "./parse";
 import { recoverySection } from "./recovery";
@@ -29,6 +34,9 @@ import { recoverySection } from "./recovery";
 export const SECTIONS: readonly Section[] = [
   parseSection,
   aggregateSection,
+  e2eSection,
+  latencySection,
+  clusterSection,
   memorySection,
   recoverySection,
 ];
@@ -53,6 +61,9 @@ function parseArgs(argv: readonly string[], root: string): Cli {
   const batchSize = Number(value("batch") ?? 2000);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new Error("--batch must be a positive integer");
+  const records = value("records") === undefined ? undefined : Number(value("records"));
+  if (records !== undefined && !(Number.isInteger(records) && records >= 1000))
+    throw new Error("--records must be an integer of at least 1000");
   return {
     options: {
       quick,
@@ -65,6 +76,7 @@ function parseArgs(argv: readonly string[], root: string): Cli {
       runMs: quick ? 250 : 1000,
       runs: quick ? 5 : 9,
       rust,
+      ...(records !== undefined && { records }),
       log: (line) => console.error(`[bench] ${line}`),
     },
     only: value("only")?.split(",") ?? null,
@@ -100,7 +112,16 @@ function busyWarning(cores: number, load: number, when: string): string | null {
     : null;
 }
 
+/** kafkajs 2.2.4 schedules timers with negative delays on Node ≥ 23; the warning is noise. */
+function quietKnownWarnings(): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (w) => {
+    if (w.name !== "TimeoutNegativeWarning") process.stderr.write(`${w.name}: ${w.message}\n`);
+  });
+}
+
 async function main(): Promise<void> {
+  quietKnownWarnings();
   const root = findRoot(__dirname);
   const { options, only, out } = parseArgs(process.argv.slice(2), root);
   const started = Date.now();
@@ -115,6 +136,7 @@ async function main(): Promise<void> {
       runMs: options.runMs,
       runs: options.runs,
       rust: options.rust,
+      e2eRecords: e2eRecordCount(options),
     },
   };
   const ratios: Record<string, unknown> = {};
@@ -169,8 +191,11 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
+  main()
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    })
+    // The Kafka sections share one broker and one nats-server; they go whatever happened.
+    .finally(() => stopInfra());
 }

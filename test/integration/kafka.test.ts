@@ -353,11 +353,13 @@ describe("Kafka ingestion", () => {
       return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
     };
     try {
+      let maxLag = 0;
       const received = async () => {
         const { body } = await getJson(`${node.url}/api/stats`);
-        return (
-          (body as { nodes: { messages: { received: number } }[] }).nodes[0]?.messages.received ?? 0
-        );
+        const n = (body as { nodes: { messages: { received: number }; source: { lag: number } }[] })
+          .nodes[0];
+        maxLag = Math.max(maxLag, n?.source.lag ?? 0);
+        return n?.messages.received ?? 0;
       };
       // Once a fifth is consumed, the heap and the 500 symbols' state have warmed up; the rest of the
       // backlog must drain within the same small heap.
@@ -369,7 +371,6 @@ describe("Kafka ingestion", () => {
       const warm = rssMb();
       const remaining = TOTAL - (await received());
       let peak = warm;
-      let maxLag = 0;
       await eventually(
         async () => {
           peak = Math.max(peak, rssMb());

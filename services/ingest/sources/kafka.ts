@@ -69,6 +69,7 @@ interface PartitionProgress {
 }
 
 const CRC_HEADER = "crc32";
+const EMPTY = Buffer.alloc(0);
 
 function headerText(message: KafkaMessage, name: string): Buffer | undefined {
   const v = message.headers?.[name];
@@ -183,6 +184,13 @@ export class KafkaSource implements TradeSource {
   /** Incremented when an actor node is lost: a round that spans a loss must not commit. */
   private lossEpoch = 0;
   private readonly heartbeatIntervalMs: number;
+  /** Applied offsets not yet committed, by `topic/partition` (see `commitApplied`). */
+  private readonly toCommit = new Map<
+    string,
+    { topic: string; partition: number; offset: string }
+  >();
+  private committing: Promise<void> | null = null;
+  private rewinding = false;
 
   constructor(private readonly opts: KafkaSourceOptions) {
     this.name = `kafka:${opts.kafka.topics.join(",")}`;
@@ -291,6 +299,9 @@ export class KafkaSource implements TradeSource {
   async stop(): Promise<void> {
     if (this.lagTimer) clearInterval(this.lagTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    // What was applied is committed before the group is left (batches finishing during the
+    // disconnect flush their own, see onBatch).
+    await this.flushCommits();
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
     this.consumer = null;
@@ -339,6 +350,10 @@ export class KafkaSource implements TradeSource {
     } finally {
       await admin.disconnect();
     }
+    // The lag of a new assignment is known at once, not LAG_INTERVAL_MS later.
+    this.measureLag().catch((err: unknown) =>
+      this.opts.log.warn({ err: (err as Error).message }, "cannot measure consumer lag"),
+    );
   }
 
   /**
@@ -388,6 +403,18 @@ export class KafkaSource implements TradeSource {
     this.lossEpoch += 1;
     if (this.opts.checkpoint) return this.rewindToCheckpoint();
     if (!this.opts.kafka.replay || !this.consumer) return;
+    // No commit of a position before the rewind may land after the rewind's own commits.
+    this.rewinding = true;
+    try {
+      this.toCommit.clear();
+      await this.flushCommits();
+      await this.seekToReplayPoints(this.consumer);
+    } finally {
+      this.rewinding = false;
+    }
+  }
+
+  private async seekToReplayPoints(consumer: Consumer): Promise<void> {
     this.wasLive = false;
     this.replayStartedAt = Date.now();
     this.counts.replayRecords = 0;
@@ -399,10 +426,10 @@ export class KafkaSource implements TradeSource {
       this.replayed.add(key);
       progress.target = Math.max(progress.target, progress.next);
       progress.next = Math.min(progress.next, offset);
-      this.consumer.seek({ topic, partition, offset: String(offset) });
+      consumer.seek({ topic, partition, offset: String(offset) });
       // Committed too: a rebalance (the lost node's partitions coming to us) resumes from the
       // committed offsets and would otherwise forget the seek.
-      await this.consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
+      await consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
     }
     this.opts.log.info(
       { partitions: this.progress.size },
@@ -505,6 +532,41 @@ export class KafkaSource implements TradeSource {
     }
   }
 
+  /**
+   * Commits an applied offset without holding up the partition's next fetch: one commit request
+   * is in flight at a time, and offsets applied meanwhile go together in the next one. Awaiting
+   * every commit in the batch loop put a broker round trip between every batch and the next fetch
+   * (kafkajs fetches again only once the batches of a fetch are done): at 20k records/s it was
+   * most of produce → applied (p50 54–219 ms → 7–14 ms, bench/README.md). Committed offsets stay
+   * at or behind what is applied; a commit that fails (rebalance, broker away) only means
+   * re-delivered records, which the actors skip as duplicates.
+   */
+  private commitApplied(topic: string, partition: number, offset: string): void {
+    if (this.rewinding) return;
+    this.toCommit.set(`${topic}/${partition}`, { topic, partition, offset });
+    this.committing ??= this.drainCommits().finally(() => (this.committing = null));
+  }
+
+  private async drainCommits(): Promise<void> {
+    while (this.toCommit.size > 0 && this.consumer) {
+      const offsets = [...this.toCommit.values()];
+      this.toCommit.clear();
+      try {
+        await this.consumer.commitOffsets(offsets);
+      } catch (err: unknown) {
+        this.opts.log.warn(
+          { err: (err as Error).message, partitions: offsets.length },
+          "offset commit failed; those records will be re-delivered and skipped as duplicates",
+        );
+      }
+    }
+  }
+
+  /** Resolves once every offset applied so far is committed (or its commit failed). */
+  private async flushCommits(): Promise<void> {
+    while (this.committing) await this.committing;
+  }
+
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
     const { batch } = payload;
     const { resolveOffset, heartbeat, isRunning, isStale, pause } = {
@@ -574,14 +636,11 @@ export class KafkaSource implements TradeSource {
       }
       resolveOffset(last.offset);
       // With checkpoints only rounds commit (the committed offset must be checkpoint-covered).
-      if (!this.opts.checkpoint)
-        await this.consumer?.commitOffsets([
-          {
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: String(Number(last.offset) + 1),
-          },
-        ]);
+      if (!this.opts.checkpoint) {
+        this.commitApplied(batch.topic, batch.partition, String(Number(last.offset) + 1));
+        // Stopping: kafkajs leaves the group once this batch returns.
+        if (!isRunning()) await this.flushCommits();
+      }
       (resume as (() => void) | null)?.();
       const progress = this.progress.get(key);
       if (progress) {
@@ -598,27 +657,35 @@ export class KafkaSource implements TradeSource {
     source: string,
     messages: KafkaMessage[],
   ): { raw: RawBatch; crcRejects: { record: number; reason: string; offset: number }[] } {
+    // One pass into one buffer, no per-record closures or intermediate arrays: this runs for every
+    // record (bench/README.md, "e2e: what limits it").
     const crcRejects: { record: number; reason: string; offset: number }[] = [];
-    const values: Buffer[] = messages.map((m, i) => {
-      const value = m.value ?? Buffer.alloc(0);
+    const n = messages.length;
+    let total = 0;
+    for (const m of messages) total += m.value?.length ?? 0;
+    const payload = Buffer.allocUnsafe(total);
+    const offsets = new Uint32Array(n + 1);
+    const seqs = new Float64Array(n);
+    const producedAtMs = new Float64Array(n);
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const m = messages[i]!;
+      offsets[i] = at;
+      seqs[i] = Number(m.offset);
+      producedAtMs[i] = Number(m.timestamp);
+      const value = m.value ?? EMPTY;
       const crc = headerText(m, CRC_HEADER);
       if (crc !== undefined && !native.verifyCrc32(value, crc)) {
         crcRejects.push({ record: i, reason: "CRC32", offset: 0 });
         this.counts.crcMismatches += 1;
-        return Buffer.alloc(0);
+        continue; // left empty
       }
-      return value;
-    });
-    const offsets = new Uint32Array(values.length + 1);
-    values.forEach((v, i) => (offsets[i + 1] = offsets[i]! + v.length));
+      payload.set(value, at);
+      at += value.length;
+    }
+    offsets[n] = at;
     return {
-      raw: {
-        source,
-        payload: Buffer.concat(values),
-        offsets,
-        seqs: Float64Array.from(messages, (m) => Number(m.offset)),
-        producedAtMs: Float64Array.from(messages, (m) => Number(m.timestamp)),
-      },
+      raw: { source, payload: payload.subarray(0, at), offsets, seqs, producedAtMs },
       crcRejects,
     };
   }
