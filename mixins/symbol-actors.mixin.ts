@@ -204,6 +204,18 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         release: {
           params: { symbols: { type: "array", items: "string", max: 100_000 } },
           async handler(this: This, ctx: Context<{ symbols: string[] }>): Promise<SymbolState[]> {
+            // A node serves (and pulls) before every other node has its INFO. Giving states to a
+            // member this node does not know yet would let this node, which still thinks it owns
+            // them, restore them from the checkpoint too: two live copies. It asks again later.
+            this.refreshMembership();
+            const from = ctx.nodeID;
+            if (from && from !== this.broker.nodeID && !this.ownership.current.includes(from))
+              throw new Errors.MoleculerRetryableError(
+                `${this.broker.nodeID} does not know ${from} as a member of ${this.name} yet`,
+                409,
+                "ERR_UNKNOWN_MEMBER",
+                { from },
+              );
             const states = await this.takeDurably(ctx.params.symbols);
             if (states.length > 0)
               this.logHandoff({

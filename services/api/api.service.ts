@@ -130,6 +130,9 @@ export function apiService(config: Config): ServiceSchema {
         async handler(this: This, ctx: Context) {
           const checks: Record<string, boolean> = {
             native: true,
+            // Every local service started, so the node has announced itself (INFO): a node that
+            // serves before the others know it cannot take part in handoffs yet.
+            started: this.broker.started,
             // The transport's own state too: a NATS outage leaves the transit "connected".
             transporter: this.broker.transit
               ? this.broker.transit.connected && this.broker.transit.tx.connected

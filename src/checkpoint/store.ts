@@ -44,12 +44,19 @@ export class JetStreamCheckpointStore implements CheckpointStore {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
     });
-    try {
-      const kv = await nc.jetstream().views.kv(bucket, { history: 1 });
-      return new JetStreamCheckpointStore(nc, bucket, kv);
-    } catch (err) {
-      await nc.close();
-      throw err;
+    // Nodes starting together race to create the bucket, and the loser's create can fail
+    // ("subjects overlap with an existing stream"): binding again finds the winner's.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const kv = await nc.jetstream().views.kv(bucket, { history: 1 });
+        return new JetStreamCheckpointStore(nc, bucket, kv);
+      } catch (err) {
+        if (attempt >= 5) {
+          await nc.close();
+          throw err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
     }
   }
 

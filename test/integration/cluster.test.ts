@@ -13,7 +13,8 @@ import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
-import { asNumber, mdTrades, refBars } from "../support/reference";
+import { expectBarsEqualReference } from "../support/bars";
+import { mdTrades } from "../support/reference";
 
 const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
 
@@ -104,7 +105,14 @@ describe("a cluster of Tickstream processes", () => {
         async () => ((await applied(via)) === tradesIn(n) ? true : undefined),
         what,
         90_000,
-      );
+      ).catch((err: unknown) => {
+        for (const node of nodes)
+          writeFileSync(
+            path.join(tmpdir(), `tickstream-cluster-${node.nodeID}.log`),
+            node.output(),
+          );
+        throw err;
+      });
 
     await produceSome(3000);
     await exactly(a, sent, "the first trades");
@@ -112,6 +120,13 @@ describe("a cluster of Tickstream processes", () => {
     // A third node joins mid-stream.
     const c = await spawn("c");
     await c.ready();
+    // A joining node serves before every other node has processed its INFO; a membership change
+    // (b leaving) while a and b do not know c yet leaves the nodes with different views of who
+    // owns what. Known weakness (README, Durability): wait until the join is known everywhere.
+    await eventually(
+      () => [a, b].every((n) => n.output().includes(`Node '${c.nodeID}' connected`)) || undefined,
+      "a and b to know c",
+    );
     await produceSome(3000);
     await exactly(c, sent, "trades after the join (asked through the new node)");
 
@@ -166,44 +181,7 @@ describe("a cluster of Tickstream processes", () => {
       console.log(`missing: ${diff.join(" ")}`);
       throw err;
     });
-    for (const symbol of ["J200", "JA3R", "J254"]) {
-      for (const [interval, width] of [
-        ["1m", 60_000],
-        ["1h", 3_600_000],
-      ] as const) {
-        const want = refBars(trades, symbol, width).map((x) => ({
-          startMs: x.startMs,
-          open: asNumber(x.open),
-          high: asNumber(x.high),
-          low: asNumber(x.low),
-          close: asNumber(x.close),
-          trades: x.trades,
-        }));
-        const { body } = await getJson(
-          `${a.url}/api/bars/${symbol}?interval=${interval}&limit=10000`,
-        );
-        const got = (
-          body as {
-            bars: {
-              startMs: number;
-              open: number;
-              high: number;
-              low: number;
-              close: number;
-              trades: number;
-            }[];
-          }
-        ).bars.map(({ startMs, open, high, low, close, trades: n }) => ({
-          startMs,
-          open,
-          high,
-          low,
-          close,
-          trades: n,
-        }));
-        expect({ symbol, interval, got }).toEqual({ symbol, interval, got: want });
-      }
-    }
+    await expectBarsEqualReference(a.url, trades, expected.keys());
     const symbols = [...expected.keys()];
     const moved = (before: string[], after: string[]) =>
       symbols.filter((s) => ownerOf(s, before) !== ownerOf(s, after)).length;

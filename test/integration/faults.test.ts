@@ -27,10 +27,10 @@ import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
-import { asNumber, mdTrades, refBars } from "../support/reference";
+import { expectBarsEqualReference } from "../support/bars";
+import { mdTrades } from "../support/reference";
 
 const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
-const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const PARTITIONS = 6;
 /** Records per produce request and the paced rate of the stream around the fault. */
 const CHUNK = 100;
@@ -283,45 +283,8 @@ describe("infrastructure faults", () => {
   }
 
   /** Every bar of every symbol, in every interval, equals the reference; asked through `via`. */
-  async function expectExactBars(via: NodeProcess): Promise<void> {
-    for (const symbol of [...expected.keys()].sort()) {
-      for (const interval of ["1m", "5m", "1h"] as const) {
-        const want = refBars(trades, symbol, WIDTHS[interval]).map((x) => ({
-          startMs: x.startMs,
-          open: asNumber(x.open),
-          high: asNumber(x.high),
-          low: asNumber(x.low),
-          close: asNumber(x.close),
-          volume: asNumber(x.volume),
-          trades: x.trades,
-        }));
-        const { body } = await getJson(
-          `${via.url}/api/bars/${symbol}?interval=${interval}&limit=10000`,
-        );
-        const got = (
-          body as {
-            bars: {
-              startMs: number;
-              open: number;
-              high: number;
-              low: number;
-              close: number;
-              volume: number;
-              trades: number;
-            }[];
-          }
-        ).bars.map(({ startMs, open, high, low, close, volume, trades: n }) => ({
-          startMs,
-          open,
-          high,
-          low,
-          close,
-          volume,
-          trades: n,
-        }));
-        expect({ symbol, interval, got }).toEqual({ symbol, interval, got: want });
-      }
-    }
+  function expectExactBars(via: NodeProcess): Promise<void> {
+    return expectBarsEqualReference(via.url, trades, expected.keys());
   }
 
   /**

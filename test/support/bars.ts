@@ -1,0 +1,56 @@
+/**
+ * The check every cluster test ends with: each symbol's bars, asked through a node's REST API,
+ * equal the independent BigInt computation over the whole stream (test/support/reference.ts).
+ */
+import { getJson } from "./node";
+import { asNumber, refBars, type RefTrade } from "./reference";
+
+export const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
+export type Interval = keyof typeof INTERVAL_MS;
+
+interface RestBar {
+  startMs: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  trades: number;
+}
+
+/** Every bar of every listed symbol and interval, from `baseUrl`, equals the reference. */
+export async function expectBarsEqualReference(
+  baseUrl: string,
+  trades: readonly RefTrade[],
+  symbols: Iterable<string>,
+  intervals: readonly Interval[] = ["1m", "5m", "1h"],
+): Promise<void> {
+  for (const symbol of [...symbols].sort()) {
+    for (const interval of intervals) {
+      const want = refBars([...trades], symbol, INTERVAL_MS[interval]).map((x) => ({
+        startMs: x.startMs,
+        open: asNumber(x.open),
+        high: asNumber(x.high),
+        low: asNumber(x.low),
+        close: asNumber(x.close),
+        volume: asNumber(x.volume),
+        trades: x.trades,
+      }));
+      const { body } = await getJson(
+        `${baseUrl}/api/bars/${encodeURIComponent(symbol)}?interval=${interval}&limit=10000`,
+      );
+      const got = (body as { bars: RestBar[] }).bars.map(
+        ({ startMs, open, high, low, close, volume, trades: n }) => ({
+          startMs,
+          open,
+          high,
+          low,
+          close,
+          volume,
+          trades: n,
+        }),
+      );
+      expect({ symbol, interval, got }).toEqual({ symbol, interval, got: want });
+    }
+  }
+}
