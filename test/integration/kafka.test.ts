@@ -17,10 +17,10 @@ import { native } from "../../src/native";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson, startTestNode } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
-import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference";
+import { expectBarsEqualReference } from "../support/bars";
+import { mdTrades, type RefTrade } from "../support/reference";
 
 const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
-const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 
 function kcat(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -36,49 +36,16 @@ function kcat(args: string[]): Promise<string> {
   });
 }
 
-interface BarsBody {
-  bars: {
-    startMs: number;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    trades: number;
-  }[];
-}
-
 /** Compares every bar of the busiest, a quiet and the 17-digit-price symbol, for all intervals. */
 async function expectExactBars(url: string, trades: RefTrade[]): Promise<void> {
   const counts = new Map<string, number>();
   for (const t of trades) counts.set(t.symbol, (counts.get(t.symbol) ?? 0) + 1);
   const sorted = [...counts.keys()].sort((a, b) => counts.get(b)! - counts.get(a)!);
-  for (const symbol of new Set([sorted[0]!, sorted[1]!, sorted.at(-1)!, "J200"])) {
-    for (const interval of ["1m", "5m", "1h"] as const) {
-      const expected = refBars(trades, symbol, WIDTHS[interval]).map((b) => ({
-        startMs: b.startMs,
-        open: asNumber(b.open),
-        high: asNumber(b.high),
-        low: asNumber(b.low),
-        close: asNumber(b.close),
-        volume: asNumber(b.volume),
-        trades: b.trades,
-      }));
-      const { body } = await getJson(`${url}/api/bars/${symbol}?interval=${interval}&limit=10000`);
-      const got = (body as BarsBody).bars.map(
-        ({ startMs, open, high, low, close, volume, trades: n }) => ({
-          startMs,
-          open,
-          high,
-          low,
-          close,
-          volume,
-          trades: n,
-        }),
-      );
-      expect({ symbol, interval, bars: got }).toEqual({ symbol, interval, bars: expected });
-    }
-  }
+  await expectBarsEqualReference(
+    url,
+    trades,
+    new Set([sorted[0]!, sorted[1]!, sorted.at(-1)!, "J200"]),
+  );
 }
 
 async function appliedPerSymbol(url: string): Promise<Map<string, number>> {
