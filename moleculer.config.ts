@@ -8,6 +8,7 @@
 import { Errors, type BrokerOptions } from "moleculer";
 import { TickstreamNatsTransporter } from "./src/cluster/nats-transporter";
 import { registerRendezvous } from "./src/cluster/rendezvous";
+import { restartedNodesMiddleware } from "./src/cluster/restarted-nodes";
 import { loadConfig, type Config } from "./src/config";
 import { logContextMiddleware } from "./src/node/log-context";
 
@@ -111,7 +112,7 @@ export function brokerOptions(config: Config): BrokerOptions {
     },
 
     validator: true,
-    middlewares: [logContextMiddleware()],
+    middlewares: [logContextMiddleware(), restartedNodesMiddleware()],
   };
 }
 

@@ -30,7 +30,7 @@ import {
   type ServiceSchema,
   type ServiceSettingSchema,
 } from "moleculer";
-import { SymbolActors, type ActorRole } from "../src/actors/symbol-actors";
+import { SymbolActors, type ActorRole, type ApplyCounts } from "../src/actors/symbol-actors";
 import { JetStreamCheckpointStore, type CheckpointStore } from "../src/checkpoint/store";
 import { members, Ownership } from "../src/cluster/membership";
 import type { Config } from "../src/config";
@@ -42,6 +42,15 @@ export interface ApplyParams {
   batch: Buffer;
   /** Wall-clock ms when the batch's records were produced (oldest), for the latency histogram. */
   producedAtMs?: number;
+}
+
+/**
+ * What `apply` answers: the batch's counts, and which process applied it (an ingest node tracks
+ * the processes holding its uncommitted records, services/ingest/appliers.ts).
+ */
+export interface ApplyReply extends ApplyCounts {
+  nodeID: string;
+  instanceID: string;
 }
 
 export interface SymbolState {
@@ -196,7 +205,12 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             }
             this.countHeld();
             this.onApplied(result, ctx.params);
-            return SymbolActors.counts(result);
+            const reply: ApplyReply = {
+              ...SymbolActors.counts(result),
+              nodeID: this.broker.nodeID,
+              instanceID: this.broker.instanceID,
+            };
+            return reply;
           },
         },
 

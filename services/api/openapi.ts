@@ -141,9 +141,13 @@ const json = (schema: object, description: string) => ({
 const errorResponse = (description: string) =>
   json({ $ref: "#/components/schemas/Error" }, description);
 
-/** Answers every route may give: rate limiting is on, and an API key when one is configured. */
+/**
+ * Answers every route may give: an API key when one is configured, a bound on the request URL
+ * (MAX_URL_BYTES in api.service.ts), and rate limiting.
+ */
 const common = {
   "401": errorResponse("API_KEY is configured and the X-API-Key header is missing or wrong"),
+  "414": errorResponse("The request URL is longer than 2048 bytes"),
   "429": errorResponse("Rate limit exceeded"),
 };
 

@@ -8,6 +8,7 @@ import type { CheckpointResult } from "../../mixins/symbol-actors.mixin";
 import { members } from "../../src/cluster/membership";
 import type { Config } from "../../src/config";
 import { M, registerMetrics } from "../../src/metrics";
+import { Appliers, type Process } from "./appliers";
 import { Pipeline } from "./pipeline";
 import { createSource, type TradeSource } from "./sources";
 
@@ -21,26 +22,26 @@ interface Vars {
   pipeline: Pipeline;
   statusTimer: NodeJS.Timeout | null;
   lastLive: boolean | null;
-  /** Last seen instance of every actor node: a node restarted under the same ID is a loss too. */
-  instances: Map<string, string>;
+  /** The actor processes holding records of this node's not yet committed offsets. */
+  appliers: Appliers;
 }
 
 interface NodeEvent {
-  node: { id: string; instanceID?: string | null; services?: { name: string }[] };
+  node: { id: string; services?: { name: string }[] };
 }
-
-interface Methods {
-  announce(force: boolean): void;
-  actorNodeLost(nodeID: string, why: string): void;
-  noteInstance(node: NodeEvent["node"]): void;
-  checkpointRound(): Promise<boolean>;
-}
-
-type This = Service & Vars & Methods;
 
 function hostsActors(node: NodeEvent["node"]): boolean {
   return (node.services ?? []).some((s) => s.name === "aggregator" || s.name === "anomaly");
 }
+
+interface Methods {
+  announce(force: boolean): void;
+  liveInstance(nodeID: string): string | null;
+  checkAppliers(why: string, always?: boolean): Process[];
+  checkpointRound(): Promise<boolean>;
+}
+
+type This = Service & Vars & Methods;
 
 export function ingestService(config: Config): ServiceSchema {
   const schema: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
@@ -67,59 +68,60 @@ export function ingestService(config: Config): ServiceSchema {
 
     events: {
       /**
-       * A node that held per-symbol actors vanished without saying goodbye (crash, SIGKILL): its
-       * symbols' new owners start from their checkpoints (or empty, without checkpoints), so the
-       * log is read again from the last checkpoint (or the replay window) to rebuild them.
+       * A node that held per-symbol actors vanished without saying goodbye (crash, SIGKILL), or
+       * came back under the same ID as a new process (Moleculer reports no disconnect then, only
+       * an update): if it applied records of this node since the last commit, their changes
+       * since its last checkpoint are gone, so the log is read again from the last commit. A
+       * node that leaves gracefully hands its states over, written first: nothing is lost.
        */
-      "$node.disconnected"(
-        this: This,
-        ctx: Context<{ node: { id: string; services?: { name: string }[] }; unexpected: boolean }>,
-      ) {
+      "$node.disconnected"(this: This, ctx: Context<NodeEvent & { unexpected: boolean }>) {
         const { node, unexpected } = ctx.params;
-        this.instances.delete(node.id);
-        if (unexpected && hostsActors(node)) this.actorNodeLost(node.id, "disconnected");
+        if (!unexpected) this.appliers.forgetNode(node.id);
+        // A crashed actor node may hold states handed to it by others, never applied from here:
+        // without checkpoints (where handoffs are not written first) only the log rebuilds them.
+        this.checkAppliers(`${node.id} disconnected`, unexpected && hostsActors(node));
       },
-      /**
-       * A node that crashed and restarted under the same ID before its heartbeats timed out is
-       * never reported disconnected: only its new instance ID tells that its state was lost.
-       */
-      "$node.connected"(this: This, ctx: Context<NodeEvent>) {
-        this.noteInstance(ctx.params.node);
+      "$node.connected"(this: This) {
+        this.checkAppliers("restarted");
       },
-      "$node.updated"(this: This, ctx: Context<NodeEvent>) {
-        this.noteInstance(ctx.params.node);
+      "$node.updated"(this: This) {
+        this.checkAppliers("restarted");
       },
     },
 
     methods: {
-      noteInstance(this: This, node: NodeEvent["node"]) {
-        if (node.instanceID === undefined || node.instanceID === null || !hostsActors(node)) return;
-        const before = this.instances.get(node.id);
-        this.instances.set(node.id, node.instanceID);
-        if (before !== undefined && before !== node.instanceID)
-          this.actorNodeLost(node.id, "restarted");
+      liveInstance(this: This, nodeID: string): string | null {
+        const node = this.broker.registry.nodes.get(nodeID);
+        return node?.available ? (node.instanceID ?? null) : null;
       },
 
-      actorNodeLost(this: This, nodeID: string, why: string) {
-        if (!this.source.rewind) return;
+      /** Rewinds when a process that holds uncommitted records is gone; returns those processes. */
+      checkAppliers(this: This, why: string, always = false): Process[] {
+        const lost = this.appliers.lost((id) => this.liveInstance(id));
+        if ((lost.length === 0 && !always) || !this.source.rewind) return lost;
+        // The rewind takes care of them: a round after it covers only what is applied anew.
+        this.appliers.forget(lost);
         this.logger.warn(
-          { lost: nodeID, why },
-          "an actor node was lost; replaying the log to rebuild its symbols",
+          { lost: [...new Set(lost.map((p) => p.nodeID))], why },
+          "an actor process holding uncommitted records was lost; replaying the log from the last checkpoint",
         );
         this.source
           .rewind()
           .catch((err: unknown) =>
             this.logger.error({ err: (err as Error).message }, "rewind failed"),
           );
+        return lost;
       },
 
       /**
        * Asks every node of every actor service to write its changed states. True only when all of
        * them did, each one's view of its service's members equals the one called (a member this
-       * node does not know yet may hold states that nobody wrote), and each answer came from the
-       * instance this node knew (a node restarted under the same ID lost what it held).
+       * node does not know yet may hold states that nobody wrote), each answer came from the
+       * instance this node knew, and every process that applied records of this node before the
+       * round answered it (one that did not is gone, with what it had not written).
        */
       async checkpointRound(this: This): Promise<boolean> {
+        const mark = this.appliers.mark();
         const calls = ACTOR_SERVICES.map((service) => ({
           service,
           nodes: members(this.broker, service),
@@ -127,7 +129,7 @@ export function ingestService(config: Config): ServiceSchema {
         if (calls.some((c) => c.nodes.length === 0)) return false;
         const results = await Promise.all(
           calls.map(async ({ service, nodes }) => {
-            const known = nodes.map((id) => this.broker.registry.nodes.get(id)?.instanceID);
+            const known = nodes.map((id) => this.liveInstance(id));
             const answers = await Promise.all(
               nodes.map((nodeID) =>
                 this.broker.call<CheckpointResult, object>(
@@ -138,12 +140,23 @@ export function ingestService(config: Config): ServiceSchema {
               ),
             );
             const expected = nodes.join(",");
-            return answers.every(
-              (a, i) => a.instanceID === known[i] && [...a.members].sort().join(",") === expected,
+            const wrote = new Set(answers.map((a) => `${a.nodeID}/${a.instanceID}`));
+            return (
+              answers.every(
+                (a, i) => a.instanceID === known[i] && [...a.members].sort().join(",") === expected,
+              ) &&
+              this.appliers
+                .before(mark)
+                .every((p) => p.service !== service || wrote.has(`${p.nodeID}/${p.instanceID}`))
             );
           }),
         );
-        return results.every(Boolean);
+        if (!results.every(Boolean)) {
+          this.checkAppliers("checkpoint");
+          return false;
+        }
+        this.appliers.settle(mark);
+        return true;
       },
 
       announce(this: This, force: boolean) {
@@ -188,16 +201,17 @@ export function ingestService(config: Config): ServiceSchema {
             }
           : {}),
       });
-      this.pipeline = new Pipeline(this.broker, this.source.name.split(":")[0] ?? this.source.name);
+      this.appliers = new Appliers();
+      this.pipeline = new Pipeline(
+        this.broker,
+        this.source.name.split(":")[0] ?? this.source.name,
+        (p) => this.appliers.note(p),
+      );
       this.statusTimer = null;
       this.lastLive = null;
-      this.instances = new Map();
     },
 
     async started(this: This) {
-      // Node events before this service started were not seen: take the instances known now.
-      for (const node of this.broker.registry.nodes.toArray())
-        this.noteInstance(node as unknown as NodeEvent["node"]);
       await this.source.start(async (batch, hooks) => {
         const delivery = await this.pipeline.deliver(batch, hooks);
         this.announce(false);

@@ -10,12 +10,13 @@
  * are the `parser.parse` call and every `aggregator.apply` / `anomaly.apply` call (`parentSpan`).
  */
 import type { CallingOptions, ServiceBroker } from "moleculer";
-import type { ApplyCounts } from "../../src/actors/symbol-actors";
+import type { ApplyReply } from "../../mixins/symbol-actors.mixin";
 import { members } from "../../src/cluster/membership";
 import { ownerOf } from "../../src/cluster/rendezvous";
 import { M } from "../../src/metrics";
 import { native } from "../../src/native";
 import type { ParseResult } from "../parser.service";
+import type { Process } from "./appliers";
 import type { Delivery, DeliveryHooks, RawBatch } from "./sources";
 
 export interface PipelineCounts {
@@ -54,9 +55,14 @@ export class Pipeline {
   readonly counts: PipelineCounts = { batches: 0, records: 0, retries: 0 };
   private stopping = false;
 
+  /**
+   * `onApplied` hears of every process that answered an `apply` call (applied, or already held,
+   * part of a batch), including the parts of a batch that failed elsewhere.
+   */
   constructor(
     private readonly broker: ServiceBroker,
     private readonly sourceKind: string,
+    private readonly onApplied?: (p: Process) => void,
   ) {}
 
   stop(): void {
@@ -125,7 +131,7 @@ export class Pipeline {
     if (parsed.trades + parsed.orders > 0) {
       let producedAtMs = Infinity;
       for (const t of batch.producedAtMs) producedAtMs = Math.min(producedAtMs, t);
-      const calls: Promise<ApplyCounts>[] = [];
+      const calls: Promise<ApplyReply>[] = [];
       for (const service of ACTOR_SERVICES) {
         for (const part of split(parsed.batch, parsed.symbols, members(this.broker, service))) {
           const params = {
@@ -133,14 +139,23 @@ export class Pipeline {
             producedAtMs: Number.isFinite(producedAtMs) ? producedAtMs : undefined,
           };
           calls.push(
-            this.broker.call<ApplyCounts, object>(`${service}.apply`, params, {
-              ...trace,
-              meta: { shard: part.shard },
-            }),
+            this.broker
+              .call<ApplyReply, object>(`${service}.apply`, params, {
+                ...trace,
+                meta: { shard: part.shard },
+              })
+              .then((reply) => {
+                this.onApplied?.({ service, nodeID: reply.nodeID, instanceID: reply.instanceID });
+                return reply;
+              }),
           );
         }
       }
-      const results = await Promise.all(calls);
+      // Every call settles before a failure is reported: the parts that were applied are noted.
+      const settled = await Promise.allSettled(calls);
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      const results = settled.map((r) => (r as PromiseFulfilledResult<ApplyReply>).value);
       // Trades older than every retention window are reported like rejects, never dropped silently.
       const tooLate = new Set(results.flatMap((r) => r.tooLateRecords));
       for (const record of tooLate) rejects.push({ record, reason: "TOO_LATE", offset: 0 });

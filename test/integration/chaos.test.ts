@@ -31,6 +31,7 @@ describe("chaos: random SIGKILLs during a stream", () => {
   let nats: NatsHandle;
   const run = `${process.pid}-${Date.now().toString(36)}`;
   const live = new Map<string, NodeProcess>();
+  const dead: [string, NodeProcess][] = [];
 
   beforeAll(async () => {
     [kafka, nats] = await Promise.all([startKafka(), startNats({ jetstream: true })]);
@@ -154,6 +155,7 @@ describe("chaos: random SIGKILLs during a stream", () => {
         await produce(Math.ceil(chunk / 2));
         // Killed while the chunk is being consumed: mid-stream, not at a quiet moment.
         await live.get(victim)!.kill();
+        dead.push([victim, live.get(victim)!]);
         logs.push(`killed ${victim} after ${sent} records`);
         await produce(Math.floor(chunk / 2));
         const restartedAt = Date.now();
@@ -168,6 +170,10 @@ describe("chaos: random SIGKILLs during a stream", () => {
     } catch (err) {
       for (const [name, n] of live)
         writeFileSync(path.join(tmpdir(), `tickstream-chaos-${name}.log`), n.output());
+      dead.forEach(([name, n], i) =>
+        writeFileSync(path.join(tmpdir(), `tickstream-chaos-${name}-killed-${i}.log`), n.output()),
+      );
+      console.log(`applied ${await applied().catch(() => "?")} of ${tradesIn(sent)} sent`);
       const got = new Map(lastSeen.map((s) => [s.symbol, s.trades]));
       const diff = [...expected]
         .filter(([s, n]) => got.get(s) !== n)

@@ -183,6 +183,8 @@ export class KafkaSource implements TradeSource {
   private readonly checkpointed = new Map<string, number>();
   /** Incremented when an actor node is lost: a round that spans a loss must not commit. */
   private lossEpoch = 0;
+  /** Rewinds under way: their positions are not reset yet (see `rewind`). */
+  private rewindsPending = 0;
   private readonly heartbeatIntervalMs: number;
   /** Applied offsets not yet committed, by `topic/partition` (see `commitApplied`). */
   private readonly toCommit = new Map<
@@ -401,7 +403,15 @@ export class KafkaSource implements TradeSource {
    */
   async rewind(): Promise<void> {
     this.lossEpoch += 1;
-    if (this.opts.checkpoint) return this.rewindToCheckpoint();
+    if (this.opts.checkpoint) {
+      // Until the positions are reset they cover what the lost node lost: no round may start.
+      this.rewindsPending += 1;
+      try {
+        return await this.rewindToCheckpoint();
+      } finally {
+        this.rewindsPending -= 1;
+      }
+    }
     if (!this.opts.kafka.replay || !this.consumer) return;
     // No commit of a position before the rewind may land after the rewind's own commits.
     this.rewinding = true;
@@ -443,11 +453,11 @@ export class KafkaSource implements TradeSource {
    * take the log after them; the others skip what they hold.
    */
   private async rewindToCheckpoint(): Promise<void> {
-    if (!this.consumer) return;
+    const committed = await this.committedOffsetsRetried();
+    if (!this.consumer || committed === null) return;
     this.wasLive = false;
     this.replayStartedAt = Date.now();
     this.counts.replayRecords = 0;
-    const committed = await this.committedOffsets();
     for (const [key, progress] of this.progress) {
       const cut = key.lastIndexOf("/");
       const topic = key.slice(0, cut);
@@ -462,6 +472,26 @@ export class KafkaSource implements TradeSource {
       { partitions: this.progress.size },
       "rewound to the last checkpoint to rebuild the state of a lost node",
     );
+  }
+
+  /**
+   * `committedOffsets`, retried until the broker answers: a rewind cannot be skipped (the positions
+   * would still cover the lost node's changes). Null once the source is stopping.
+   */
+  private async committedOffsetsRetried(): Promise<Map<string, number> | null> {
+    for (let attempt = 0; this.consumer; attempt++) {
+      try {
+        return await this.committedOffsets();
+      } catch (err: unknown) {
+        const wait = Math.min(5000, 200 * 2 ** attempt);
+        this.opts.log.warn(
+          { err: (err as Error).message, wait },
+          "cannot read the committed offsets to rewind; retrying",
+        );
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+    return null;
   }
 
   /** The group's committed offset of every assigned partition (the earliest offset when none). */
@@ -495,7 +525,7 @@ export class KafkaSource implements TradeSource {
    * node was lost meanwhile (its uncheckpointed changes must be replayed from the last commit).
    */
   private async checkpointTick(rounds: CheckpointRounds): Promise<void> {
-    if (this.checkpointRunning || !this.consumer) return;
+    if (this.checkpointRunning || this.rewindsPending > 0 || !this.consumer) return;
     this.checkpointRunning = true;
     const started = Date.now();
     try {
