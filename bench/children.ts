@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { freePort, waitFor } from "../src/infra/local";
 
@@ -136,7 +137,26 @@ export function exitSignal(children: readonly Child<unknown>[]): AbortSignal {
   return aborter.signal;
 }
 
-/** Environment of a Tickstream node consuming `topic` in `group`, REST on a free port. */
+let historyDir: string | undefined;
+
+/**
+ * A history store of its own for every measured node, in a directory removed when the benchmark
+ * exits: the default (`.data/history.sqlite`) would be shared between runs, and REST merges history
+ * into its answers, so the bars of an earlier run would fail this run's check against the reference.
+ */
+function freshHistoryUrl(nodeID: string): string {
+  if (historyDir === undefined) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tickstream-bench-history-"));
+    process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+    historyDir = dir;
+  }
+  return `sqlite:${path.join(historyDir, `${nodeID}-${Date.now().toString(36)}.sqlite`)}`;
+}
+
+/**
+ * Environment of a Tickstream node consuming `topic` in `group`, REST on a free port, with the
+ * default services and stores (history on, in a fresh SQLite file).
+ */
 export async function nodeEnv(
   nodeID: string,
   brokers: string,
@@ -154,6 +174,7 @@ export async function nodeEnv(
     KAFKA_TOPICS: topic,
     KAFKA_GROUP_ID: group,
     KAFKA_DLQ_TOPIC: `${topic}.dlq`,
+    HISTORY_URL: freshHistoryUrl(nodeID),
     ...extra,
   };
 }

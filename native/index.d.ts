@@ -28,8 +28,16 @@ export declare class Engine {
    * `null` when the engine does not hold the symbol.
    */
   bars(symbol: string, interval: string, fromMs?: number | undefined | null, toMs?: number | undefined | null, limit?: number | undefined | null): Array<Bar> | null
-  /** The newest bar of every interval of each given symbol (forming-bar updates). */
-  latest(symbols: Array<string>): Array<SymbolBar>
+  /**
+   * The newest bar of every interval of each given symbol (forming-bar updates), packed: one
+   * row of `LATEST_STRIDE` numbers per bar, in the order of `symbols` and `BarSpec::ALL` — symbol
+   * index, interval index (0 = 1m, 1 = 5m, 2 = 1h), start ms, open, high,
+   * low, close, volume, vwap, trades, closed (0/1), revised (0/1), order count, buy qty, sell qty;
+   * NaN for no value. Returning 3,000 bar objects through napi took ~10 ms a tick with 1,000
+   * active symbols (the event loop held that long every 250 ms); one typed array read in
+   * JavaScript takes a fraction of it (bench/README.md, "latency").
+   */
+  latestPacked(symbols: Array<string>): Float64Array
   /** Every symbol held, with its trade count and latest trade. */
   symbols(): Array<SymbolSummary>
   symbolCount(): number
@@ -230,6 +238,9 @@ export declare function forcePanic(message: string): void
  * for every frame and every run of skipped bytes, in order.
  */
 export declare function frameStream(buf: Uint8Array): Uint32Array
+
+/** Numbers per bar in `Engine.latestPacked`. */
+export declare const LATEST_STRIDE: number
 
 /**
  * Splits a batch between owners: `ownerOfSymbol[i]` is the owner of the batch's symbol i.

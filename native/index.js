@@ -841,5 +841,6 @@ module.exports.batchSymbols = nativeBinding.batchSymbols
 module.exports.crc32 = nativeBinding.crc32
 module.exports.forcePanic = nativeBinding.forcePanic
 module.exports.frameStream = nativeBinding.frameStream
+module.exports.LATEST_STRIDE = nativeBinding.LATEST_STRIDE
 module.exports.partitionBatch = nativeBinding.partitionBatch
 module.exports.verifyCrc32 = nativeBinding.verifyCrc32

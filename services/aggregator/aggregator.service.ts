@@ -22,7 +22,7 @@ import {
   type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
-import { storedBarJson, toBarJson, type BarJson } from "./bar-json";
+import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json";
 
 const FORMING_THROTTLE_MS = 250;
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
@@ -181,15 +181,9 @@ export function aggregatorService(config: Config): ServiceSchema {
         this.history?.scanRevisions(this.actors.engine);
         const symbols = this.actors.engine.drainTouched();
         if (symbols.length === 0) return;
-        const latest = this.actors.engine.latest(symbols);
+        const bars = unpackLatest(symbols, this.actors.engine.latestPacked(symbols));
         this.broker
-          .broadcast("bars.updated", {
-            bars: latest.map((c) => ({
-              symbol: c.symbol,
-              interval: c.interval,
-              bar: toBarJson(c.bar),
-            })),
-          })
+          .broadcast("bars.updated", { bars })
           .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 

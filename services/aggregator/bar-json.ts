@@ -1,5 +1,5 @@
 import type { StoredBar } from "../../src/history/store";
-import type { Binding } from "../../src/native";
+import { native, type Binding } from "../../src/native";
 
 /** A bar as REST and events show it (times in UTC). */
 export interface BarJson {
@@ -53,4 +53,51 @@ export function storedBarJson(b: StoredBar): BarJson {
     revised: b.revised,
     orders: { count: b.orderCount, buyQty: Number(b.buyQty), sellQty: Number(b.sellQty) },
   };
+}
+
+/** A bar with its symbol and interval, as `bars.updated` and `bars.closed` carry it. */
+export interface SymbolBarJson {
+  symbol: string;
+  interval: string;
+  bar: BarJson;
+}
+
+const STRIDE: number = native.LATEST_STRIDE;
+const INTERVALS = ["1m", "5m", "1h"] as const;
+const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v);
+
+/**
+ * The forming bars of `symbols` (`Engine.latestPacked`, one row of numbers per bar) as JSON bars.
+ * Bars of many symbols share their start: each start's ISO text is built once per call.
+ */
+export function unpackLatest(symbols: readonly string[], packed: Float64Array): SymbolBarJson[] {
+  const out: SymbolBarJson[] = [];
+  const iso = new Map<number, string>();
+  for (let at = 0; at + STRIDE <= packed.length; at += STRIDE) {
+    const startMs = packed[at + 2]!;
+    let start = iso.get(startMs);
+    if (start === undefined) {
+      start = new Date(startMs).toISOString();
+      iso.set(startMs, start);
+    }
+    out.push({
+      symbol: symbols[packed[at]!]!,
+      interval: INTERVALS[packed[at + 1]!]!,
+      bar: {
+        start,
+        startMs,
+        open: orNull(packed[at + 3]!),
+        high: orNull(packed[at + 4]!),
+        low: orNull(packed[at + 5]!),
+        close: orNull(packed[at + 6]!),
+        volume: packed[at + 7]!,
+        vwap: orNull(packed[at + 8]!),
+        trades: packed[at + 9]!,
+        closed: packed[at + 10] === 1,
+        revised: packed[at + 11] === 1,
+        orders: { count: packed[at + 12]!, buyQty: packed[at + 13]!, sellQty: packed[at + 14]! },
+      },
+    });
+  }
+  return out;
 }

@@ -1,0 +1,74 @@
+/**
+ * The forming-bar feed: `Engine.latestPacked` read by `unpackLatest` gives, for every symbol and
+ * interval, exactly the newest bar that `Engine.bars` returns as objects (the path REST uses).
+ */
+import { readFileSync } from "node:fs";
+import { unpackLatest, toBarJson } from "../../services/aggregator/bar-json";
+import { SymbolActors } from "../../src/actors/symbol-actors";
+import { encodeFix, fixTimestamp } from "../../src/fix/encode";
+import { native } from "../../src/native";
+import { fixFile } from "../support/fix-data";
+import { testConfig } from "../support/node";
+
+const jse = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
+
+function fill(id: number, price: string, qty: string, atMs: number): Buffer {
+  return encodeFix("FIX.4.4", "8", [
+    [17, `E${id}`],
+    [31, price],
+    [32, qty],
+    [55, "FILLX"],
+    [60, fixTimestamp(atMs)],
+    [150, "F"],
+  ]);
+}
+
+describe("native engine: forming bars", () => {
+  it("packs the newest bar of every interval of each symbol, as Engine.bars has it", () => {
+    const decoder = new native.FixDecoder({ mdEntryTypes: "2,3" });
+    const frames = native.frameStream(jse);
+    const records: Buffer[] = Array.from({ length: frames.length / 2 }, (_, i) =>
+      jse.subarray(frames[2 * i], frames[2 * i]! + frames[2 * i + 1]!),
+    );
+    // JSE's market-data trades carry no size: fills and an order give volume, vwap and order flow.
+    const at = Date.UTC(2011, 10, 24, 7, 56, 30);
+    records.push(
+      fill(1, "101.25", "300", at),
+      fill(2, "101.75", "100", at + 1_000),
+      encodeFix("FIX.4.4", "D", [
+        [11, "O1"],
+        [38, "500"],
+        [40, "1"],
+        [54, "1"],
+        [55, "FILLX"],
+        [60, fixTimestamp(at + 2_000)],
+      ]),
+    );
+    const offsets = new Uint32Array(records.length + 1);
+    records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
+    const decoded = decoder.decodeBatch(Buffer.concat(records), offsets, null, "jse/0");
+    const actors = new SymbolActors(testConfig(), { bars: true, detector: false });
+    actors.apply(decoded.batch, Date.now());
+
+    const symbols = [...new Set(decoded.symbols)];
+    expect(symbols.length).toBeGreaterThan(50);
+    // A symbol not held has no row; the others keep their index into `symbols`.
+    const asked = ["NOT-HELD", ...symbols];
+    const packed = actors.engine.latestPacked(asked);
+    expect(packed.length % native.LATEST_STRIDE).toBe(0);
+    const got = unpackLatest(asked, packed);
+
+    const expected = symbols.flatMap((symbol) =>
+      (["1m", "5m", "1h"] as const).map((interval) => {
+        const bars = actors.engine.bars(symbol, interval, null, null, 1) ?? [];
+        expect(bars).toHaveLength(1);
+        return { symbol, interval, bar: toBarJson(bars[0]!) };
+      }),
+    );
+    expect(got).toEqual(expected);
+    const fillx = got.find((b) => b.symbol === "FILLX" && b.interval === "1m")?.bar;
+    expect(fillx).toMatchObject({ volume: 400, trades: 2, open: 101.25, close: 101.75 });
+    expect(fillx?.vwap).toBeCloseTo(101.375, 9);
+    expect(fillx?.orders).toEqual({ count: 1, buyQty: 500, sellQty: 0 });
+  });
+});
