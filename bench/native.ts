@@ -51,6 +51,35 @@ export interface NativeEngine {
 interface Binding {
   FixDecoder?: unknown;
   Engine?: unknown;
+  crc32?: unknown;
+  verifyCrc32?: unknown;
+  verifyCrc32Batch?: unknown;
+}
+
+/** The crc32 header checks of the binding: record by record, and a batch in one call. */
+export interface NativeCrc {
+  crc32: (buf: Buffer) => number;
+  verifyCrc32: (payload: Buffer, header: Buffer) => boolean;
+  verifyCrc32Batch: (
+    payload: Buffer,
+    offsets: Uint32Array,
+    headers: Buffer,
+    headerOffsets: Uint32Array,
+  ) => Uint32Array;
+}
+
+/** The binding's crc32 checks, or why they are missing. */
+export function nativeCrc(root: string): Maybe<NativeCrc> {
+  const binding = loadBinding(root);
+  if (!binding.ok) return binding;
+  const b = binding.value;
+  if (
+    typeof b.crc32 !== "function" ||
+    typeof b.verifyCrc32 !== "function" ||
+    typeof b.verifyCrc32Batch !== "function"
+  )
+    return { ok: false, reason: "the binding has no crc32 / verifyCrc32 / verifyCrc32Batch" };
+  return { ok: true, value: b as unknown as NativeCrc };
 }
 
 /** Loads `native/index.js`, or says why it cannot. */

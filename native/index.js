@@ -844,3 +844,4 @@ module.exports.frameStream = nativeBinding.frameStream
 module.exports.LATEST_STRIDE = nativeBinding.LATEST_STRIDE
 module.exports.partitionBatch = nativeBinding.partitionBatch
 module.exports.verifyCrc32 = nativeBinding.verifyCrc32
+module.exports.verifyCrc32Batch = nativeBinding.verifyCrc32Batch

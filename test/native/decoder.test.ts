@@ -191,4 +191,38 @@ describe("native decoder", () => {
     expect(native.verifyCrc32(payload, Buffer.from("cbf43926"))).toBe(true);
     expect(native.verifyCrc32(payload, Buffer.from("cbf43927"))).toBe(false);
   });
+
+  it("checks a batch's crc32 headers in one call exactly as record by record", () => {
+    const recs = records(jse).slice(0, 500);
+    const headers = recs.map((r, i) => {
+      const crc = native.crc32(r);
+      switch (i % 5) {
+        case 0:
+          return Buffer.from(String(crc));
+        case 1:
+          return Buffer.from(crc.toString(16).padStart(8, "0"));
+        case 2:
+          return Buffer.from(String((crc + 1) % 2 ** 32));
+        case 3:
+          return Buffer.from("not a crc");
+        default:
+          return Buffer.alloc(0); // no header: not checked
+      }
+    });
+    const { payload, offsets } = pack(recs);
+    const h = pack(headers);
+    const bad = native.verifyCrc32Batch(payload, offsets, h.payload, h.offsets);
+    const expected = recs
+      .map((r, i) => (headers[i]!.length > 0 && !native.verifyCrc32(r, headers[i]!) ? i : -1))
+      .filter((i) => i >= 0);
+    expect([...bad]).toEqual(expected);
+    expect(expected.length).toBe(200);
+
+    expect(() =>
+      native.verifyCrc32Batch(payload, offsets, h.payload, h.offsets.subarray(1)),
+    ).toThrow(/boundaries/);
+    const beyond = Uint32Array.from(offsets);
+    beyond[beyond.length - 1] = payload.length + 1;
+    expect(() => native.verifyCrc32Batch(payload, beyond, h.payload, h.offsets)).toThrow(/outside/);
+  });
 });

@@ -78,6 +78,28 @@ function headerText(message: KafkaMessage, name: string): Buffer | undefined {
   return first === undefined ? undefined : Buffer.isBuffer(first) ? first : Buffer.from(first);
 }
 
+/**
+ * Removes the bytes of the records listed in `empty` (ascending) from a packed payload, leaving
+ * them as empty records; moves the later records down and fixes the offsets. Returns the new end.
+ */
+export function leaveEmpty(payload: Buffer, offsets: Uint32Array, empty: Uint32Array): number {
+  let write = 0;
+  let next = 0;
+  for (let i = 0; i + 1 < offsets.length; i++) {
+    const from = offsets[i]!;
+    const to = offsets[i + 1]!;
+    offsets[i] = write;
+    if (next < empty.length && empty[next] === i) {
+      next += 1;
+      continue;
+    }
+    payload.copyWithin(write, from, to);
+    write += to - from;
+  }
+  offsets[offsets.length - 1] = write;
+  return write;
+}
+
 /** Where kafkajs writes its own log lines (JSON through the node's logger). */
 export interface KafkaLog {
   info(obj: object, msg: string): void;
@@ -687,33 +709,52 @@ export class KafkaSource implements TradeSource {
     source: string,
     messages: KafkaMessage[],
   ): { raw: RawBatch; crcRejects: { record: number; reason: string; offset: number }[] } {
-    // One pass into one buffer, no per-record closures or intermediate arrays: this runs for every
-    // record (bench/README.md, "e2e: what limits it").
-    const crcRejects: { record: number; reason: string; offset: number }[] = [];
+    // One pass into one buffer, no per-record closures or intermediate arrays, and one native
+    // call for every crc32 header of the batch: this runs for every record (bench/README.md,
+    // "e2e: what limits it").
     const n = messages.length;
+    const crcs: (Buffer | undefined)[] = new Array<Buffer | undefined>(n);
     let total = 0;
-    for (const m of messages) total += m.value?.length ?? 0;
+    let headerTotal = 0;
+    for (let i = 0; i < n; i++) {
+      const m = messages[i]!;
+      total += m.value?.length ?? 0;
+      const crc = headerText(m, CRC_HEADER);
+      crcs[i] = crc;
+      headerTotal += crc?.length ?? 0;
+    }
     const payload = Buffer.allocUnsafe(total);
     const offsets = new Uint32Array(n + 1);
+    const headers = Buffer.allocUnsafe(headerTotal);
+    const headerOffsets = new Uint32Array(n + 1);
     const seqs = new Float64Array(n);
     const producedAtMs = new Float64Array(n);
     let at = 0;
+    let headerAt = 0;
     for (let i = 0; i < n; i++) {
       const m = messages[i]!;
       offsets[i] = at;
+      headerOffsets[i] = headerAt;
       seqs[i] = Number(m.offset);
       producedAtMs[i] = Number(m.timestamp);
       const value = m.value ?? EMPTY;
-      const crc = headerText(m, CRC_HEADER);
-      if (crc !== undefined && !native.verifyCrc32(value, crc)) {
-        crcRejects.push({ record: i, reason: "CRC32", offset: 0 });
-        this.counts.crcMismatches += 1;
-        continue; // left empty
-      }
       payload.set(value, at);
       at += value.length;
+      const crc = crcs[i];
+      if (crc !== undefined) {
+        headers.set(crc, headerAt);
+        headerAt += crc.length;
+      }
     }
     offsets[n] = at;
+    headerOffsets[n] = headerAt;
+    const crcRejects: { record: number; reason: string; offset: number }[] = [];
+    if (headerTotal > 0) {
+      const bad = native.verifyCrc32Batch(payload, offsets, headers, headerOffsets);
+      if (bad.length > 0) at = leaveEmpty(payload, offsets, bad);
+      for (const record of bad) crcRejects.push({ record, reason: "CRC32", offset: 0 });
+      this.counts.crcMismatches += bad.length;
+    }
     return {
       raw: { source, payload: payload.subarray(0, at), offsets, seqs, producedAtMs },
       crcRejects,
