@@ -38,6 +38,13 @@ export declare class Engine {
    * JavaScript takes a fraction of it (bench/README.md, "latency").
    */
   latestPacked(symbols: Array<string>): Float64Array
+  /**
+   * The closed bars of `symbol`, every interval, that a late trade or order changed after they
+   * closed (`revised`): what history must write again. Filtered here, so that only those cross
+   * into JavaScript — reading every bar (309 at the default retention) as objects to find them
+   * cost ~3 µs a bar.
+   */
+  revisedBars(symbol: string): Array<SymbolBar>
   /** Every symbol held, with its trade count and latest trade. */
   symbols(): Array<SymbolSummary>
   symbolCount(): number

@@ -12,8 +12,8 @@ import { RevisionScanner } from "./revisions";
 import { fullestByKey, storedBar, type HistoryStore, type StoredBar } from "./store";
 import { HistoryWriter, type HistoryWriterStats } from "./writer";
 
-/** Bars read from the engine per tick when looking for revised closed bars (about 1 ms per 400). */
-const REVISION_SCAN_BARS = 4000;
+/** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
+const REVISION_SCAN_SYMBOLS = 250;
 /** Least time between two warnings about the same kind of history problem. */
 const WARN_EVERY_MS = 10_000;
 
@@ -90,9 +90,9 @@ export class BarHistory {
   }
 
   /** Each tick: queues the revised closed bars that changed since they were last queued. */
-  scanRevisions(engine: Pick<Binding.Engine, "bars">): void {
+  scanRevisions(engine: Pick<Binding.Engine, "revisedBars">): void {
     if (this.revisions.pending > 0)
-      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_BARS));
+      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_SYMBOLS));
   }
 
   /** Closed bars with start in [fromMs, toMs), the newest `limit` (and any waiting to be written). */
@@ -127,9 +127,9 @@ export class BarHistory {
    * Queues what is left (closed bars the caller drained, every pending revision), keeps writing
    * for up to `timeoutMs`, and closes the store; what could not be written is logged.
    */
-  async close(engine: Pick<Binding.Engine, "bars">, timeoutMs: number): Promise<void> {
+  async close(engine: Pick<Binding.Engine, "revisedBars">, timeoutMs: number): Promise<void> {
     while (this.revisions.pending > 0)
-      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_BARS));
+      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_SYMBOLS));
     const lost = await this.writer.close(timeoutMs);
     if (lost > 0)
       this.logger.warn(

@@ -6,15 +6,13 @@
  * were last handed to history are written again.
  *
  * A bar's content only grows (trades and orders are added, never removed), so its trade and
- * order counts tell whether it changed. The scan is bounded per tick (in bars read), so a burst
- * of late trades over many symbols spreads over several ticks instead of stalling the event loop.
+ * order counts tell whether it changed. The scan is bounded per tick (in symbols), so a burst of
+ * late trades over many symbols spreads over several ticks instead of stalling the event loop;
+ * the engine picks a symbol's revised closed bars itself (`Engine.revisedBars`).
  */
-import { INTERVALS } from "../api/params";
+import type { Interval } from "../api/params";
 import type { Binding } from "../native";
 import { storedBar, type StoredBar } from "./store";
-
-/** Bars the engine may hold per symbol and interval is far below this. */
-const ALL_BARS = 1_000_000;
 
 export class RevisionScanner {
   /** Symbols to scan, in the order they were marked. */
@@ -37,27 +35,23 @@ export class RevisionScanner {
   }
 
   /**
-   * Scans due symbols until about `budgetBars` bars were read; returns the revised closed bars
-   * that changed since the last scan.
+   * Scans up to `budgetSymbols` due symbols; returns the revised closed bars that changed since
+   * the last scan.
    */
-  scan(engine: Pick<Binding.Engine, "bars">, budgetBars: number): StoredBar[] {
+  scan(engine: Pick<Binding.Engine, "revisedBars">, budgetSymbols: number): StoredBar[] {
     const out: StoredBar[] = [];
-    let read = 0;
+    let scanned = 0;
     for (const symbol of this.due) {
-      if (read >= budgetBars) break;
+      if (scanned >= budgetSymbols) break;
+      scanned += 1;
       this.due.delete(symbol);
       const before = this.seen.get(symbol);
       const now = new Map<string, string>();
-      for (const interval of INTERVALS) {
-        const bars = engine.bars(symbol, interval, undefined, undefined, ALL_BARS) ?? [];
-        read += bars.length;
-        for (const b of bars) {
-          if (!b.closed || !b.revised) continue;
-          const key = `${interval}/${b.startMs}`;
-          const version = `${b.trades}/${b.orderCount}`;
-          now.set(key, version);
-          if (before?.get(key) !== version) out.push(storedBar(symbol, interval, b));
-        }
+      for (const { interval, bar: b } of engine.revisedBars(symbol)) {
+        const key = `${interval}/${b.startMs}`;
+        const version = `${b.trades}/${b.orderCount}`;
+        now.set(key, version);
+        if (before?.get(key) !== version) out.push(storedBar(symbol, interval as Interval, b));
       }
       if (now.size > 0) this.seen.set(symbol, now);
       else this.seen.delete(symbol);

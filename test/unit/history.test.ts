@@ -357,7 +357,7 @@ describe("RevisionScanner", () => {
     engine.applyBatch(batch([[10, "10", "1", T0]]), Date.now());
     const scanner = new RevisionScanner();
     scanner.mark(["ACME", "B", "C"]);
-    scanner.scan(engine, 1); // ACME holds 3 bars (one per interval): the budget is spent
+    scanner.scan(engine, 1); // one symbol per call: ACME; B and C wait
     expect(scanner.pending).toBe(2);
     scanner.scan(engine, 1000);
     expect(scanner.pending).toBe(0);
