@@ -6,22 +6,15 @@ import { readFileSync } from "node:fs";
 import { unpackLatest, toBarJson } from "../../services/aggregator/bar-json";
 import { SymbolActors } from "../../src/actors/symbol-actors";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
+
 import { native } from "../../src/native";
-import { fixFile } from "../support/fix-data";
+import { fixFile, fixFill } from "../support/fix-data";
 import { testConfig } from "../support/node";
 
 const jse = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
 
-function fill(id: number, price: string, qty: string, atMs: number): Buffer {
-  return encodeFix("FIX.4.4", "8", [
-    [17, `E${id}`],
-    [31, price],
-    [32, qty],
-    [55, "FILLX"],
-    [60, fixTimestamp(atMs)],
-    [150, "F"],
-  ]);
-}
+const fill = (id: number, price: string, qty: string, atMs: number) =>
+  fixFill(`E${id}`, "FILLX", price, qty, atMs);
 
 describe("native engine: forming bars", () => {
   it("packs the newest bar of every interval of each symbol, as Engine.bars has it", () => {

@@ -3,7 +3,7 @@
  * of updates, and moving a symbol's state between two nodes (over the in-memory Fake transporter).
  */
 import { Errors, ServiceBroker } from "moleculer";
-import { encodeFix, fixTimestamp } from "../../src/fix/encode";
+import { fixFill } from "../support/fix-data";
 import { brokerOptions } from "../../moleculer.config";
 import { SERVICE_FACTORIES } from "../../src/node/services";
 import type { ParseResult } from "../../services/parser.service";
@@ -24,16 +24,8 @@ interface BarsAnswer {
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
 
-function fill(id: number, symbol: string, price: string, qty: string, atMs: number): Buffer {
-  return encodeFix("FIX.4.4", "8", [
-    [17, `E${id}`],
-    [31, price],
-    [32, qty],
-    [55, symbol],
-    [60, fixTimestamp(atMs)],
-    [150, "F"],
-  ]);
-}
+const fill = (id: number, symbol: string, price: string, qty: string, atMs: number) =>
+  fixFill(`E${id}`, symbol, price, qty, atMs);
 
 function rawBatch(source: string, records: Buffer[], firstSeq = 0) {
   const offsets = new Uint32Array(records.length + 1);

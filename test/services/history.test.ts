@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { encodeFix, fixTimestamp } from "../../src/fix/encode";
+import { fixFill } from "../support/fix-data";
 import { SqliteHistory } from "../../src/history/sqlite";
 import { M } from "../../src/metrics";
 import type { StartedNode } from "../../src/node/start";
@@ -36,14 +36,7 @@ let seq = 0;
 /** Parses fills on the node and applies them to its aggregator, as ingest would. */
 async function apply(node: StartedNode, fills: [price: string, qty: string, atMs: number][]) {
   const records = fills.map(([price, qty, atMs]) =>
-    encodeFix("FIX.4.4", "8", [
-      [17, `E${seq}-${atMs}`],
-      [31, price],
-      [32, qty],
-      [55, "ACME"],
-      [60, fixTimestamp(atMs)],
-      [150, "F"],
-    ]),
+    fixFill(`E${seq}-${atMs}`, "ACME", price, qty, atMs),
   );
   const offsets = new Uint32Array(records.length + 1);
   records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));

@@ -1,6 +1,7 @@
 /** Where the FIX corpora live: the shared data folder beside the repository (see README). */
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 
 const CANDIDATES = [
   process.env.TICKSTREAM_FIX_DATA,
@@ -13,3 +14,21 @@ export const FIX_DATA =
   CANDIDATES[CANDIDATES.length - 1]!;
 
 export const fixFile = (name: string): string => path.join(FIX_DATA, name);
+
+/** A FIX 4.4 ExecutionReport for one fill (150=F): the trade message most tests feed in. */
+export function fixFill(
+  execId: string,
+  symbol: string,
+  price: string,
+  qty: string,
+  atMs: number,
+): Buffer {
+  return encodeFix("FIX.4.4", "8", [
+    [17, execId],
+    [31, price],
+    [32, qty],
+    [55, symbol],
+    [60, fixTimestamp(atMs)],
+    [150, "F"],
+  ]);
+}

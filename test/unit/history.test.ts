@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { ConfigError, loadConfig } from "../../src/config";
-import { encodeFix, fixTimestamp } from "../../src/fix/encode";
+import { fixFill } from "../support/fix-data";
 import { HistoryWriter, mergeBars, openHistoryStore, RevisionScanner } from "../../src/history";
 import { SqliteHistory } from "../../src/history/sqlite";
 import { decimal, type StoredBar } from "../../src/history/store";
@@ -297,14 +297,7 @@ describe("RevisionScanner", () => {
   let seq = 0;
   const batch = (trades: [id: number, price: string, qty: string, atMs: number][]) => {
     const records = trades.map(([id, price, qty, atMs]) =>
-      encodeFix("FIX.4.4", "8", [
-        [17, `E${id}`],
-        [31, price],
-        [32, qty],
-        [55, "ACME"],
-        [60, fixTimestamp(atMs)],
-        [150, "F"],
-      ]),
+      fixFill(`E${id}`, "ACME", price, qty, atMs),
     );
     const offsets = new Uint32Array(records.length + 1);
     records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
