@@ -97,7 +97,14 @@ export function ingestService(config: Config): ServiceSchema {
 
       /** Rewinds when a process that holds uncommitted records is gone; returns those processes. */
       checkAppliers(this: This, why: string, always = false): Process[] {
-        const lost = this.appliers.lost((id) => this.liveInstance(id));
+        // A process no longer running its service on a live node is counted as lost too: its
+        // states went elsewhere (a rewind is then only redundant), and a round would otherwise
+        // wait for its answer for ever.
+        const lost = this.appliers.lost(
+          (p) =>
+            this.liveInstance(p.nodeID) === p.instanceID &&
+            members(this.broker, p.service).includes(p.nodeID),
+        );
         if ((lost.length === 0 && !always) || !this.source.rewind) return lost;
         // The rewind takes care of them: a round after it covers only what is applied anew.
         this.appliers.forget(lost);
