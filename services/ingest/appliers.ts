@@ -6,7 +6,7 @@
  * instance ID, as each `apply` reply names them) applied records makes that decision exact and
  * independent of Moleculer's node events: a round may commit only when every process noted before
  * it started answered it, and any noted process that is gone — its node unknown or unavailable,
- * back under the same ID as another instance, or no longer running the service — is a loss. Node events alone miss losses: a
+ * or back under the same ID as another instance — is a loss. Node events alone miss losses: a
  * service does not receive the events fired while it is starting, so an ingest node that met an
  * actor node during its own start never knew that node's first instance and could not tell when
  * it restarted (the chaos test lost the trades applied to it).
@@ -43,7 +43,7 @@ export class Appliers {
     for (const [key, p] of this.noted) if (p.generation < mark) this.noted.delete(key);
   }
 
-  /** Noted processes that are gone: `live(p)` says whether a process still runs its service. */
+  /** Noted processes that are gone: `live(p)` says whether a process still runs. */
   lost(live: (p: Process) => boolean): Process[] {
     return [...this.noted.values()].filter((p) => !live(p)).map(processOf);
   }

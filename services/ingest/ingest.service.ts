@@ -97,14 +97,12 @@ export function ingestService(config: Config): ServiceSchema {
 
       /** Rewinds when a process that holds uncommitted records is gone; returns those processes. */
       checkAppliers(this: This, why: string, always = false): Process[] {
-        // A process no longer running its service on a live node is counted as lost too: its
-        // states went elsewhere (a rewind is then only redundant), and a round would otherwise
-        // wait for its answer for ever.
-        const lost = this.appliers.lost(
-          (p) =>
-            this.liveInstance(p.nodeID) === p.instanceID &&
-            members(this.broker, p.service).includes(p.nodeID),
-        );
+        // A process that stops running the service while its node stays up (it leaves: its
+        // states are pushed away, written first) stays noted until its node disconnects, which
+        // forgets it. Until then rounds fail, so nothing is committed past what a leaving node
+        // has not handed over yet. Services are fixed per process (SERVICES), so every such
+        // process disconnects soon after.
+        const lost = this.appliers.lost((p) => this.liveInstance(p.nodeID) === p.instanceID);
         if ((lost.length === 0 && !always) || !this.source.rewind) return lost;
         // The rewind takes care of them: a round after it covers only what is applied anew.
         this.appliers.forget(lost);
