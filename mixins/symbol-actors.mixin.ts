@@ -70,6 +70,12 @@ export interface Handoff {
 
 export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
 const HANDOFF_LOG = 100;
+/**
+ * How long a node that left the membership but is still connected counts as handing its states
+ * over (a graceful stop: Moleculer's tracking waits up to 10 s for running requests, then the
+ * handoff runs). After that its symbols are restored from their checkpoints as for a lost node.
+ */
+const LEAVING_GRACE_MS = 30_000;
 const PUSH_CHUNK = 200;
 
 export interface SymbolActorsVars {
@@ -365,12 +371,25 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
 
         /** Pulls `symbols` from the other members; what no one holds comes from the checkpoint. */
         async restore(this: This, ctx: Context, symbols: string[]) {
-          const others = this.ownership.current.filter((n) => n !== this.broker.nodeID);
+          const self = this.broker.nodeID;
+          const others = this.ownership.current.filter((n) => n !== self);
+          // A node stopping gracefully withdraws its services before it hands its states over:
+          // for a moment it is no member yet still holds them. Loading their checkpoints then
+          // and merging the handed-over states later would count the checkpoints' trades twice,
+          // so a node that left but is still connected must answer too (it cannot once its
+          // services are withdrawn: the restore waits, retryably, until it has gone).
+          const leaving = this.ownership
+            .leftWithin(LEAVING_GRACE_MS)
+            .filter((n) => n !== self && this.broker.registry.nodes.get(n)?.available === true);
           let unanswered = 0;
           const answers = await Promise.all(
-            others.map((nodeID) =>
+            [...others, ...leaving].map((nodeID) =>
               ctx
-                .call<SymbolState[], object>(`${this.name}.release`, { symbols }, { nodeID })
+                .call<SymbolState[], object>(
+                  `${this.name}.release`,
+                  { symbols },
+                  others.includes(nodeID) ? { nodeID } : { nodeID, retries: 0 },
+                )
                 .catch(() => {
                   unanswered += 1;
                   return [] as SymbolState[];

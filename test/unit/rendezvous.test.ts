@@ -3,6 +3,7 @@
  * built-in Shard strategy, measured on the same keys, moves far more (the reason we replaced it).
  */
 import { Strategies, type Context, type Endpoint } from "moleculer";
+import { Ownership } from "../../src/cluster/membership";
 import { ownerOf, RendezvousStrategy } from "../../src/cluster/rendezvous";
 
 const SYMBOLS = Array.from({ length: 10_000 }, (_, i) => `SYM${i}`);
@@ -70,5 +71,20 @@ describe("symbol ownership", () => {
     for (const s of SYMBOLS)
       counts.set(ownerOf(s, NODES)!, (counts.get(ownerOf(s, NODES)!) ?? 0) + 1);
     for (const n of NODES) expect(Math.abs(counts.get(n)! - SYMBOLS.length / 3)).toBeLessThan(300);
+  });
+});
+
+describe("Ownership", () => {
+  it("remembers for a while which nodes left the membership, and forgets those that return", () => {
+    const o = new Ownership();
+    o.update(["a", "b", "c"], 1_000);
+    expect(o.update(["a", "c"], 2_000)).toBe(true);
+    expect(o.leftWithin(30_000, 2_500)).toEqual(["b"]);
+    o.update(["a"], 3_000);
+    expect(o.leftWithin(30_000, 3_500).sort()).toEqual(["b", "c"]);
+    o.update(["a", "c"], 4_000); // c is back
+    expect(o.leftWithin(30_000, 4_500)).toEqual(["b"]);
+    expect(o.leftWithin(30_000, 40_000)).toEqual([]); // b left too long ago
+    expect(o.owner("SYM")).toBe(ownerOf("SYM", ["a", "c"]));
   });
 });
