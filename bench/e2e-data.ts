@@ -13,6 +13,7 @@ import { encodeFix, fixTimestamp } from "../src/fix/encode";
 import { mulberry32, symbolNames } from "../src/feed/synthetic";
 import { native } from "../src/native";
 import { refDecimal, type RefTrade } from "../test/support/reference";
+import { ensureTopics } from "../services/ingest/sources/kafka";
 
 export const E2E_SYMBOLS = 1_000;
 export const E2E_PARTITIONS = 6;
@@ -105,16 +106,7 @@ export async function preload(
   checkSymbols: number,
   log: (line: string) => void,
 ): Promise<Preloaded> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: E2E_PARTITIONS }],
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await ensureTopics(kafka, [topic], E2E_PARTITIONS);
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,

@@ -28,6 +28,7 @@ import type { ProbeReport } from "./node-probe";
 import { openStream } from "./sse-client";
 import { streamDeliveries, summarize, type LatencySummary, type ProducedTrade } from "./stats";
 import { statsTotals } from "./verify";
+import { ensureTopics } from "../services/ingest/sources/kafka";
 
 /** Issue goal: produce → applied p99 ≤ 25 ms at 20 k trades/s. */
 export const LATENCY_P99_GOAL_MS = 25;
@@ -134,16 +135,7 @@ export async function runLatency(
   const { warmupSec, measureSec } = latencyDurations(options);
   const topic = uniqueName("bench-latency");
   const client = benchClient(kafka.brokers);
-  const admin = client.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: E2E_PARTITIONS }],
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await ensureTopics(client, [topic], E2E_PARTITIONS);
   const group = uniqueName("bench-latency");
   const namespace = uniqueName("bench");
   const envs = await Promise.all(

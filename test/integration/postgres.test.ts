@@ -22,6 +22,7 @@ import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference";
 import { eventually, getJson, startTestNode } from "../support/node";
 import { openApiChecker } from "../support/openapi";
+import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
 
 const FILE = fixFile("hffix-fix.5.0.set.1.fix");
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
@@ -189,20 +190,6 @@ describe("PostgresHistory", () => {
   });
 });
 
-interface BarsBody {
-  history: string;
-  bars: {
-    startMs: number;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    trades: number;
-    closed: boolean;
-  }[];
-}
-
 type Aggregator = { history: BarHistory };
 
 describe("a node with PostgreSQL history", () => {
@@ -242,7 +229,7 @@ describe("a node with PostgreSQL history", () => {
       async () => {
         for (const s of symbols) {
           const { body } = await getJson(`${node.url}/api/bars/${s}?interval=1h&limit=5`);
-          if (!(body as BarsBody).bars.every((b) => b.closed)) return undefined;
+          if (!(body as BarsAnswer).bars.every((b) => b.closed)) return undefined;
         }
         return writerOf(node).stats.buffered === 0 && !writerOf(node).failing ? true : undefined;
       },
@@ -293,7 +280,7 @@ describe("a node with PostgreSQL history", () => {
         const more =
           (await tradesSeen(node)) > atStop + 500 &&
           writerOf(node).stats.buffered > bufferedAtStop + 20;
-        return status === 200 && more ? (body as BarsBody) : undefined;
+        return status === 200 && more ? (body as BarsAnswer) : undefined;
       },
       "live bars during the outage",
       60_000,
@@ -315,7 +302,7 @@ describe("a node with PostgreSQL history", () => {
     for (const symbol of symbols) {
       const want = refBars(trades, symbol, 60_000);
       const { body } = await getJson(`${node.url}/api/bars/${symbol}?interval=1m&limit=10000`);
-      const got = body as BarsBody;
+      const got = body as BarsAnswer;
       expect(got.history).toBe("ok");
       expect({
         symbol,

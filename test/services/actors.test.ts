@@ -8,19 +8,7 @@ import { brokerOptions } from "../../moleculer.config";
 import { SERVICE_FACTORIES } from "../../src/node/services";
 import type { ParseResult } from "../../services/parser.service";
 import { eventually, testConfig } from "../support/node";
-
-interface BarsAnswer {
-  bars: {
-    startMs: number;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    trades: number;
-    vwap: number;
-  }[];
-}
+import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
 

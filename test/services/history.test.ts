@@ -13,24 +13,10 @@ import { M } from "../../src/metrics";
 import type { StartedNode } from "../../src/node/start";
 import type { ParseResult } from "../../services/parser.service";
 import { eventually, getJson, startTestNode } from "../support/node";
+import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
 const MIN = 60_000;
-
-interface BarsBody {
-  history: string;
-  bars: {
-    startMs: number;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    trades: number;
-    closed: boolean;
-    revised: boolean;
-  }[];
-}
 
 let seq = 0;
 /** Parses fills on the node and applies them to its aggregator, as ingest would. */
@@ -92,7 +78,7 @@ describe("aggregator history", () => {
       await apply(node, [["13", "10", T0 + 10 * MIN]]);
       const { status, body } = await getJson(`${node.url}/api/bars/ACME?interval=1m&limit=100`);
       expect(status).toBe(200);
-      const answer = body as BarsBody;
+      const answer = body as BarsAnswer;
       expect(answer.history).toBe("ok");
       expect(answer.bars.map((b) => (b.startMs - T0) / MIN)).toEqual([0, 2, 10]);
       expect(answer.bars[0]).toMatchObject({

@@ -3,20 +3,11 @@
  * equal the independent BigInt computation over the whole stream (test/support/reference.ts).
  */
 import { getJson } from "./node";
-import { asNumber, refBars, type RefTrade } from "./reference";
+import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
+import { asNumber, comparable, refBars, type RefTrade } from "./reference";
 
 export const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 export type Interval = keyof typeof INTERVAL_MS;
-
-interface RestBar {
-  startMs: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  trades: number;
-}
 
 /** Every bar of every listed symbol and interval, from `baseUrl`, equals the reference. */
 export async function expectBarsEqualReference(
@@ -39,17 +30,7 @@ export async function expectBarsEqualReference(
       const { body } = await getJson(
         `${baseUrl}/api/bars/${encodeURIComponent(symbol)}?interval=${interval}&limit=10000`,
       );
-      const got = (body as { bars: RestBar[] }).bars.map(
-        ({ startMs, open, high, low, close, volume, trades: n }) => ({
-          startMs,
-          open,
-          high,
-          low,
-          close,
-          volume,
-          trades: n,
-        }),
-      );
+      const got = (body as BarsAnswer).bars.map(comparable);
       expect({ symbol, interval, got }).toEqual({ symbol, interval, got: want });
     }
   }

@@ -121,17 +121,24 @@ export function refBars(trades: RefTrade[], symbol: string, widthMs: number): Re
     b.volume += t.qty;
     b.trades += 1;
   }
-  return [...bars.values()]
-    .sort((a, b) => a.startMs - b.startMs)
-    .map(({ startMs, open, high, low, close, volume, trades: n }) => ({
-      startMs,
-      open,
-      high,
-      low,
-      close,
-      volume,
-      trades: n,
-    }));
+  return [...bars.values()].sort((a, b) => a.startMs - b.startMs).map(comparable);
+}
+
+/** The fields of a bar the reference computes (exact BigInt here, numbers in REST answers). */
+export interface ComparableBar<P> {
+  startMs: number;
+  open: P;
+  high: P;
+  low: P;
+  close: P;
+  volume: P;
+  trades: number;
+}
+
+/** Just the fields the reference computes, from a reference bar or a REST bar. */
+export function comparable<P>(b: ComparableBar<P>): ComparableBar<P> {
+  const { startMs, open, high, low, close, volume, trades } = b;
+  return { startMs, open, high, low, close, volume, trades };
 }
 
 /** A mantissa as the float REST shows (the same conversion any client would do). */
