@@ -2,7 +2,7 @@
  * Recovery: how long a node takes to get back the state of 1 M trades, by the three routes there
  * are, on the same states in one run.
  *
- * - `jetstream`: the checkpoint store Tickstream uses (NATS JetStream KV, src/checkpoint/store.ts):
+ * - `jetstream`: the checkpoint store Tickstream uses (NATS JetStream KV, src/custody/store.ts):
  *   write every symbol's state, then get them all back and import them into empty engines.
  * - `compactedTopic`: the alternative the issue names: the same states as records of a compacted
  *   Kafka topic (key = symbol), read back whole from the beginning by a consumer and imported.
@@ -16,7 +16,7 @@
 import { performance } from "node:perf_hooks";
 import { Kafka, logLevel } from "kafkajs";
 import { engineOptions } from "../src/actors/symbol-actors";
-import { JetStreamCheckpointStore } from "../src/checkpoint/store";
+import { custodyKey, JetStreamCustodyStore } from "../src/custody/store";
 import { loadConfig } from "../src/config";
 import { mulberry32 } from "../src/feed/synthetic";
 import type { KafkaHandle, NatsHandle } from "../src/infra/local";
@@ -131,21 +131,26 @@ async function viaJetStream(
   expectTrades: number,
 ): Promise<{ writeMs: number; restoreMs: number }> {
   const bucket = `bench-recovery-${process.pid}-${Date.now().toString(36)}`;
-  const store = await JetStreamCheckpointStore.open(nats.url, bucket);
+  const store = await JetStreamCustodyStore.open(nats.url, bucket);
+  const holder = { nodeID: "bench", instanceID: "1" };
   try {
     let started = performance.now();
-    for (const service of SERVICES)
-      await store.put(
-        service,
-        states.filter((s) => s.service === service),
-      );
+    // As custody writes a checkpoint: 32 compare-and-set writes in flight.
+    let next = 0;
+    const writer = async (): Promise<void> => {
+      while (next < states.length) {
+        const { service, symbol, state } = states[next++]!;
+        await store.write(custodyKey(service, symbol), { epoch: 1, holder, state }, null);
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, writer));
     const writeMs = performance.now() - started;
     started = performance.now();
     const got = await Promise.all(
       states.map(async ({ service, symbol }) => ({
         service,
         symbol,
-        state: (await store.get(service, symbol))!,
+        state: (await store.read(custodyKey(service, symbol)))!.state,
       })),
     );
     importAll(got, expectTrades);

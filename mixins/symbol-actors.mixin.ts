@@ -1,27 +1,17 @@
 /**
  * Per-symbol actors spread over a cluster: what the aggregator and the anomaly service share.
+ * Wiring only: who may act on a symbol is decided by custody (src/custody/custody.ts).
  *
- * Ownership: every symbol has exactly one owner among the live nodes hosting the service, chosen
- * by rendezvous hashing (src/cluster/rendezvous.ts), which is also the Moleculer strategy of the
- * `apply` and query actions. A node refuses (retryably, 409) a batch holding a symbol it does not
- * own under its own view of the membership, so a call routed on a stale view is retried, never
- * applied in the wrong place.
+ * Routing: every symbol has one owner among the live nodes hosting the service by rendezvous
+ * hashing (src/cluster/rendezvous.ts), which is also the Moleculer strategy of the `apply` and
+ * query actions. A node refuses (retryably, 409) a batch holding a symbol it does not own under its
+ * own view, so a call routed on a stale view is retried. Views may disagree for a while; the
+ * custody leases are what keeps a state in one place and fences a superseded holder.
  *
- * Handoff: a symbol's state (bars, detector, dedupe, watermarks) lives in one place at a time.
- * - Push: when the membership changes, a node hands each symbol it no longer owns to its new owner
- *   (`adopt`); a node that stops gracefully hands over everything first.
- * - Pull: before the first batch (or query) of a symbol it does not hold, the owner asks the other
- *   nodes to `release` it. Release is export-and-forget in one synchronous step, so the state can
- *   never be in two places; trades that reached the new owner before the state did are merged with
- *   it exactly (bars are mergeable, ids and watermarks unite).
- *
- * Checkpoints (when a checkpoint store is configured, see src/checkpoint/): `checkpoint` writes
- * every held symbol changed since its last write; a Kafka ingest node calls it on every actor node
- * before it commits its offsets (services/ingest/sources/kafka.ts). A state is also written before
- * it leaves the node (release, push), so that no symbol's changes are ever only in flight. The new
- * owner of a symbol nobody holds (its node was lost, or the whole cluster restarted) loads the
- * checkpoint before it applies anything to it: applying first and merging the checkpoint later
- * would count the trades both contain twice.
+ * Moves: on a membership change a node releases every symbol it no longer owns (written to the
+ * custody store, holder none) and tells the new owner (`adopt`); a node that stops gracefully
+ * releases everything. Before the first batch or query of a symbol it does not hold, the owner
+ * acquires it: the live holder is asked to `release`, a lost one is superseded.
  */
 import {
   Errors,
@@ -31,9 +21,15 @@ import {
   type ServiceSettingSchema,
 } from "moleculer";
 import { SymbolActors, type ActorRole, type ApplyCounts } from "../src/actors/symbol-actors";
-import { JetStreamCheckpointStore, type CheckpointStore } from "../src/checkpoint/store";
 import { members, Ownership } from "../src/cluster/membership";
 import type { Config } from "../src/config";
+import { Custody, CustodyBusy, type CheckpointResult as Written } from "../src/custody/custody";
+import {
+  JetStreamCustodyStore,
+  MemoryCustodyStore,
+  type CustodyStore,
+  type Holder,
+} from "../src/custody/store";
 import { badBatch } from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
 import { native, type Binding } from "../src/native";
@@ -44,19 +40,15 @@ export interface ApplyParams {
   producedAtMs?: number;
 }
 
-/**
- * What `apply` answers: the batch's counts, and which process applied it (an ingest node tracks
- * the processes holding its uncommitted records, services/ingest/appliers.ts).
- */
-export interface ApplyReply extends ApplyCounts {
+/** The process that answered, and its custody generation (services/ingest/appliers.ts). */
+export interface ProcessReply {
   nodeID: string;
   instanceID: string;
+  generation: number;
 }
 
-export interface SymbolState {
-  symbol: string;
-  state: Buffer;
-}
+/** What `apply` answers: the batch's counts, and which process applied it. */
+export type ApplyReply = ApplyCounts & ProcessReply;
 
 export interface Handoff {
   time: string;
@@ -65,74 +57,59 @@ export interface Handoff {
   to: string;
   symbols: number;
   bytes: number;
-  why: "membership" | "leaving" | "pull";
+  why: "membership" | "leaving" | "pull" | "lost" | "superseded";
 }
+
+export type CheckpointResult = Written & ProcessReply;
 
 export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
 const HANDOFF_LOG = 100;
-/**
- * How long a node that left the membership but is still connected counts as handing its states
- * over (a graceful stop: Moleculer's tracking waits up to 10 s for running requests, then the
- * handoff runs). After that its symbols are restored from their checkpoints as for a lost node.
- */
-const LEAVING_GRACE_MS = 30_000;
 const PUSH_CHUNK = 200;
 
 export interface SymbolActorsVars {
   actors: SymbolActors;
   ownership: Ownership;
-  held: Set<string>;
-  /** Symbols already looked for elsewhere in this membership epoch. */
-  checked: Map<string, number>;
+  custody: Custody;
+  store: CustodyStore;
   handoffs: Handoff[];
   leaving: boolean;
   rebalancing: Promise<void>;
-  checkpoints: CheckpointStore | null;
-  /** Held symbols changed since their last checkpoint write. */
-  dirty: Set<string>;
-  /** The running checkpoint write (calls are serialised: a round waits for the previous one). */
-  checkpointing: Promise<unknown>;
-  /** Symbols whose state is being looked for (peers, then checkpoint), so that it is loaded once. */
-  restoring: Map<string, Promise<void>>;
-}
-
-export interface CheckpointResult {
-  nodeID: string;
-  /** The answering process: a node restarted under the same ID has a new one. */
-  instanceID: string;
-  states: number;
-  bytes: number;
-  /** This node's view of the service's members when it wrote (the caller checks it matches its own). */
-  members: string[];
 }
 
 export interface SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   refreshMembership(): boolean;
   ensureOwned(symbols: string[]): void;
-  ensureHeld(ctx: Context, symbols: string[]): Promise<void>;
-  take(symbols: string[]): SymbolState[];
-  takeDurably(symbols: string[]): Promise<SymbolState[]>;
-  restore(ctx: Context, symbols: string[]): Promise<void>;
-  writeCheckpoint(): Promise<CheckpointResult>;
-  install(states: SymbolState[]): void;
+  acquire(symbols: string[]): Promise<void>;
+  ensureServing(symbol: string): Promise<void>;
   pushAway(why: Handoff["why"]): Promise<void>;
   logHandoff(h: Omit<Handoff, "time" | "service">): void;
   countHeld(): void;
+  process(): ProcessReply;
 }
 
 type This = Service & SymbolActorsVars & SymbolActorsMethods;
 
-function wrongOwner(
-  symbol: string,
-  owner: string | undefined,
-  nodeID: string,
-): Errors.MoleculerRetryableError {
+function wrongOwner(symbol: string, owner: string | undefined, why: string) {
   return new Errors.MoleculerRetryableError(
-    `${nodeID} does not own ${symbol} (owner: ${owner ?? "none"})`,
+    `${why} (owner: ${owner ?? "none"})`,
     409,
     ERR_WRONG_OWNER,
-    { symbol, owner },
+    {
+      symbol,
+      owner,
+    },
+  );
+}
+
+function openStore(config: Config, broker: Service["broker"]): Promise<CustodyStore> {
+  const { natsUrl, bucket } = config.custody;
+  if (natsUrl !== null) return JetStreamCustodyStore.open(natsUrl, bucket);
+  // In-process brokers of one namespace (Fake transporter) share a store; a lone broker owns one.
+  return Promise.resolve(
+    broker.transit
+      ? MemoryCustodyStore.named(`${bucket}/${broker.namespace}`)
+      : new MemoryCustodyStore(),
   );
 }
 
@@ -143,24 +120,71 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         registerMetrics(this.broker);
         this.actors = new SymbolActors(config, role);
         this.ownership = new Ownership();
-        this.held = new Set();
-        this.checked = new Map();
         this.handoffs = [];
         this.leaving = false;
         this.rebalancing = Promise.resolve();
-        this.checkpoints = null;
-        this.dirty = new Set();
-        this.checkpointing = Promise.resolve();
-        this.restoring = new Map();
       },
 
       async started(this: This) {
         this.refreshMembership();
-        if (config.checkpoints) {
-          const { natsUrl, bucket } = config.checkpoints;
-          this.checkpoints = await JetStreamCheckpointStore.open(natsUrl, bucket);
-          this.logger.info({ bucket }, "checkpoint store open");
-        }
+        this.store = await openStore(config, this.broker);
+        const engine = this.actors.engine;
+        const me: Holder = { nodeID: this.broker.nodeID, instanceID: this.broker.instanceID };
+        this.custody = new Custody(
+          this.name,
+          me,
+          this.store,
+          {
+            exportSymbol: (s) => engine.exportSymbol(s),
+            importSymbol: (state) => void engine.importSymbol(state, false),
+            removeSymbol: (s) => engine.removeSymbol(s),
+          },
+          {
+            isLive: (h) => {
+              const node = this.broker.registry.nodes.get(h.nodeID);
+              return node?.available === true && node.instanceID === h.instanceID;
+            },
+            release: async (h, symbols) => {
+              await this.broker.call(
+                `${this.name}.release`,
+                { symbols, instanceID: h.instanceID },
+                { nodeID: h.nodeID, retries: 0 },
+              );
+            },
+          },
+          config.checkpoints !== null,
+          {
+            acquired: (symbols, from, how, bytes) => {
+              if (how === "new") return;
+              this.logHandoff({
+                from: from?.nodeID ?? "store",
+                to: this.broker.nodeID,
+                symbols: symbols.length,
+                bytes,
+                why: how === "stolen" ? "lost" : "pull",
+              });
+              if (how === "stolen" && config.checkpoints !== null) {
+                this.logger.info({ symbols: symbols.length }, "restored from the checkpoint store");
+                if (this.broker.isMetricsEnabled())
+                  this.broker.metrics.increment(
+                    M.checkpointRestored,
+                    { service: this.name },
+                    symbols.length,
+                  );
+              }
+            },
+            dropped: (symbol, why) => {
+              this.logger.warn({ symbol, why }, "state superseded by a newer epoch; dropped");
+              if (this.broker.isMetricsEnabled())
+                this.broker.metrics.increment(M.custodyDropped, { service: this.name });
+              this.countHeld();
+            },
+          },
+        );
+        this.logger.info(
+          { bucket: config.custody.bucket, nats: config.custody.natsUrl !== null },
+          "custody store open",
+        );
       },
 
       /** A graceful stop hands every symbol to its next owner before the node leaves. */
@@ -168,7 +192,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         this.leaving = true;
         await this.rebalancing;
         await this.pushAway("leaving");
-        await this.checkpoints?.close();
+        await this.store?.close();
       },
 
       events: {
@@ -190,7 +214,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             batch: { type: "class", instanceOf: Buffer },
             producedAtMs: { type: "number", optional: true },
           },
-          async handler(this: This, ctx: Context<ApplyParams>) {
+          async handler(this: This, ctx: Context<ApplyParams>): Promise<ApplyReply> {
             let symbols: string[];
             try {
               symbols = native.batchSymbols(ctx.params.batch);
@@ -199,34 +223,41 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             }
             this.refreshMembership();
             this.ensureOwned(symbols);
-            await this.ensureHeld(ctx, symbols);
-            // Ownership may have moved while the states were fetched.
-            this.ensureOwned(symbols);
+            await this.acquire(symbols);
+            // Same tick as the apply: nothing can release or drop a state in between.
+            try {
+              this.custody.assertHeld(symbols);
+            } catch (err: unknown) {
+              const busy = err as CustodyBusy;
+              throw wrongOwner(busy.symbol, undefined, `${this.broker.nodeID}: ${busy.message}`);
+            }
             const result = timed(this.broker, `${this.name}.apply`, () =>
               this.actors.apply(ctx.params.batch, Date.now()),
             );
-            for (const s of symbols) {
-              this.held.add(s);
-              this.dirty.add(s);
-            }
+            this.custody.touched(symbols);
             this.countHeld();
             this.onApplied(result, ctx.params);
-            const reply: ApplyReply = {
-              ...SymbolActors.counts(result),
-              nodeID: this.broker.nodeID,
-              instanceID: this.broker.instanceID,
-            };
-            return reply;
+            return { ...SymbolActors.counts(result), ...this.process() };
           },
         },
 
-        /** Gives up the states of the listed symbols this node holds (export and forget, atomically). */
+        /**
+         * Gives up the listed symbols: each held one is written to the custody store with no
+         * holder, then forgotten. `instanceID` names the process the caller read from the store.
+         */
         release: {
-          params: { symbols: { type: "array", items: "string", max: 100_000 } },
-          async handler(this: This, ctx: Context<{ symbols: string[] }>): Promise<SymbolState[]> {
-            // A node serves (and pulls) before every other node has its INFO. Giving states to a
-            // member this node does not know yet would let this node, which still thinks it owns
-            // them, restore them from the checkpoint too: two live copies. It asks again later.
+          params: {
+            symbols: { type: "array", items: "string", max: 100_000 },
+            instanceID: { type: "string", optional: true },
+          },
+          async handler(this: This, ctx: Context<{ symbols: string[]; instanceID?: string }>) {
+            if (
+              ctx.params.instanceID !== undefined &&
+              ctx.params.instanceID !== this.broker.instanceID
+            )
+              return { released: 0 };
+            // A node serves (and acquires) before every other node has its INFO: releasing to a
+            // member this node does not know yet would have it take the symbols straight back.
             this.refreshMembership();
             const from = ctx.nodeID;
             if (from && from !== this.broker.nodeID && !this.ownership.current.includes(from))
@@ -236,33 +267,29 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                 "ERR_UNKNOWN_MEMBER",
                 { from },
               );
-            const states = await this.takeDurably(ctx.params.symbols);
-            if (states.length > 0)
+            const { symbols, bytes } = await this.custody.release(ctx.params.symbols);
+            if (symbols.length > 0)
               this.logHandoff({
                 from: this.broker.nodeID,
-                to: ctx.nodeID ?? "?",
-                symbols: states.length,
-                bytes: states.reduce((n, s) => n + s.state.length, 0),
+                to: from ?? "?",
+                symbols: symbols.length,
+                bytes,
                 why: "pull",
               });
-            return states;
+            return { released: symbols.length };
           },
         },
 
-        /** Takes over states handed by another node, merging with what is held. */
+        /** Takes over symbols released to this node (the states come from the custody store). */
         adopt: {
-          params: {
-            states: {
-              type: "array",
-              items: {
-                type: "object",
-                props: { symbol: "string", state: { type: "class", instanceOf: Buffer } },
-              },
-            },
-          },
-          handler(this: This, ctx: Context<{ states: SymbolState[] }>) {
-            this.install(ctx.params.states);
-            return { adopted: ctx.params.states.length };
+          params: { symbols: { type: "array", items: "string", max: 100_000 } },
+          async handler(this: This, ctx: Context<{ symbols: string[] }>) {
+            this.refreshMembership();
+            const mine = ctx.params.symbols.filter(
+              (s) => this.ownership.owner(s) === this.broker.nodeID,
+            );
+            await this.acquire(mine);
+            return { adopted: mine.length };
           },
         },
 
@@ -274,29 +301,26 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           },
         },
 
-        /** Installs a state exported by another node, merging with what is held when asked to. */
-        import: {
-          params: {
-            state: { type: "class", instanceOf: Buffer },
-            merge: { type: "boolean", default: false },
-          },
-          handler(this: This, ctx: Context<{ state: Buffer; merge: boolean }>) {
-            const symbol = this.actors.engine.importSymbol(ctx.params.state, ctx.params.merge);
-            this.held.add(symbol);
-            this.dirty.add(symbol);
-            return { symbol };
-          },
-        },
-
         /**
-         * Writes every held symbol changed since its last write to the checkpoint store; resolves
-         * once the store has them all. Fails (and keeps them marked) when any write fails.
+         * Writes every held symbol changed since its last write to the custody store; resolves
+         * once the store has them all, with this process's custody generation.
          */
         checkpoint: {
           async handler(this: This): Promise<CheckpointResult> {
-            const run = this.checkpointing.then(() => this.writeCheckpoint());
-            this.checkpointing = run.catch(() => undefined);
-            return run;
+            const written = await this.custody.checkpoint();
+            if (this.broker.isMetricsEnabled()) {
+              this.broker.metrics.increment(
+                M.checkpointStates,
+                { service: this.name },
+                written.states,
+              );
+              this.broker.metrics.increment(
+                M.checkpointBytes,
+                { service: this.name },
+                written.bytes,
+              );
+            }
+            return { ...written, ...this.process() };
           },
         },
 
@@ -307,22 +331,32 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           },
         },
 
-        /** This node's view: members of the service and the owner of a symbol. */
+        /** This node's view: members of the service, the owner of a symbol, and its epoch here. */
         owner: {
           params: { symbol: { type: "string", max: 64 } },
           handler(this: This, ctx: Context<{ symbol: string }>) {
             this.refreshMembership();
+            const epoch = this.custody.held().get(ctx.params.symbol);
             return {
               symbol: ctx.params.symbol,
               owner: this.ownership.owner(ctx.params.symbol) ?? null,
               members: this.ownership.current,
-              held: this.held.has(ctx.params.symbol),
+              held: epoch !== undefined,
+              epoch: epoch ?? null,
             };
           },
         },
       },
 
       methods: {
+        process(this: This): ProcessReply {
+          return {
+            nodeID: this.broker.nodeID,
+            instanceID: this.broker.instanceID,
+            generation: this.custody.generation,
+          };
+        },
+
         refreshMembership(this: This): boolean {
           return this.ownership.update(
             members(this.broker, this.name, this.leaving ? this.broker.nodeID : undefined),
@@ -330,241 +364,101 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         },
 
         ensureOwned(this: This, symbols: string[]) {
-          if (this.leaving) throw wrongOwner(symbols[0] ?? "?", undefined, this.broker.nodeID);
+          if (this.leaving)
+            throw wrongOwner(symbols[0] ?? "?", undefined, `${this.broker.nodeID} is leaving`);
           for (const s of symbols) {
             const owner = this.ownership.owner(s);
-            if (owner !== this.broker.nodeID) throw wrongOwner(s, owner, this.broker.nodeID);
+            if (owner !== this.broker.nodeID)
+              throw wrongOwner(s, owner, `${this.broker.nodeID} does not own ${s}`);
           }
         },
 
-        /**
-         * Makes sure the states of symbols this node owns but does not hold yet are here: pulled
-         * from whoever holds them, else loaded from the checkpoint store. Concurrent calls for the
-         * same symbol share one lookup.
-         */
-        async ensureHeld(this: This, ctx: Context, symbols: string[]) {
-          const epoch = this.ownership.epoch;
-          const waits: Promise<void>[] = [];
-          const missing: string[] = [];
-          for (const s of symbols) {
-            if (this.held.has(s) || this.checked.get(s) === epoch) continue;
-            const pending = this.restoring.get(s);
-            if (pending) waits.push(pending);
-            else missing.push(s);
-          }
-          if (missing.length > 0) {
-            const lookup = this.restore(ctx, missing).then(() => {
-              for (const s of missing) this.checked.set(s, epoch);
-            });
-            const settled = lookup.finally(() => {
-              for (const s of missing) this.restoring.delete(s);
-            });
-            for (const s of missing)
-              this.restoring.set(
-                s,
-                settled.catch(() => undefined),
-              );
-            waits.push(settled);
-          }
-          await Promise.all(waits);
-        },
-
-        /** Pulls `symbols` from the other members; what no one holds comes from the checkpoint. */
-        async restore(this: This, ctx: Context, symbols: string[]) {
-          const self = this.broker.nodeID;
-          const others = this.ownership.current.filter((n) => n !== self);
-          // A node stopping gracefully withdraws its services before it hands its states over:
-          // for a moment it is no member yet still holds them. Loading their checkpoints then
-          // and merging the handed-over states later would count the checkpoints' trades twice,
-          // so a node that left but is still connected must answer too (it cannot once its
-          // services are withdrawn: the restore waits, retryably, until it has gone).
-          const leaving = this.ownership
-            .leftWithin(LEAVING_GRACE_MS)
-            .filter((n) => n !== self && this.broker.registry.nodes.get(n)?.available === true);
-          let unanswered = 0;
-          const answers = await Promise.all(
-            [...others, ...leaving].map((nodeID) =>
-              ctx
-                .call<SymbolState[], object>(
-                  `${this.name}.release`,
-                  { symbols },
-                  others.includes(nodeID) ? { nodeID } : { nodeID, retries: 0 },
-                )
-                .catch(() => {
-                  unanswered += 1;
-                  return [] as SymbolState[];
-                }),
-            ),
-          );
-          this.install(answers.flat());
-          const store = this.checkpoints;
-          if (store === null) return;
-          const absent = symbols.filter((s) => !this.held.has(s));
-          if (absent.length === 0) return;
-          // A member that did not answer may hold one of them: loading its checkpoint now and
-          // receiving the live state later would count the checkpoint's trades twice.
-          if (unanswered > 0)
-            throw new Errors.MoleculerRetryableError(
-              `${unanswered} member(s) of ${this.name} did not answer a release; not restoring from the checkpoint yet`,
-              503,
-              "ERR_RESTORE_PENDING",
-            );
-          const states = await Promise.all(
-            absent.map(async (symbol) => ({ symbol, state: await store.get(this.name, symbol) })),
-          );
-          const found = states.filter((s): s is SymbolState => s.state !== null);
-          this.install(found);
-          // Installed states are already in the store as they are: not dirty.
-          for (const { symbol } of found) this.dirty.delete(symbol);
-          if (found.length === 0) return;
-          this.logger.info({ symbols: found.length }, "restored from the checkpoint store");
-          if (this.broker.isMetricsEnabled())
-            this.broker.metrics.increment(
-              M.checkpointRestored,
-              { service: this.name },
-              found.length,
-            );
-        },
-
-        /** Writes the dirty held symbols to the checkpoint store. */
-        async writeCheckpoint(this: This): Promise<CheckpointResult> {
-          this.refreshMembership();
-          const members = [...this.ownership.current];
-          const store = this.checkpoints;
-          if (store === null)
-            throw new Errors.MoleculerError(
-              `checkpoints are off on ${this.broker.nodeID}`,
-              503,
-              "ERR_NO_CHECKPOINTS",
-            );
-          const symbols = [...this.dirty].filter((s) => this.held.has(s));
-          this.dirty.clear();
-          const states: SymbolState[] = [];
-          for (const symbol of symbols) {
-            const state = this.actors.engine.exportSymbol(symbol);
-            if (state !== null) states.push({ symbol, state });
-          }
+        async acquire(this: This, symbols: string[]) {
           try {
-            await store.put(this.name, states);
-          } catch (err) {
-            for (const s of symbols) if (this.held.has(s)) this.dirty.add(s);
-            throw err;
-          }
-          const bytes = states.reduce((n, s) => n + s.state.length, 0);
-          if (this.broker.isMetricsEnabled()) {
-            this.broker.metrics.increment(
-              M.checkpointStates,
-              { service: this.name },
-              states.length,
+            await this.custody.acquire(symbols);
+          } catch (err: unknown) {
+            if (err instanceof CustodyBusy)
+              throw wrongOwner(err.symbol, undefined, `${this.broker.nodeID}: ${err.message}`);
+            throw new Errors.MoleculerRetryableError(
+              `custody store unavailable: ${(err as Error).message}`,
+              503,
+              "ERR_CUSTODY_UNAVAILABLE",
             );
-            this.broker.metrics.increment(M.checkpointBytes, { service: this.name }, bytes);
-          }
-          return {
-            nodeID: this.broker.nodeID,
-            instanceID: this.broker.instanceID,
-            states: states.length,
-            bytes,
-            members,
-          };
-        },
-
-        /**
-         * Takes states that are about to leave the node, after writing them to the checkpoint store:
-         * a checkpoint round that runs while a state is in flight finds it on neither node, so the
-         * store must already have it. Writes again while batches change them meanwhile.
-         */
-        async takeDurably(this: This, symbols: string[]): Promise<SymbolState[]> {
-          const store = this.checkpoints;
-          if (store === null) return this.take(symbols);
-          for (let attempt = 0; attempt < 5; attempt++) {
-            const held = symbols.filter((s) => this.held.has(s));
-            const snapshot: SymbolState[] = [];
-            for (const symbol of held) {
-              this.dirty.delete(symbol);
-              const state = this.actors.engine.exportSymbol(symbol);
-              if (state !== null) snapshot.push({ symbol, state });
-            }
-            try {
-              await store.put(this.name, snapshot);
-            } catch (err) {
-              for (const s of held) if (this.held.has(s)) this.dirty.add(s);
-              throw err;
-            }
-            if (!held.some((s) => this.dirty.has(s))) return this.take(symbols);
-          }
-          throw new Errors.MoleculerRetryableError(
-            "symbol states kept changing while being written; handoff retried later",
-            503,
-            "ERR_HANDOFF_BUSY",
-          );
-        },
-
-        take(this: This, symbols: string[]): SymbolState[] {
-          const out: SymbolState[] = [];
-          for (const symbol of symbols) {
-            const state = this.actors.engine.exportSymbol(symbol);
-            this.held.delete(symbol);
-            if (state === null) continue;
-            this.actors.engine.removeSymbol(symbol);
-            out.push({ symbol, state });
-          }
-          return out;
-        },
-
-        install(this: This, states: SymbolState[]) {
-          for (const { state } of states) {
-            const symbol = this.actors.engine.importSymbol(state, true);
-            this.held.add(symbol);
-            this.dirty.add(symbol);
           }
         },
 
-        /** Hands every held symbol owned elsewhere to its owner; what cannot be delivered is kept. */
+        /** Before a query is answered from a symbol's state: it is held here under the current epoch. */
+        async ensureServing(this: This, symbol: string) {
+          this.refreshMembership();
+          this.ensureOwned([symbol]);
+          await this.acquire([symbol]);
+          let current: boolean;
+          try {
+            current = await this.custody.verify(symbol);
+          } catch (err: unknown) {
+            throw new Errors.MoleculerRetryableError(
+              `custody store unavailable: ${(err as Error).message}`,
+              503,
+              "ERR_CUSTODY_UNAVAILABLE",
+            );
+          }
+          if (!current)
+            throw wrongOwner(
+              symbol,
+              undefined,
+              `${this.broker.nodeID} was superseded for ${symbol}`,
+            );
+        },
+
+        /** Releases every held symbol owned elsewhere and tells its owner; what fails is kept. */
         async pushAway(this: This, why: Handoff["why"]) {
           this.refreshMembership();
           const byOwner = new Map<string, string[]>();
-          for (const s of this.held) {
+          for (const s of this.custody.held().keys()) {
             const owner = this.ownership.owner(s);
             if (owner === undefined || owner === this.broker.nodeID) continue;
             byOwner.set(owner, [...(byOwner.get(owner) ?? []), s]);
           }
           for (const [owner, symbols] of byOwner) {
             for (let i = 0; i < symbols.length; i += PUSH_CHUNK) {
-              let states: SymbolState[];
+              let released: { symbols: string[]; bytes: number };
               try {
-                states = await this.takeDurably(symbols.slice(i, i + PUSH_CHUNK));
+                released = await this.custody.release(symbols.slice(i, i + PUSH_CHUNK));
               } catch (err: unknown) {
                 this.logger.warn(
                   { owner, err: (err as Error).message },
-                  "cannot checkpoint states before a handoff; kept",
+                  "cannot release states; kept",
                 );
                 continue;
               }
-              if (states.length === 0) continue;
-              try {
-                await this.broker.call(`${this.name}.adopt`, { states }, { nodeID: owner });
-                this.logHandoff({
-                  from: this.broker.nodeID,
-                  to: owner,
-                  symbols: states.length,
-                  bytes: states.reduce((n, s) => n + s.state.length, 0),
-                  why,
-                });
-              } catch (err: unknown) {
-                // The owner went away meanwhile: keep the states; the next membership change retries.
-                this.install(states);
-                this.logger.warn(
-                  { owner, symbols: states.length, err: (err as Error).message },
-                  "handoff failed; states kept",
+              if (released.symbols.length === 0) continue;
+              this.logHandoff({
+                from: this.broker.nodeID,
+                to: owner,
+                symbols: released.symbols.length,
+                bytes: released.bytes,
+                why,
+              });
+              // The owner would acquire them on their next record anyway: this only makes it eager.
+              this.broker
+                .call(
+                  `${this.name}.adopt`,
+                  { symbols: released.symbols },
+                  { nodeID: owner, retries: 0 },
+                )
+                .catch((err: unknown) =>
+                  this.logger.debug(
+                    { owner, err: (err as Error).message },
+                    "adopt failed; acquired on next use",
+                  ),
                 );
-              }
             }
           }
         },
 
         countHeld(this: This) {
           if (this.broker.isMetricsEnabled())
-            this.broker.metrics.set(M.symbols, this.held.size, { service: this.name });
+            this.broker.metrics.set(M.symbols, this.custody.size, { service: this.name });
         },
 
         logHandoff(this: This, h: Omit<Handoff, "time" | "service">) {

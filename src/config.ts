@@ -221,19 +221,19 @@ export const SETTINGS = [
     env: "CHECKPOINT_INTERVAL_MS",
     default: "10000",
     description:
-      "How often each Kafka ingest node checkpoints the actors' changed symbol states (0 turns checkpoints off); only with a NATS transporter and a Kafka source",
+      "How often each Kafka ingest node of a cluster (NATS transporter) has the actors write their changed symbol states and then commits its offsets; must be > 0 there",
   },
   {
     env: "CHECKPOINT_NATS_URL",
     default: "",
     description:
-      "NATS server(s) with JetStream holding the checkpoint bucket; empty uses `TRANSPORTER` when it is a `nats://` URL",
+      "NATS server(s) with JetStream holding the custody bucket (leases and checkpointed states); empty uses `TRANSPORTER` when it is a `nats://` URL",
   },
   {
     env: "CHECKPOINT_BUCKET",
     default: "tickstream-checkpoints",
     description:
-      "JetStream key-value bucket of the checkpoints (`-NAMESPACE` is appended when set)",
+      "JetStream key-value bucket of symbol leases and checkpointed states (`-NAMESPACE` is appended when set)",
   },
   { env: "KAFKA_SSL", default: "false", description: "Connect with TLS" },
   {
@@ -568,17 +568,33 @@ function history(env: Env): HistoryConfig {
 export const DETECTORS = ["zscore", "ewma", "mad"] as const;
 export type DetectorKind = (typeof DETECTORS)[number];
 
-function checkpoints(env: Env, transporter: string): Config["checkpoints"] {
-  const intervalMs = int(env, "CHECKPOINT_INTERVAL_MS", 0, 3_600_000);
+function custody(env: Env, transporter: string): Config["custody"] {
   const explicit = raw(env, "CHECKPOINT_NATS_URL");
   const natsUrl = explicit !== "" ? explicit : transporter.startsWith("nats://") ? transporter : "";
-  if (intervalMs === 0 || natsUrl === "") return null;
   const namespace = raw(env, "NAMESPACE");
   const bucket = raw(env, "CHECKPOINT_BUCKET");
   if (!/^[-\w]+$/.test(bucket))
     throw new ConfigError("CHECKPOINT_BUCKET", `"${bucket}": letters, digits, - and _ only`);
   const suffix = namespace.replace(/[^-\w]/g, "_");
-  return { intervalMs, natsUrl, bucket: suffix === "" ? bucket : `${bucket}-${suffix}` };
+  return {
+    natsUrl: natsUrl === "" ? null : natsUrl,
+    bucket: suffix === "" ? bucket : `${bucket}-${suffix}`,
+  };
+}
+
+/**
+ * Checkpoint rounds run where a cluster consumes Kafka; there they are how offsets are committed
+ * (only what fenced writes made durable is committed), so they cannot be turned off.
+ */
+function checkpoints(env: Env, store: Config["custody"], kafka: boolean): Config["checkpoints"] {
+  const intervalMs = int(env, "CHECKPOINT_INTERVAL_MS", 0, 3_600_000);
+  if (store.natsUrl === null || !kafka) return null;
+  if (intervalMs === 0)
+    throw new ConfigError(
+      "CHECKPOINT_INTERVAL_MS",
+      "0: a cluster consuming Kafka commits offsets only through checkpoint rounds",
+    );
+  return { intervalMs };
 }
 
 /** Tickstream's parsed configuration. */
@@ -615,8 +631,10 @@ export interface Config {
     batchMaxRecords: number;
   };
   kafka: KafkaConfig | null;
-  /** Checkpoints of symbol states to JetStream KV; null when off (no interval or no NATS). */
-  checkpoints: { intervalMs: number; natsUrl: string; bucket: string } | null;
+  /** The custody store: JetStream KV on `natsUrl`, or in process memory when null. */
+  custody: { natsUrl: string | null; bucket: string };
+  /** Checkpoint rounds (a cluster consuming Kafka); null otherwise. */
+  checkpoints: { intervalMs: number } | null;
   decoder: { mdEntryTypes: string };
   bars: {
     graceMs: number;
@@ -646,6 +664,8 @@ export function loadConfig(env: Env = process.env): Config {
       "FIX_MD_ENTRY_TYPES",
       `expected a list like "2,3", got "${mdEntryTypes}"`,
     );
+  const kafkaConfig = kafka(env);
+  const store = custody(env, transporter);
   return {
     transporter: transporter === "" ? null : transporter,
     namespace: raw(env, "NAMESPACE"),
@@ -701,8 +721,9 @@ export function loadConfig(env: Env = process.env): Config {
       seed: int(env, "FEED_SEED", 0, 2 ** 31 - 1),
       batchMaxRecords: int(env, "BATCH_MAX_RECORDS", 1, 100_000),
     },
-    kafka: kafka(env),
-    checkpoints: checkpoints(env, transporter),
+    kafka: kafkaConfig,
+    custody: store,
+    checkpoints: checkpoints(env, store, kafkaConfig !== null),
     decoder: { mdEntryTypes },
     bars: {
       graceMs: int(env, "BAR_GRACE_MS", 0),

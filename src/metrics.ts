@@ -30,6 +30,7 @@ export const M = {
   checkpointStates: "tickstream.checkpoint.states",
   checkpointBytes: "tickstream.checkpoint.bytes",
   checkpointRestored: "tickstream.checkpoint.restored",
+  custodyDropped: "tickstream.custody.dropped",
   historyWritten: "tickstream.history.bars.written",
   historyWriteErrors: "tickstream.history.write.errors",
   historyBuffered: "tickstream.history.bars.buffered",
@@ -109,6 +110,11 @@ export function registerMetrics(broker: ServiceBroker): void {
   counter(M.checkpointRestored, "Symbol states restored from the checkpoint store, by service", [
     "service",
   ]);
+  counter(
+    M.custodyDropped,
+    "Symbol states dropped because another process holds a newer epoch (a paused or partitioned node's), by service",
+    ["service"],
+  );
   counter(M.historyWritten, "Closed bars written to the history store");
   counter(M.historyWriteErrors, "Failed history writes (each is retried with backoff)");
   counter(M.historyDropped, "Closed bars dropped unwritten because the history buffer was full");

@@ -38,6 +38,7 @@ export interface Anomaly {
 
 export interface SymbolSummary {
   symbol: string;
+  epoch: number;
   trades: number;
   lastPrice: number | null;
   lastTradeTime: string | null;

@@ -79,9 +79,7 @@ export function aggregatorService(config: Config): ServiceSchema {
         },
         async handler(this: This, ctx: Context<BarsParams>): Promise<BarsAnswer> {
           const { symbol, interval, fromMs, toMs, limit } = ctx.params;
-          this.refreshMembership();
-          this.ensureOwned([symbol]);
-          await this.ensureHeld(ctx, [symbol]);
+          await this.ensureServing(symbol);
           // A bar may have closed and left memory in the same batch: hand it to history first.
           if (this.history !== null) this.drainClosed();
           const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
@@ -96,10 +94,13 @@ export function aggregatorService(config: Config): ServiceSchema {
         },
       },
 
+      /** The symbols held here, each with its custody epoch (a view keeps the highest). */
       symbols: {
         handler(this: This) {
+          const epochs = this.custody.held();
           return this.actors.engine.symbols().map((s) => ({
             symbol: s.symbol,
+            epoch: epochs.get(s.symbol) ?? 0,
             trades: s.trades,
             lastPrice: s.lastPrice ?? null,
             lastTradeTime:

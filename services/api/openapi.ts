@@ -248,9 +248,15 @@ export function openApiDocument(): object {
                     items: {
                       type: "object",
                       additionalProperties: false,
-                      required: ["symbol", "trades", "lastPrice", "lastTradeTime"],
+                      required: ["symbol", "epoch", "trades", "lastPrice", "lastTradeTime"],
                       properties: {
                         symbol: { type: "string" },
+                        epoch: {
+                          type: "integer",
+                          minimum: 0,
+                          description:
+                            "Custody epoch of the state the row was read from (grows with every move of the symbol between nodes)",
+                        },
                         trades: {
                           type: "integer",
                           minimum: 0,

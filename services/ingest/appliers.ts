@@ -1,61 +1,84 @@
 /**
- * The actor processes that applied this ingest node's records since its last checkpoint commit.
+ * The actor processes that applied this ingest node's records since its last committed round.
  *
- * A process that applied records and then died took the changes it had not checkpointed with it;
- * the log must then be read again from the last commit. Knowing *which processes* (node ID and
- * instance ID, as each `apply` reply names them) applied records makes that decision exact and
- * independent of Moleculer's node events: a round may commit only when every process noted before
- * it started answered it, and any noted process that is gone — its node unknown or unavailable,
- * or back under the same ID as another instance — is a loss. Node events alone miss losses: a
- * service does not receive the events fired while it is starting, so an ingest node that met an
- * actor node during its own start never knew that node's first instance and could not tell when
- * it restarted (the chaos test lost the trades applied to it).
+ * A process (node ID + instance ID, as each `apply` reply names it) that applied records and then
+ * died, or dropped a state because another process superseded its lease (its custody
+ * `generation` grew, src/custody/custody.ts), may have taken changes it had not written with it:
+ * the log must then be read again from the last commit. A round may commit only when every
+ * process noted before it started answered it with the generation it had when it applied.
  */
 
 export interface Process {
   service: string;
   nodeID: string;
   instanceID: string;
+  generation: number;
+}
+
+interface Noted extends Process {
+  /** The round generation it was last noted in. */
+  round: number;
 }
 
 export class Appliers {
-  /** `service/nodeID/instanceID` → the process and the generation it last applied in. */
-  private readonly noted = new Map<string, Process & { generation: number }>();
-  private generation = 0;
+  /** `service/nodeID/instanceID` → the process, with the custody generation it first applied under. */
+  private readonly noted = new Map<string, Noted>();
+  /** The latest custody generation heard from each process. */
+  private readonly latest = new Map<string, number>();
+  private round = 0;
 
-  /** A process applied records, or already held them (its `apply` reply said so). */
-  note(p: Process): void {
-    this.noted.set(key(p), { ...p, generation: this.generation });
+  /** A process applied records; false when its generation moved since it was first noted (a loss). */
+  note(p: Process): boolean {
+    const k = key(p);
+    this.latest.set(k, Math.max(this.latest.get(k) ?? 0, p.generation));
+    const before = this.noted.get(k);
+    this.noted.set(k, { ...p, generation: before?.generation ?? p.generation, round: this.round });
+    return before === undefined || before.generation === p.generation;
   }
 
-  /** Starts a round: the processes noted so far are the ones the round must hear from. */
+  /** A process answered a round with its current generation. */
+  heard(p: Process): void {
+    const k = key(p);
+    this.latest.set(k, Math.max(this.latest.get(k) ?? 0, p.generation));
+  }
+
+  /** Starts a round: the processes noted so far are the ones it must hear from. */
   mark(): number {
-    return ++this.generation;
+    return ++this.round;
   }
 
   /** The processes noted before `mark` (what a round started at `mark` must cover). */
   before(mark: number): Process[] {
-    return [...this.noted.values()].filter((p) => p.generation < mark).map(processOf);
+    return [...this.noted.values()].filter((p) => p.round < mark).map(processOf);
+  }
+
+  /** Whether `p` (noted) answered with the generation it applied under. */
+  covered(p: Process, answered: ReadonlySet<string>): boolean {
+    return answered.has(key(p)) && this.latest.get(key(p)) === p.generation;
   }
 
   /** After a committed round: the records of processes noted before its mark are covered. */
   settle(mark: number): void {
-    for (const [key, p] of this.noted) if (p.generation < mark) this.noted.delete(key);
+    for (const [k, p] of this.noted)
+      if (p.round < mark) {
+        this.noted.delete(k);
+        this.latest.delete(k);
+      }
   }
 
-  /** Noted processes that are gone: `live(p)` says whether a process still runs. */
+  /** Noted processes that are gone (`live` says whether one still runs) or dropped a state since. */
   lost(live: (p: Process) => boolean): Process[] {
-    return [...this.noted.values()].filter((p) => !live(p)).map(processOf);
+    return [...this.noted.values()]
+      .filter((p) => !live(p) || this.latest.get(key(p)) !== p.generation)
+      .map(processOf);
   }
 
   /** Forgets processes (their loss is being handled: the log is read again from the last commit). */
   forget(processes: readonly Process[]): void {
-    for (const p of processes) this.noted.delete(key(p));
-  }
-
-  /** Forgets every process of a node (it left gracefully, handing over what it held). */
-  forgetNode(nodeID: string): void {
-    for (const [k, p] of this.noted) if (p.nodeID === nodeID) this.noted.delete(k);
+    for (const p of processes) {
+      this.noted.delete(key(p));
+      this.latest.delete(key(p));
+    }
   }
 
   get size(): number {
@@ -63,10 +86,10 @@ export class Appliers {
   }
 }
 
-function key(p: Process): string {
+export function key(p: Omit<Process, "generation">): string {
   return `${p.service}/${p.nodeID}/${p.instanceID}`;
 }
 
-function processOf({ service, nodeID, instanceID }: Process): Process {
-  return { service, nodeID, instanceID };
+function processOf({ service, nodeID, instanceID, generation }: Process): Process {
+  return { service, nodeID, instanceID, generation };
 }

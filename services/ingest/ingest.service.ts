@@ -5,15 +5,13 @@
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { CheckpointResult } from "../../mixins/symbol-actors.mixin";
-import { members } from "../../src/cluster/membership";
 import type { Config } from "../../src/config";
 import { M, registerMetrics } from "../../src/metrics";
-import { Appliers, type Process } from "./appliers";
+import { Appliers, key as appliersKey, type Process } from "./appliers";
 import { Pipeline } from "./pipeline";
 import { createSource, type TradeSource } from "./sources";
 
 const STATUS_INTERVAL_MS = 2000;
-const ACTOR_SERVICES = ["aggregator", "anomaly"] as const;
 /** A round waits this long for a node's writes (a full write of every held symbol can be large). */
 const CHECKPOINT_CALL_TIMEOUT_MS = 60_000;
 
@@ -26,18 +24,10 @@ interface Vars {
   appliers: Appliers;
 }
 
-interface NodeEvent {
-  node: { id: string; services?: { name: string }[] };
-}
-
-function hostsActors(node: NodeEvent["node"]): boolean {
-  return (node.services ?? []).some((s) => s.name === "aggregator" || s.name === "anomaly");
-}
-
 interface Methods {
   announce(force: boolean): void;
   liveInstance(nodeID: string): string | null;
-  checkAppliers(why: string, always?: boolean): Process[];
+  checkAppliers(why: string): Process[];
   checkpointRound(): Promise<boolean>;
 }
 
@@ -68,18 +58,13 @@ export function ingestService(config: Config): ServiceSchema {
 
     events: {
       /**
-       * A node that held per-symbol actors vanished without saying goodbye (crash, SIGKILL), or
-       * came back under the same ID as a new process (Moleculer reports no disconnect then, only
-       * an update): if it applied records of this node since the last commit, their changes
-       * since its last checkpoint are gone, so the log is read again from the last commit. A
-       * node that leaves gracefully hands its states over, written first: nothing is lost.
+       * A node vanished (crash, SIGKILL, or a graceful stop whose handoff may have failed), or
+       * came back under the same ID as a new process (Moleculer then reports only an update):
+       * if one of its processes applied records of this node since the last commit, the log is
+       * read again from there.
        */
-      "$node.disconnected"(this: This, ctx: Context<NodeEvent & { unexpected: boolean }>) {
-        const { node, unexpected } = ctx.params;
-        if (!unexpected) this.appliers.forgetNode(node.id);
-        // A crashed actor node may hold states handed to it by others, never applied from here:
-        // without checkpoints (where handoffs are not written first) only the log rebuilds them.
-        this.checkAppliers(`${node.id} disconnected`, unexpected && hostsActors(node));
+      "$node.disconnected"(this: This) {
+        this.checkAppliers("disconnected");
       },
       "$node.connected"(this: This) {
         this.checkAppliers("restarted");
@@ -95,20 +80,15 @@ export function ingestService(config: Config): ServiceSchema {
         return node?.available ? (node.instanceID ?? null) : null;
       },
 
-      /** Rewinds when a process that holds uncommitted records is gone; returns those processes. */
-      checkAppliers(this: This, why: string, always = false): Process[] {
-        // A process that stops running the service while its node stays up (it leaves: its
-        // states are pushed away, written first) stays noted until its node disconnects, which
-        // forgets it. Until then rounds fail, so nothing is committed past what a leaving node
-        // has not handed over yet. Services are fixed per process (SERVICES), so every such
-        // process disconnects soon after.
+      /** Rewinds when a process that holds uncommitted records is gone or was superseded. */
+      checkAppliers(this: This, why: string): Process[] {
         const lost = this.appliers.lost((p) => this.liveInstance(p.nodeID) === p.instanceID);
-        if ((lost.length === 0 && !always) || !this.source.rewind) return lost;
+        if (lost.length === 0 || !this.source.rewind) return lost;
         // The rewind takes care of them: a round after it covers only what is applied anew.
         this.appliers.forget(lost);
         this.logger.warn(
           { lost: [...new Set(lost.map((p) => p.nodeID))], why },
-          "an actor process holding uncommitted records was lost; replaying the log from the last checkpoint",
+          "an actor process holding uncommitted records was lost or superseded; replaying the log from the last checkpoint",
         );
         this.source
           .rewind()
@@ -119,44 +99,39 @@ export function ingestService(config: Config): ServiceSchema {
       },
 
       /**
-       * Asks every node of every actor service to write its changed states. True only when all of
-       * them did, each one's view of its service's members equals the one called (a member this
-       * node does not know yet may hold states that nobody wrote), each answer came from the
-       * instance this node knew, and every process that applied records of this node before the
-       * round answered it (one that did not is gone, with what it had not written).
+       * Has every process that applied records of this node since the last commit write its
+       * changed states. True only when each answered under the custody generation it applied
+       * under: then every record before the round's positions is in the custody store.
        */
       async checkpointRound(this: This): Promise<boolean> {
         const mark = this.appliers.mark();
-        const calls = ACTOR_SERVICES.map((service) => ({
-          service,
-          nodes: members(this.broker, service),
-        }));
-        if (calls.some((c) => c.nodes.length === 0)) return false;
-        const results = await Promise.all(
-          calls.map(async ({ service, nodes }) => {
-            const known = nodes.map((id) => this.liveInstance(id));
-            const answers = await Promise.all(
-              nodes.map((nodeID) =>
-                this.broker.call<CheckpointResult, object>(
-                  `${service}.checkpoint`,
-                  {},
-                  { nodeID, timeout: CHECKPOINT_CALL_TIMEOUT_MS, retries: 0 },
-                ),
+        const noted = this.appliers.before(mark);
+        const calls = new Map<string, { service: string; nodeID: string }>();
+        for (const p of noted) calls.set(`${p.service}/${p.nodeID}`, p);
+        const answered = new Set<string>();
+        await Promise.all(
+          [...calls.values()].map(({ service, nodeID }) =>
+            this.broker
+              .call<CheckpointResult, object>(
+                `${service}.checkpoint`,
+                {},
+                { nodeID, timeout: CHECKPOINT_CALL_TIMEOUT_MS, retries: 0 },
+              )
+              .then(
+                (a) => {
+                  const p = { service, ...a };
+                  this.appliers.heard(p);
+                  answered.add(appliersKey(p));
+                },
+                (err: unknown) =>
+                  this.logger.debug(
+                    { nodeID, service, err: (err as Error).message },
+                    "checkpoint call failed",
+                  ),
               ),
-            );
-            const expected = nodes.join(",");
-            const wrote = new Set(answers.map((a) => `${a.nodeID}/${a.instanceID}`));
-            return (
-              answers.every(
-                (a, i) => a.instanceID === known[i] && [...a.members].sort().join(",") === expected,
-              ) &&
-              this.appliers
-                .before(mark)
-                .every((p) => p.service !== service || wrote.has(`${p.nodeID}/${p.instanceID}`))
-            );
-          }),
+          ),
         );
-        if (!results.every(Boolean)) {
+        if (!noted.every((p) => this.appliers.covered(p, answered))) {
           this.checkAppliers("checkpoint");
           return false;
         }
@@ -210,7 +185,9 @@ export function ingestService(config: Config): ServiceSchema {
       this.pipeline = new Pipeline(
         this.broker,
         this.source.name.split(":")[0] ?? this.source.name,
-        (p) => this.appliers.note(p),
+        (p) => {
+          if (!this.appliers.note(p)) this.checkAppliers("superseded");
+        },
       );
       this.statusTimer = null;
       this.lastLive = null;

@@ -145,7 +145,12 @@ export class Pipeline {
                 meta: { shard: part.shard },
               })
               .then((reply) => {
-                this.onApplied?.({ service, nodeID: reply.nodeID, instanceID: reply.instanceID });
+                this.onApplied?.({
+                  service,
+                  nodeID: reply.nodeID,
+                  instanceID: reply.instanceID,
+                  generation: reply.generation,
+                });
                 return reply;
               }),
           );

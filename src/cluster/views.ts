@@ -30,6 +30,8 @@ export async function callEverywhere<T>(
 
 export interface SymbolSummary {
   symbol: string;
+  /** Custody epoch of the state it was read from. */
+  epoch: number;
   trades: number;
   lastPrice: number | null;
   lastTradeTime: string | null;
@@ -37,8 +39,15 @@ export interface SymbolSummary {
 
 export async function symbolsView(caller: Caller): Promise<SymbolSummary[]> {
   const parts = await callEverywhere<SymbolSummary[]>(caller, "aggregator.symbols");
-  const symbols = parts.flatMap((p) => p.result);
-  return symbols.sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
+  // A superseded node may still list a symbol it has not yet found out it lost: the newest epoch wins.
+  const newest = new Map<string, SymbolSummary>();
+  for (const s of parts.flatMap((p) => p.result)) {
+    const seen = newest.get(s.symbol);
+    if (seen === undefined || s.epoch > seen.epoch) newest.set(s.symbol, s);
+  }
+  return [...newest.values()].sort((a, b) =>
+    a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0,
+  );
 }
 
 export interface AnomalyQuery {

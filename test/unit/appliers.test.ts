@@ -1,13 +1,15 @@
 /**
  * The processes an ingest node must hear from before it commits: noted by their apply replies,
- * covered by a round that started after them, lost when their node is gone or is another instance.
+ * covered by a round that started after them and that they answered under the custody generation
+ * they applied under; lost when their node is gone, is another instance, or dropped a state since.
  */
-import { Appliers } from "../../services/ingest/appliers";
+import { Appliers, key } from "../../services/ingest/appliers";
 
-const p = (nodeID: string, instanceID: string, service = "aggregator") => ({
+const p = (nodeID: string, instanceID: string, service = "aggregator", generation = 0) => ({
   service,
   nodeID,
   instanceID,
+  generation,
 });
 
 describe("appliers", () => {
@@ -45,9 +47,32 @@ describe("appliers", () => {
     const isLive = (x: { nodeID: string; instanceID: string }) =>
       live.get(x.nodeID) === x.instanceID;
     expect(a.lost(isLive)).toEqual([p("n2", "i2"), p("n3", "i3")]);
-    a.forget([p("n2", "i2")]);
-    a.forgetNode("n3");
+    a.forget([p("n2", "i2"), p("n3", "i3")]);
     expect(a.lost(isLive)).toEqual([]);
     expect(a.size).toBe(1);
+  });
+
+  it("a process whose custody generation moved after it applied is lost, and is not covered", () => {
+    const a = new Appliers();
+    const live = () => true;
+    expect(a.note(p("n1", "i1", "aggregator", 4))).toBe(true);
+    // A later reply under generation 5: a state it had applied to may have been dropped.
+    expect(a.note(p("n1", "i1", "aggregator", 5))).toBe(false);
+    expect(a.lost(live)).toEqual([p("n1", "i1", "aggregator", 4)]);
+
+    const b = new Appliers();
+    b.note(p("n1", "i1", "aggregator", 4));
+    const mark = b.mark();
+    const [noted] = b.before(mark);
+    b.heard(p("n1", "i1", "aggregator", 5));
+    expect(b.covered(noted!, new Set([key(noted!)]))).toBe(false);
+    expect(b.lost(live)).toEqual([noted]);
+
+    const c = new Appliers();
+    c.note(p("n1", "i1", "aggregator", 4));
+    const [same] = c.before(c.mark());
+    c.heard(p("n1", "i1", "aggregator", 4));
+    expect(c.covered(same!, new Set([key(same!)]))).toBe(true);
+    expect(c.covered(same!, new Set())).toBe(false);
   });
 });

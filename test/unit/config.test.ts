@@ -34,19 +34,27 @@ describe("configuration", () => {
     expect(loadConfig({}).feed.rate).toBe(2000);
   });
 
-  it("checkpoints only with a NATS server to hold them", () => {
-    expect(loadConfig({ NODEID: "n1" }).checkpoints).toBeNull();
-    expect(loadConfig({ TRANSPORTER: "nats://h:4222", NAMESPACE: "prod/eu" }).checkpoints).toEqual({
-      intervalMs: 10_000,
+  it("custody in JetStream with NATS, in memory without; checkpoint rounds where a cluster reads Kafka", () => {
+    expect(loadConfig({ NODEID: "n1" }).custody).toEqual({
+      natsUrl: null,
+      bucket: "tickstream-checkpoints-tickstream",
+    });
+    expect(loadConfig({ NODEID: "n1", KAFKA_BROKERS: "k:9092" }).checkpoints).toBeNull();
+    const nats = { TRANSPORTER: "nats://h:4222", NAMESPACE: "prod/eu" };
+    expect(loadConfig(nats).custody).toEqual({
       natsUrl: "nats://h:4222",
       bucket: "tickstream-checkpoints-prod_eu",
     });
-    expect(
-      loadConfig({ TRANSPORTER: "nats://h:4222", CHECKPOINT_INTERVAL_MS: "0" }).checkpoints,
-    ).toBeNull();
-    expect(
-      loadConfig({ CHECKPOINT_NATS_URL: "nats://js:4222", NAMESPACE: "" }).checkpoints?.natsUrl,
-    ).toBe("nats://js:4222");
+    expect(loadConfig(nats).checkpoints).toBeNull();
+    expect(loadConfig({ ...nats, KAFKA_BROKERS: "k:9092" }).checkpoints).toEqual({
+      intervalMs: 10_000,
+    });
+    expect(() =>
+      loadConfig({ ...nats, KAFKA_BROKERS: "k:9092", CHECKPOINT_INTERVAL_MS: "0" }),
+    ).toThrow(/CHECKPOINT_INTERVAL_MS/);
+    expect(loadConfig({ CHECKPOINT_NATS_URL: "nats://js:4222" }).custody.natsUrl).toBe(
+      "nats://js:4222",
+    );
     expect(() => loadConfig({ TRANSPORTER: "nats://h:4222", CHECKPOINT_BUCKET: "a.b" })).toThrow(
       /CHECKPOINT_BUCKET/,
     );
