@@ -37,6 +37,12 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const starveMs = config.starveOnSigusr2Ms;
+  if (starveMs > 0)
+    process.on("SIGUSR2", () => {
+      const until = Date.now() + starveMs;
+      while (Date.now() < until); // a starved process: nothing else runs meanwhile
+    });
   // The broker stops itself gracefully on SIGINT/SIGTERM (its own process handlers).
   await startNode(config);
 }

@@ -218,6 +218,12 @@ export const SETTINGS = [
       "On start, rebuild state by replaying each partition from the start of the 1m retention window (by record timestamp)",
   },
   {
+    env: "STARVE_ON_SIGUSR2_MS",
+    default: "0",
+    description:
+      "Test hook: on SIGUSR2 the node blocks its event loop for this many ms (a starved process); 0 turns it off",
+  },
+  {
     env: "CHECKPOINT_INTERVAL_MS",
     default: "10000",
     description:
@@ -651,6 +657,8 @@ export interface Config {
     overrides: Record<string, DetectorOverride>;
   };
   anomalyCapacity: number;
+  /** Test hook: ms to block the event loop on SIGUSR2 (0: off). */
+  starveOnSigusr2Ms: number;
 }
 
 /** Reads the configuration from an environment (default: `process.env`); throws `ConfigError`. */
@@ -724,6 +732,7 @@ export function loadConfig(env: Env = process.env): Config {
     kafka: kafkaConfig,
     custody: store,
     checkpoints: checkpoints(env, store, kafkaConfig !== null),
+    starveOnSigusr2Ms: int(env, "STARVE_ON_SIGUSR2_MS", 0, 600_000),
     decoder: { mdEntryTypes },
     bars: {
       graceMs: int(env, "BAR_GRACE_MS", 0),

@@ -1,9 +1,13 @@
 /**
  * Chaos: separate OS processes over a real nats-server (JetStream) and Kafka stream the JSE corpus
- * while nodes are SIGKILLed one after another — ingest nodes, actor nodes, gateways, in a seeded
- * random order that hits every node — and restarted under the same node ID. Checkpoints run every
- * second. Nothing may be counted twice at any moment (every poll checks it), and at the end every
- * symbol's 1m, 5m and 1h bars equal the independent computation over the whole stream.
+ * while, in a seeded random order, nodes are SIGKILLed and restarted under their IDs, paused with
+ * SIGSTOP for less and for more than the heartbeat (3 s) and Kafka session (6 s) timeouts and
+ * resumed, and the nats-server is restarted once. Checkpoints run every second. No symbol may ever
+ * show more trades than exist (every poll checks it), and at the end every symbol's 1m, 5m and 1h
+ * bars equal the independent computation over the whole stream. A second run starves one node's
+ * event loop for 8 s (a synchronous busy loop, through the STARVE_ON_SIGUSR2_MS hook).
+ *
+ * CHAOS_SEED picks the order; CHAOS_RUNS repeats the first run with seeds SEED, SEED+1, ...
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,30 +23,47 @@ import { expectBarsEqualReference } from "../support/bars";
 import { mdTrades } from "../support/reference";
 
 const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
-const SEED = Number(process.env.CHAOS_SEED ?? 20261125);
+const SEED = Number(process.env.CHAOS_SEED ?? 20261203);
+const RUNS = Number(process.env.CHAOS_RUNS ?? 1);
+const ALL = frameRecords(JSE);
+const TRADES = mdTrades(JSE, ["2", "3"]);
+const EXPECTED = new Map<string, number>();
+for (const t of TRADES) EXPECTED.set(t.symbol, (EXPECTED.get(t.symbol) ?? 0) + 1);
 
-interface SymbolRow {
-  symbol: string;
-  trades: number;
+/** Two ingest nodes (one also holding actors), an actors-only node, a gateway; all serve REST. */
+const ROLES: Record<string, string> = {
+  ingest: "ingest,parser,api",
+  mixed: "ingest,parser,aggregator,anomaly,api",
+  actors1: "aggregator,anomaly,api",
+  actors2: "aggregator,anomaly,api",
+};
+
+type Fault =
+  | { kind: "kill"; node: string }
+  | { kind: "pause"; node: string; ms: number }
+  | { kind: "starve"; node: string }
+  | { kind: "nats" };
+
+function describeFault(f: Fault): string {
+  if (f.kind === "nats") return "nats-server restart";
+  return f.kind === "pause" ? `pause ${f.node} ${f.ms} ms` : `${f.kind} ${f.node}`;
 }
 
-describe("chaos: random SIGKILLs during a stream", () => {
+describe("chaos: kills, pauses and a NATS restart during a stream", () => {
   let kafka: KafkaHandle;
   let nats: NatsHandle;
-  const run = `${process.pid}-${Date.now().toString(36)}`;
-  const live = new Map<string, NodeProcess>();
-  const dead: [string, NodeProcess][] = [];
 
   beforeAll(async () => {
     [kafka, nats] = await Promise.all([startKafka(), startNats({ jetstream: true })]);
   }, 120_000);
   afterAll(async () => {
-    await Promise.all([...live.values()].map((n) => n.kill()));
     await Promise.all([kafka?.stop(), nats?.stop()]);
   });
 
-  it("keeps every bar exact while random nodes are killed and restarted", async () => {
-    const topic = `chaos-${run}`;
+  /** Streams the corpus through a fresh cluster while `faults` happen one after another. */
+  async function run(label: string, faults: Fault[]): Promise<void> {
+    const id = `${label}-${process.pid}-${Date.now().toString(36)}`;
+    const topic = `chaos-${id}`;
     const client = new Kafka({
       clientId: "chaos-test",
       brokers: [kafka.brokers],
@@ -53,59 +74,46 @@ describe("chaos: random SIGKILLs during a stream", () => {
     await admin.createTopics({
       waitForLeaders: true,
       topics: [
-        { topic, numPartitions: 4 },
+        { topic, numPartitions: 6 },
         { topic: `${topic}.dlq`, numPartitions: 1 },
       ],
     });
     await admin.disconnect();
-
     const env = {
       TRANSPORTER: nats.url,
-      NAMESPACE: `chaos-${run}`,
+      NAMESPACE: `chaos-${id}`,
       KAFKA_BROKERS: kafka.brokers,
       KAFKA_TOPICS: topic,
       KAFKA_DLQ_TOPIC: `${topic}.dlq`,
-      KAFKA_GROUP_ID: `g-${run}`,
+      KAFKA_GROUP_ID: `g-${id}`,
       KAFKA_MAX_WAIT_MS: "50",
       KAFKA_SESSION_TIMEOUT_MS: "6000",
       HEARTBEAT_INTERVAL_S: "1",
       HEARTBEAT_TIMEOUT_S: "3",
       CHECKPOINT_INTERVAL_MS: "1000",
+      STARVE_ON_SIGUSR2_MS: "8000",
       LOG_LEVEL: "info",
       FIX_MD_ENTRY_TYPES: "2,3",
       BATCH_MAX_RECORDS: "200",
     };
-    // Two ingest nodes (one also a gateway only, one also holding actors), two actor nodes; every
-    // node serves REST so that the test can ask any survivor.
-    const roles: Record<string, string> = {
-      ingest: "ingest,parser,api",
-      mixed: "ingest,parser,aggregator,anomaly,api",
-      actors1: "aggregator,anomaly,api",
-      actors2: "aggregator,anomaly,api",
-    };
-    const logs: string[] = [];
+    const live = new Map<string, NodeProcess>();
+    const dead: [string, NodeProcess][] = [];
+    const paused = new Set<string>();
     const start = async (name: string) => {
-      const n = await spawnNode(`${name}-${run}`, { ...env, SERVICES: roles[name]! });
+      const n = await spawnNode(`${name}-${id}`, { ...env, SERVICES: ROLES[name]! });
       live.set(name, n);
       return n;
     };
-    const names = Object.keys(roles);
-    await Promise.all(names.map(start));
-    await Promise.all([...live.values()].map((n) => n.ready()));
-
-    const all = frameRecords(JSE);
-    const trades = mdTrades(JSE, ["2", "3"]);
-    const expected = new Map<string, number>();
-    for (const t of trades) expected.set(t.symbol, (expected.get(t.symbol) ?? 0) + 1);
     const producer = client.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       idempotent: true,
       maxInFlightRequests: 1,
     });
-    await producer.connect();
+    const log: string[] = [];
+    let lastSeen: { symbol: string; trades: number }[] = [];
     let sent = 0;
     const produce = async (n: number) => {
-      const chunk = all.slice(sent, sent + n);
+      const chunk = ALL.slice(sent, sent + n);
       if (chunk.length === 0) return;
       await producer.send({
         topic,
@@ -115,80 +123,126 @@ describe("chaos: random SIGKILLs during a stream", () => {
       sent += chunk.length;
     };
     const tradesIn = (n: number) =>
-      all.slice(0, n).filter((r) => r.includes("\x0135=X\x01")).length;
-
-    /** Trades per symbol as one surviving gateway sees them; fails on any double count. */
-    let lastSeen: SymbolRow[] = [];
+      ALL.slice(0, n).filter((r) => r.includes("\x0135=X\x01")).length;
+    /** Trades per symbol as one answering gateway sees them; fails on any double count. */
     const applied = async (): Promise<number | undefined> => {
-      for (const n of live.values()) {
-        const res = await getJson(`${n.url}/api/symbols`).catch(() => null);
+      for (const [name, n] of live) {
+        if (paused.has(name)) continue;
+        const res = await getJson(`${n.url}/api/symbols`, {}, 5000).catch(() => null);
         if (res?.status !== 200) continue;
-        lastSeen = (res.body as { symbols: SymbolRow[] }).symbols;
+        lastSeen = (res.body as { symbols: { symbol: string; trades: number }[] }).symbols;
         for (const s of lastSeen)
-          if (s.trades > (expected.get(s.symbol) ?? 0))
+          if (s.trades > (EXPECTED.get(s.symbol) ?? 0))
             throw new Error(
-              `${s.symbol}: ${s.trades} trades applied, only ${expected.get(s.symbol) ?? 0} exist`,
+              `${s.symbol}: ${s.trades} trades applied, only ${EXPECTED.get(s.symbol) ?? 0} exist`,
             );
         return lastSeen.reduce((sum, s) => sum + s.trades, 0);
       }
       return undefined;
     };
-    const caughtUp = (what: string, timeoutMs = 120_000) =>
+    const caughtUp = (what: string) =>
       eventually(
         async () => ((await applied()) === tradesIn(sent) ? true : undefined),
         what,
-        timeoutMs,
+        120_000,
       );
+    const hold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-    // Every node is killed at least once, in a seeded random order, then two more at random.
-    const rand = mulberry32(SEED);
-    const order = [...names].sort(() => rand() - 0.5);
-    order.push(
-      names[Math.floor(rand() * names.length)]!,
-      names[Math.floor(rand() * names.length)]!,
-    );
-    const rounds = order.length;
-    const chunk = Math.floor(all.length / (rounds + 1));
-    const recoveries: string[] = [];
     try {
-      for (const victim of order) {
+      await Promise.all(Object.keys(ROLES).map(start));
+      await Promise.all([...live.values()].map((n) => n.ready()));
+      await producer.connect();
+      const chunk = Math.floor(ALL.length / (faults.length + 1));
+      for (const fault of faults) {
         await produce(Math.ceil(chunk / 2));
-        // Killed while the chunk is being consumed: mid-stream, not at a quiet moment.
-        await live.get(victim)!.kill();
-        dead.push([victim, live.get(victim)!]);
-        logs.push(`killed ${victim} after ${sent} records`);
-        await produce(Math.floor(chunk / 2));
-        const restartedAt = Date.now();
-        const back = await start(victim);
-        await back.ready(120_000);
-        await caughtUp(`all trades after killing ${victim}`);
-        recoveries.push(`${victim} ${Date.now() - restartedAt} ms`);
+        const began = Date.now();
+        // Each fault lands while the first half of a chunk is being consumed, and the second
+        // half is produced during it.
+        if (fault.kind === "kill") {
+          const victim = live.get(fault.node)!;
+          await victim.kill();
+          dead.push([fault.node, victim]);
+          await produce(Math.floor(chunk / 2));
+          await (await start(fault.node)).ready(120_000);
+        } else if (fault.kind === "pause") {
+          const victim = live.get(fault.node)!;
+          paused.add(fault.node);
+          victim.child.kill("SIGSTOP");
+          await produce(Math.floor(chunk / 2));
+          await hold(Math.max(0, fault.ms - (Date.now() - began)));
+          victim.child.kill("SIGCONT");
+          paused.delete(fault.node);
+        } else if (fault.kind === "starve") {
+          live.get(fault.node)!.child.kill("SIGUSR2");
+          await produce(Math.floor(chunk / 2));
+        } else {
+          await nats.restart();
+          await produce(Math.floor(chunk / 2));
+        }
+        await caughtUp(`all trades after ${describeFault(fault)}`);
+        log.push(`${describeFault(fault)}: exact again after ${Date.now() - began} ms`);
       }
-      await produce(all.length - sent);
-      await producer.disconnect();
+      await produce(ALL.length - sent);
       await caughtUp("every trade of the corpus, exactly once");
+      // Every bar of every symbol in every interval, asked through a gateway.
+      await expectBarsEqualReference(live.get("ingest")!.url, TRADES, EXPECTED.keys());
+      const outputs = [...live.values()].map((n) => n.output()).join("\n");
+      const dropped = (outputs.match(/state superseded by a newer epoch/g) ?? []).length;
+      console.log(
+        `${label}: ${log.join("; ")}; ${EXPECTED.size} symbols exact (1m, 5m, 1h); ` +
+          `superseded states dropped by the live nodes: ${dropped}`,
+      );
     } catch (err) {
       for (const [name, n] of live)
-        writeFileSync(path.join(tmpdir(), `tickstream-chaos-${name}.log`), n.output());
+        writeFileSync(path.join(tmpdir(), `tickstream-${label}-${name}.log`), n.output());
       dead.forEach(([name, n], i) =>
-        writeFileSync(path.join(tmpdir(), `tickstream-chaos-${name}-killed-${i}.log`), n.output()),
+        writeFileSync(
+          path.join(tmpdir(), `tickstream-${label}-${name}-killed-${i}.log`),
+          n.output(),
+        ),
       );
-      console.log(`applied ${await applied().catch(() => "?")} of ${tradesIn(sent)} sent`);
       const got = new Map(lastSeen.map((s) => [s.symbol, s.trades]));
-      const diff = [...expected]
+      const diff = [...EXPECTED]
         .filter(([s, n]) => got.get(s) !== n)
         .map(([s, n]) => `${s}:${got.get(s) ?? "-"}/${n}`);
-      console.log(`seed ${SEED}; ${logs.join("; ")}; differing: ${diff.join(" ")}`);
+      console.log(`${label}; ${log.join("; ")}; sent ${sent}; differing: ${diff.join(" ")}`);
       throw err;
+    } finally {
+      await producer.disconnect().catch(() => undefined);
+      for (const n of live.values()) n.child.kill("SIGCONT");
+      await Promise.all([...live.values()].map((n) => n.kill()));
     }
+  }
 
-    // Every bar of every symbol in every interval, asked through a gateway.
-    await expectBarsEqualReference(live.get("ingest")!.url, trades, expected.keys());
-    const outputs = [...live.values()].map((n) => n.output()).join("\n");
-    const restored = (outputs.match(/restored from the checkpoint store/g) ?? []).length;
-    console.log(
-      `chaos seed ${SEED}: ${logs.join("; ")}; back and caught up after: ${recoveries.join(", ")}; ` +
-        `${expected.size} symbols exact (1m, 5m, 1h); restores from checkpoints logged by the live nodes: ${restored}`,
-    );
+  /**
+   * Every node killed once and paused once (below and above the timeouts, in turn), the
+   * nats-server restarted once, in a seeded random order.
+   */
+  function faultsFor(seed: number): Fault[] {
+    const rand = mulberry32(seed);
+    const names = Object.keys(ROLES);
+    const pauses = [1500, 4500, 9000, 12000];
+    const faults: Fault[] = [
+      ...names.map((node): Fault => ({ kind: "kill", node })),
+      ...names.map((node, i): Fault => ({ kind: "pause", node, ms: pauses[i % pauses.length]! })),
+      { kind: "nats" },
+    ];
+    return faults
+      .map((f) => ({ f, k: rand() }))
+      .sort((a, b) => a.k - b.k)
+      .map(({ f }) => f);
+  }
+
+  for (let i = 0; i < RUNS; i++) {
+    it(`keeps every bar exact through kills, pauses and a NATS restart (seed ${SEED + i})`, async () => {
+      await run(`chaos-${SEED + i}`, faultsFor(SEED + i));
+    }, 900_000);
+  }
+
+  it("keeps every bar exact when a node's event loop is blocked for 8 s", async () => {
+    await run("starved", [
+      { kind: "starve", node: "mixed" },
+      { kind: "starve", node: "actors1" },
+    ]);
   }, 600_000);
 });

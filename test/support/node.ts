@@ -49,8 +49,12 @@ export async function eventually<T>(
 export async function getJson(
   url: string,
   headers: Record<string, string> = {},
+  timeoutMs?: number,
 ): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, { headers });
+  const res = await fetch(url, {
+    headers,
+    ...(timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(timeoutMs) }),
+  });
   const text = await res.text();
   let body: unknown = text;
   try {
