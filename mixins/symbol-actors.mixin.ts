@@ -83,7 +83,7 @@ export interface SymbolActorsMethods {
   acquire(symbols: string[]): Promise<void>;
   ensureServing(symbol: string): Promise<void>;
   pushAway(why: Handoff["why"]): Promise<void>;
-  logHandoff(h: Omit<Handoff, "time" | "service">): void;
+  logHandoff(h: Omit<Handoff, "time" | "service">, names: readonly string[]): void;
   countHeld(): void;
   process(): ProcessReply;
 }
@@ -156,13 +156,16 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           {
             acquired: (symbols, from, how, bytes) => {
               if (how === "new") return;
-              this.logHandoff({
-                from: from?.nodeID ?? "store",
-                to: this.broker.nodeID,
-                symbols: symbols.length,
-                bytes,
-                why: how === "stolen" ? "lost" : "pull",
-              });
+              this.logHandoff(
+                {
+                  from: from?.nodeID ?? "store",
+                  to: this.broker.nodeID,
+                  symbols: symbols.length,
+                  bytes,
+                  why: how === "stolen" ? "lost" : "pull",
+                },
+                symbols,
+              );
               if (how === "stolen" && config.checkpoints !== null) {
                 this.logger.info({ symbols: symbols.length }, "restored from the checkpoint store");
                 if (this.broker.isMetricsEnabled())
@@ -269,13 +272,16 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
               );
             const { symbols, bytes } = await this.custody.release(ctx.params.symbols);
             if (symbols.length > 0)
-              this.logHandoff({
-                from: this.broker.nodeID,
-                to: from ?? "?",
-                symbols: symbols.length,
-                bytes,
-                why: "pull",
-              });
+              this.logHandoff(
+                {
+                  from: this.broker.nodeID,
+                  to: from ?? "?",
+                  symbols: symbols.length,
+                  bytes,
+                  why: "pull",
+                },
+                symbols,
+              );
             return { released: symbols.length };
           },
         },
@@ -432,13 +438,16 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                 continue;
               }
               if (released.symbols.length === 0) continue;
-              this.logHandoff({
-                from: this.broker.nodeID,
-                to: owner,
-                symbols: released.symbols.length,
-                bytes: released.bytes,
-                why,
-              });
+              this.logHandoff(
+                {
+                  from: this.broker.nodeID,
+                  to: owner,
+                  symbols: released.symbols.length,
+                  bytes: released.bytes,
+                  why,
+                },
+                released.symbols,
+              );
               // The owner would acquire them on their next record anyway: this only makes it eager.
               this.broker
                 .call(
@@ -461,7 +470,8 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             this.broker.metrics.set(M.symbols, this.custody.size, { service: this.name });
         },
 
-        logHandoff(this: This, h: Omit<Handoff, "time" | "service">) {
+        /** Records a move; the log line names up to 20 of the symbols. */
+        logHandoff(this: This, h: Omit<Handoff, "time" | "service">, names: readonly string[]) {
           this.handoffs.push({ time: new Date().toISOString(), service: this.name, ...h });
           if (this.handoffs.length > HANDOFF_LOG) this.handoffs.shift();
           if (this.broker.isMetricsEnabled())
@@ -470,7 +480,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
               { service: this.name, why: h.why },
               h.symbols,
             );
-          this.logger.info(h, "handoff");
+          this.logger.info({ ...h, names: names.slice(0, 20) }, "handoff");
           this.countHeld();
         },
       },

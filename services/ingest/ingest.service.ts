@@ -3,7 +3,7 @@
  * batches through the pipeline. Broadcasts `ingest.status` so that aggregators know when the
  * feed is live (wall-clock bar closing) and gateways can answer /api/ready.
  */
-import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
+import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { CheckpointResult } from "../../mixins/symbol-actors.mixin";
 import type { Config } from "../../src/config";
 import { M, registerMetrics } from "../../src/metrics";

@@ -25,42 +25,26 @@ export function members(broker: ServiceBroker, service: string, exclude?: string
 }
 
 /**
- * Caches owners for one membership; a new membership (any change of the node list) starts a new
- * epoch and an empty cache.
+ * Caches owners for one membership (this node's view); any change of the node list empties the
+ * cache. Routing only: who may act on a symbol is custody's decision (src/custody/custody.ts).
  */
 export class Ownership {
   private key = "";
   private nodes: string[] = [];
   private readonly cache = new Map<string, string | undefined>();
-  /** Nodes that left the list, with when (epoch ms); forgotten when they come back. */
-  private readonly left = new Map<string, number>();
-  epoch = 0;
 
   /** Adopts the current node list; returns true when it changed. */
-  update(nodes: string[], nowMs = Date.now()): boolean {
+  update(nodes: string[]): boolean {
     const key = nodes.join("\n");
     if (key === this.key) return false;
-    for (const n of this.nodes) if (!nodes.includes(n)) this.left.set(n, nowMs);
-    for (const n of nodes) this.left.delete(n);
     this.key = key;
     this.nodes = nodes;
     this.cache.clear();
-    this.epoch += 1;
     return true;
   }
 
   get current(): readonly string[] {
     return this.nodes;
-  }
-
-  /** Nodes that left the list less than `withinMs` ago. */
-  leftWithin(withinMs: number, nowMs = Date.now()): string[] {
-    const out: string[] = [];
-    for (const [n, at] of this.left) {
-      if (nowMs - at < withinMs) out.push(n);
-      else this.left.delete(n);
-    }
-    return out;
   }
 
   owner(symbol: string): string | undefined {

@@ -71,8 +71,9 @@ interface Lease {
   epoch: number;
   /** Store revision of this process's last write of the entry. */
   revision: number;
-  /** Applied to since its last write. */
-  dirty: boolean;
+  /** Counts applies; `written` is the count the last successful write of the state included. */
+  applied: number;
+  written: number;
   /** The running store operation on this symbol (they run one at a time). */
   pending: Promise<unknown>;
 }
@@ -132,7 +133,7 @@ export class Custody {
   touched(symbols: readonly string[]): void {
     for (const s of symbols) {
       const l = this.leases.get(s);
-      if (l) l.dirty = true;
+      if (l) l.applied += 1;
     }
   }
 
@@ -153,7 +154,8 @@ export class Custody {
           phase: "acquiring",
           epoch: 0,
           revision: 0,
-          dirty: false,
+          applied: 0,
+          written: 0,
           pending: claim.catch(() => undefined),
         });
       waits.push(claim);
@@ -239,16 +241,29 @@ export class Custody {
       phase: "held",
       epoch,
       revision,
-      dirty: false,
+      applied: 0,
+      written: 0,
       pending: Promise.resolve(),
     });
     return { symbol, from: h, how, bytes: state.length };
   }
 
-  /** Writes every held symbol applied to since its last write. */
+  /**
+   * Makes every apply made before the call durable: writes each held state applied to since its
+   * last write, and waits for writes already under way (another caller's, a release). Resolves
+   * once all of them landed or were refused (a refused one is dropped: `generation` grows);
+   * rejects when a write failed otherwise (the store is unreachable), so no caller commits past it.
+   */
   async checkpoint(): Promise<CheckpointResult> {
-    const dirty = [...this.leases].filter(([, l]) => l.phase === "held" && l.dirty);
-    const sizes = await mapLimit(dirty, ([s, l]) => this.write(s, l, this.me));
+    const due = [...this.leases]
+      .filter(([, l]) => l.phase !== "acquiring" && l.applied > l.written)
+      .map(([symbol, l]) => ({ symbol, l, target: l.applied }));
+    const sizes = await mapLimit(due, ({ symbol, l, target }) =>
+      l.phase === "held" ? this.write(symbol, l, this.me, target) : l.pending.then(() => 0),
+    );
+    for (const { symbol, l, target } of due)
+      if (this.leases.get(symbol) === l && l.written < target)
+        throw new Error(`${this.service} ${symbol}: state not written (store unavailable)`);
     return {
       states: sizes.filter((n) => n > 0).length,
       bytes: sizes.reduce((a, b) => a + b, 0),
@@ -294,11 +309,19 @@ export class Custody {
     return false;
   }
 
-  /** Writes one symbol's state under its lease (serialised per symbol); returns the bytes written. */
-  private write(symbol: string, l: Lease, holder: Holder | null): Promise<number> {
+  /**
+   * Writes one symbol's state under its lease, after the store operations before it on the
+   * symbol; skipped when a write since included `target` applies. Returns the bytes written.
+   */
+  private write(
+    symbol: string,
+    l: Lease,
+    holder: Holder | null,
+    target = Infinity,
+  ): Promise<number> {
     const op = l.pending.then(async () => {
-      if (this.leases.get(symbol) !== l) return 0;
-      l.dirty = false;
+      if (this.leases.get(symbol) !== l || l.written >= target) return 0;
+      const applied = l.applied;
       const state = this.engine.exportSymbol(symbol) ?? EMPTY;
       try {
         l.revision = await this.store.write(
@@ -307,13 +330,11 @@ export class Custody {
           l.revision,
         );
       } catch (err: unknown) {
-        if (err instanceof CasConflict) {
-          this.drop(symbol, l, "superseded (write refused)");
-          return 0;
-        }
-        l.dirty = true;
-        throw err;
+        if (!(err instanceof CasConflict)) throw err;
+        this.drop(symbol, l, "superseded (write refused)");
+        return 0;
       }
+      l.written = Math.max(l.written, applied);
       return state.length;
     });
     l.pending = op.catch(() => undefined);
@@ -344,14 +365,14 @@ async function mapLimit<T, R>(
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  let failure: unknown = null;
+  let failure: Error | null = null;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const i = next++;
       try {
         out[i] = await fn(items[i]!, i);
       } catch (err: unknown) {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
       }
     }
   };

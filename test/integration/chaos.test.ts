@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { custodyKey, JetStreamCustodyStore } from "../../src/custody/store";
 import { mulberry32 } from "../../src/feed/synthetic";
 import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
 import { frameRecords, symbolOf } from "../../src/fix/records";
@@ -201,11 +202,38 @@ describe("chaos: kills, pauses and a NATS restart during a stream", () => {
           n.output(),
         ),
       );
+      const want = new Map<string, number>();
+      for (const t of mdTrades(Buffer.concat(ALL.slice(0, sent)), ["2", "3"]))
+        want.set(t.symbol, (want.get(t.symbol) ?? 0) + 1);
       const got = new Map(lastSeen.map((s) => [s.symbol, s.trades]));
-      const diff = [...EXPECTED]
+      const diff = [...want]
         .filter(([s, n]) => got.get(s) !== n)
         .map(([s, n]) => `${s}:${got.get(s) ?? "-"}/${n}`);
-      console.log(`${label}; ${log.join("; ")}; sent ${sent}; differing: ${diff.join(" ")}`);
+      const stats = await Promise.all(
+        [...live].map(async ([name, n]) => {
+          const res = await getJson(`${n.url}/api/stats`, {}, 5000).catch(() => null);
+          const nodes = (res?.body as { nodes?: { nodeID: string; source: unknown }[] })?.nodes;
+          return `${name}: ${JSON.stringify(nodes?.map((x) => [x.nodeID.split("-")[0], x.source]))}`;
+        }),
+      );
+      const store = await JetStreamCustodyStore.open(
+        nats.url,
+        `tickstream-checkpoints-chaos-${id}`,
+      );
+      const entries = await Promise.all(
+        [...want]
+          .filter(([s, n]) => got.get(s) !== n)
+          .map(async ([s]) => {
+            const e = await store.read(custodyKey("aggregator", s));
+            return `${s}: epoch ${e?.epoch} holder ${e?.holder?.nodeID ?? "none"}`;
+          }),
+      );
+      await store.close();
+      console.log(
+        `${label}; custody: ${entries.join(", ")}; ${log.join("; ")}; sent ${sent} records, ${tradesIn(sent)} trades, ` +
+          `applied ${lastSeen.reduce((n, s) => n + s.trades, 0)}; differing: ${diff.join(" ")}; ` +
+          `sources: ${stats[0] ?? ""}`,
+      );
       throw err;
     } finally {
       await producer.disconnect().catch(() => undefined);

@@ -10,7 +10,9 @@ import { custodyKey, MemoryCustodyStore, type Holder } from "../../src/custody/s
 class Engine implements StateEngine {
   readonly states = new Map<string, string[]>();
   apply(symbol: string, id: string): void {
-    this.states.get(symbol)?.push(id) ?? this.states.set(symbol, [id]);
+    const ids = this.states.get(symbol);
+    if (ids) ids.push(id);
+    else this.states.set(symbol, [id]);
   }
   exportSymbol(symbol: string): Buffer | null {
     const s = this.states.get(symbol);
@@ -34,8 +36,29 @@ interface Proc {
   dropped: string[];
 }
 
+/** A memory store whose writes wait for `open()` while `hold()` is on. */
+class GatedStore extends MemoryCustodyStore {
+  private gate: Promise<void> | null = null;
+  private release: () => void = () => undefined;
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.release = resolve));
+  }
+  open(): void {
+    this.gate = null;
+    this.release();
+  }
+  override async write(...args: Parameters<MemoryCustodyStore["write"]>): Promise<number> {
+    await this.gate;
+    return super.write(...args);
+  }
+  /** Another process's write, which does not wait at the gate. */
+  writeNow(...args: Parameters<MemoryCustodyStore["write"]>): Promise<number> {
+    return super.write(...args);
+  }
+}
+
 function cluster(restoreOnSteal = true) {
-  const store = new MemoryCustodyStore();
+  const store = new GatedStore();
   const procs: Proc[] = [];
   const peers: Peers = {
     isLive: (h) => procs.some((p) => p.live && p.holder.instanceID === h.instanceID),
@@ -160,6 +183,32 @@ describe("custody", () => {
     expect(a.custody.generation).toBe(0); // neither write was refused
     expect(written.generation).toBe(0);
     expect(b.engine.states.get("X")).toEqual(["t1", "t2", "t3"]);
+  });
+
+  it("a checkpoint waits for another caller's write of the same state, and reports its refusal", async () => {
+    const c = cluster();
+    const a = c.start("a");
+    await c.apply(a, "X", "t1");
+    c.store.hold();
+    const first = a.custody.checkpoint(); // writing X, not landed yet
+    let secondDone = false;
+    const second = a.custody.checkpoint().then((r) => ((secondDone = true), r));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(secondDone).toBe(false); // the apply is not durable yet: no caller may commit past it
+    // Meanwhile another process supersedes a (a is paused): the pending write will be refused.
+    a.live = false;
+    const b = c.start("b");
+    const entry = await c.store.read(custodyKey("aggregator", "X"));
+    await c.store.writeNow(
+      custodyKey("aggregator", "X"),
+      { epoch: entry!.epoch + 1, holder: b.holder, state: entry!.state },
+      entry!.revision,
+    );
+    c.store.open();
+    const [r1, r2] = await Promise.all([first, second]);
+    expect(r1.generation).toBe(1);
+    expect(r2.generation).toBe(1); // the second caller learns that t1 may be gone
+    expect(a.custody.isHeld("X")).toBe(false);
   });
 
   it("applies are refused while a state is being handed over", async () => {

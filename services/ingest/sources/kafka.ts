@@ -491,7 +491,7 @@ export class KafkaSource implements TradeSource {
       this.consumer.seek({ topic, partition, offset: String(offset) });
     }
     this.opts.log.info(
-      { partitions: this.progress.size },
+      { partitions: this.progress.size, offsets: Object.fromEntries(committed) },
       "rewound to the last checkpoint to rebuild the state of a lost node",
     );
   }
@@ -656,50 +656,53 @@ export class KafkaSource implements TradeSource {
       if (!isRunning() || isStale()) return;
       const messages = batch.messages.slice(i, i + max);
       const { raw, crcRejects } = this.pack(key, messages);
+      // While a chunk is retried its partition is paused, and it is resumed however the chunk
+      // ends: a chunk cut short by a rebalance (a heartbeat throws) would otherwise leave the
+      // partition paused in kafkajs for good, across the rejoin.
       let resume: (() => void) | null = null;
-      // A call may wait up to the request timeout (e.g. a request lost while NATS reconnects):
-      // keep the group session alive meanwhile, or the group evicts this node and its partitions
-      // move to another node, which replays them, for nothing. A heartbeat that fails here (the
-      // group is rebalancing) is ignored: the one after the chunk reports it to kafkajs.
-      const beat = setInterval(() => {
-        heartbeat().catch(() => undefined);
-      }, this.heartbeatIntervalMs);
-      let delivery: Awaited<ReturnType<BatchHandler>>;
       try {
-        delivery = await handler(raw, {
-          onRetry: async () => {
-            if (!resume) resume = pause();
-            await heartbeat();
-          },
-        });
+        // A call may wait up to the request timeout (e.g. a request lost while NATS reconnects):
+        // keep the group session alive meanwhile, or the group evicts this node and its
+        // partitions move to another node, which replays them, for nothing. A heartbeat that
+        // fails here (the group is rebalancing) is ignored: the one after the chunk reports it.
+        const beat = setInterval(() => {
+          heartbeat().catch(() => undefined);
+        }, this.heartbeatIntervalMs);
+        let delivery: Awaited<ReturnType<BatchHandler>>;
+        try {
+          delivery = await handler(raw, {
+            onRetry: async () => {
+              resume ??= pause();
+              await heartbeat();
+            },
+          });
+        } finally {
+          clearInterval(beat);
+        }
+        if (delivery === null) return; // stopping: leave the offsets uncommitted
+        const rejects = [...crcRejects, ...delivery.rejects];
+        if (rejects.length > 0)
+          await this.deadLetter(batch.topic, batch.partition, messages, rejects);
+        const last = messages[messages.length - 1]!;
+        // A seek (rewind) while the chunk was applied: its commit would undo the rewind. The
+        // chunk is re-read from the new position and skipped as already applied.
+        if (isStale()) return;
+        resolveOffset(last.offset);
+        // With checkpoints only rounds commit (the committed offset must be checkpoint-covered).
+        if (!this.opts.checkpoint) {
+          this.commitApplied(batch.topic, batch.partition, String(Number(last.offset) + 1));
+          // Stopping: kafkajs leaves the group once this batch returns.
+          if (!isRunning()) await this.flushCommits();
+        }
+        const progress = this.progress.get(key);
+        if (progress) {
+          progress.next = Number(last.offset) + 1;
+          if (!this.wasLive) this.counts.replayRecords += messages.length;
+        }
+        this.counts.records += messages.length;
       } finally {
-        clearInterval(beat);
-      }
-      if (delivery === null) return; // stopping: leave the offsets uncommitted
-      const rejects = [...crcRejects, ...delivery.rejects];
-      if (rejects.length > 0)
-        await this.deadLetter(batch.topic, batch.partition, messages, rejects);
-      const last = messages[messages.length - 1]!;
-      // A seek (rewind) while the chunk was applied: its commit would undo the rewind. The chunk
-      // is re-read from the new position and skipped as already applied.
-      if (isStale()) {
         (resume as (() => void) | null)?.();
-        return;
       }
-      resolveOffset(last.offset);
-      // With checkpoints only rounds commit (the committed offset must be checkpoint-covered).
-      if (!this.opts.checkpoint) {
-        this.commitApplied(batch.topic, batch.partition, String(Number(last.offset) + 1));
-        // Stopping: kafkajs leaves the group once this batch returns.
-        if (!isRunning()) await this.flushCommits();
-      }
-      (resume as (() => void) | null)?.();
-      const progress = this.progress.get(key);
-      if (progress) {
-        progress.next = Number(last.offset) + 1;
-        if (!this.wasLive) this.counts.replayRecords += messages.length;
-      }
-      this.counts.records += messages.length;
       await heartbeat();
     }
   }
