@@ -365,18 +365,18 @@ async function mapLimit<T, R>(
 ): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  let failure: Error | null = null;
+  const failures: Error[] = [];
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const i = next++;
       try {
         out[i] = await fn(items[i]!, i);
       } catch (err: unknown) {
-        failure ??= err instanceof Error ? err : new Error(String(err));
+        failures.push(err instanceof Error ? err : new Error(String(err)));
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, items.length) }, worker));
-  if (failure !== null) throw failure;
+  if (failures[0]) throw failures[0];
   return out;
 }
