@@ -30,6 +30,7 @@ import {
   type CustodyStore,
   type Holder,
 } from "../src/custody/store";
+import { StallWatch } from "../src/custody/stall-watch";
 import { badBatch } from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
 import { native, type Binding } from "../src/native";
@@ -65,6 +66,7 @@ export type CheckpointResult = Written & ProcessReply;
 export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
 const HANDOFF_LOG = 100;
 const PUSH_CHUNK = 200;
+const STALL_TICK_MS = 100;
 
 export interface SymbolActorsVars {
   actors: SymbolActors;
@@ -74,6 +76,9 @@ export interface SymbolActorsVars {
   handoffs: Handoff[];
   leaving: boolean;
   rebalancing: Promise<void>;
+  watch: StallWatch;
+  /** The lease re-read after the last stall (see `afterStall`). */
+  revalidating: Promise<void>;
 }
 
 export interface SymbolActorsMethods {
@@ -86,6 +91,7 @@ export interface SymbolActorsMethods {
   logHandoff(h: Omit<Handoff, "time" | "service">, names: readonly string[]): void;
   countHeld(): void;
   process(): ProcessReply;
+  afterStall(): Promise<void>;
 }
 
 type This = Service & SymbolActorsVars & SymbolActorsMethods;
@@ -123,6 +129,8 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         this.handoffs = [];
         this.leaving = false;
         this.rebalancing = Promise.resolve();
+        this.revalidating = Promise.resolve();
+        this.watch = new StallWatch(STALL_TICK_MS);
       },
 
       async started(this: This) {
@@ -195,6 +203,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         this.leaving = true;
         await this.rebalancing;
         await this.pushAway("leaving");
+        this.watch.stop();
         await this.store?.close();
       },
 
@@ -218,6 +227,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             producedAtMs: { type: "number", optional: true },
           },
           async handler(this: This, ctx: Context<ApplyParams>): Promise<ApplyReply> {
+            await this.afterStall();
             let symbols: string[];
             try {
               symbols = native.batchSymbols(ctx.params.batch);
@@ -313,6 +323,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
          */
         checkpoint: {
           async handler(this: This): Promise<CheckpointResult> {
+            await this.afterStall();
             const written = await this.custody.checkpoint();
             if (this.broker.isMetricsEnabled()) {
               this.broker.metrics.increment(
@@ -355,6 +366,32 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
       },
 
       methods: {
+        /**
+         * After this process stalled for longer than a heartbeat interval (others may have taken
+         * its symbols meanwhile), every held lease is re-read and the superseded states dropped
+         * before anything is applied, written or answered. Callers during the re-read wait for it.
+         */
+        afterStall(this: This): Promise<void> {
+          const gapMs = this.watch.takeGapMs();
+          if (gapMs > config.heartbeat.intervalS * 1000)
+            this.revalidating = this.revalidating.then(async () => {
+              try {
+                const dropped = await this.custody.revalidate();
+                this.logger.warn(
+                  { gapMs: Math.round(gapMs), dropped },
+                  "leases re-read after a stall",
+                );
+              } catch (err: unknown) {
+                // Writes stay fenced by the store; only the early drop is missed.
+                this.logger.warn(
+                  { err: (err as Error).message },
+                  "cannot re-read leases after a stall",
+                );
+              }
+            });
+          return this.revalidating;
+        },
+
         process(this: This): ProcessReply {
           return {
             nodeID: this.broker.nodeID,
@@ -395,6 +432,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
 
         /** Before a query is answered from a symbol's state: it is held here under the current epoch. */
         async ensureServing(this: This, symbol: string) {
+          await this.afterStall();
           this.refreshMembership();
           this.ensureOwned([symbol]);
           await this.acquire([symbol]);

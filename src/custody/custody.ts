@@ -310,6 +310,16 @@ export class Custody {
   }
 
   /**
+   * Re-reads every held lease and drops the superseded ones: after this process stalled, before
+   * it applies or answers anything. Returns how many were dropped.
+   */
+  async revalidate(): Promise<number> {
+    const held = [...this.leases].filter(([, l]) => l.phase === "held").map(([s]) => s);
+    const current = await mapLimit(held, (s) => this.verify(s));
+    return current.filter((ok) => !ok).length;
+  }
+
+  /**
    * Writes one symbol's state under its lease, after the store operations before it on the
    * symbol; skipped when a write since included `target` applies. Returns the bytes written.
    */

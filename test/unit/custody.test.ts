@@ -4,6 +4,7 @@
  * the store or a reader), and what two processes racing for one symbol end with (one holder).
  */
 import { Custody, CustodyBusy, type Peers, type StateEngine } from "../../src/custody/custody";
+import { StallWatch } from "../../src/custody/stall-watch";
 import { custodyKey, MemoryCustodyStore, type Holder } from "../../src/custody/store";
 
 /** An engine whose state of a symbol is the list of trade ids applied to it, as bytes. */
@@ -144,6 +145,35 @@ describe("custody", () => {
     await c.apply(a, "X", "t3");
     expect(a.engine.states.get("X")).toEqual(["t2", "t3"]);
     expect(b.custody.isHeld("X")).toBe(false);
+  });
+
+  it("resume after a pause: re-reading the leases drops every superseded state before anything runs", async () => {
+    const c = cluster();
+    const a = c.start("a");
+    for (const s of ["X", "Y", "Z"]) await c.apply(a, s, `${s}1`);
+    a.live = false;
+    const b = c.start("b");
+    await c.apply(b, "X", "X2");
+    await c.apply(b, "Z", "Z2");
+    a.live = true;
+    expect(await a.custody.revalidate()).toBe(2);
+    expect([...a.custody.held().keys()]).toEqual(["Y"]);
+    expect([...a.engine.states.keys()]).toEqual(["Y"]);
+    expect(a.custody.generation).toBe(2);
+  });
+
+  it("a stall of the event loop is reported once, as the time the loop did not run", async () => {
+    const watch = new StallWatch(10);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(watch.takeGapMs()).toBeLessThan(200);
+      const until = Date.now() + 300;
+      while (Date.now() < until); // the loop is blocked: no tick runs
+      expect(watch.takeGapMs()).toBeGreaterThanOrEqual(290);
+      expect(watch.takeGapMs()).toBeLessThan(50);
+    } finally {
+      watch.stop();
+    }
   });
 
   it("a handoff of a superseded state writes nothing and releases nothing", async () => {
