@@ -184,6 +184,11 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                   );
               }
             },
+            illegalMove: (symbol, from, to) => {
+              this.logger.error({ symbol, from, to }, "custody: illegal lease move (a bug)");
+              if (this.broker.isMetricsEnabled())
+                this.broker.metrics.increment(M.custodyIllegalMoves, { service: this.name });
+            },
             dropped: (symbol, why) => {
               this.logger.warn({ symbol, why }, "state superseded by a newer epoch; dropped");
               if (this.broker.isMetricsEnabled())

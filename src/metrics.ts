@@ -31,6 +31,7 @@ export const M = {
   checkpointBytes: "tickstream.checkpoint.bytes",
   checkpointRestored: "tickstream.checkpoint.restored",
   custodyDropped: "tickstream.custody.dropped",
+  custodyIllegalMoves: "tickstream.custody.illegal_moves",
   historyWritten: "tickstream.history.bars.written",
   historyWriteErrors: "tickstream.history.write.errors",
   historyBuffered: "tickstream.history.bars.buffered",
@@ -113,6 +114,11 @@ export function registerMetrics(broker: ServiceBroker): void {
   counter(
     M.custodyDropped,
     "Symbol states dropped because another process holds a newer epoch (a paused or partitioned node's), by service",
+    ["service"],
+  );
+  counter(
+    M.custodyIllegalMoves,
+    "Lease moves the custody state machine does not allow (a bug; each also logged as an error)",
     ["service"],
   );
   counter(M.historyWritten, "Closed bars written to the history store");

@@ -4,8 +4,10 @@
  * A symbol's entry in the custody store (store.ts) holds its epoch, its holder and its latest
  * durable state, and every write to it is a compare-and-set on the entry's revision.
  *
- * Lease phases here:  (absent) → acquiring → held → releasing → (absent)
- *                                                held → (absent)   dropped: fenced
+ * Lease phases here (MOVES lists every legal move; `move` is the one place a phase changes):
+ *   (absent) → acquiring → held → releasing → (absent)
+ *              acquiring → (absent) (claim refused);  releasing → held (write failed);
+ *              held | releasing → (absent) (dropped: superseded)
  * - acquire: read the entry; if a live process holds it, ask it to release (it writes its state
  *   with holder = none and forgets it); then claim: write epoch + 1 with this process as holder,
  *   conditional on the revision read. The state comes from the entry when it was released (or
@@ -55,6 +57,8 @@ export interface CustodyEvents {
   acquired?(symbols: string[], from: Holder | null, how: Acquired["how"], bytes: number): void;
   /** A state this process held was superseded and dropped. */
   dropped?(symbol: string, why: string): void;
+  /** A lease was asked to make a move MOVES does not allow (a bug in this module). */
+  illegalMove?(symbol: string, from: string, to: string): void;
 }
 
 interface Acquired {
@@ -65,6 +69,14 @@ interface Acquired {
 }
 
 type Phase = "acquiring" | "held" | "releasing";
+
+/** Every legal move of a lease ("absent": no lease); any other is a bug, thrown and reported. */
+const MOVES: Record<Phase | "absent", readonly (Phase | "absent")[]> = {
+  absent: ["acquiring"],
+  acquiring: ["held", "absent"],
+  held: ["releasing", "absent"],
+  releasing: ["held", "absent"],
+};
 
 interface Lease {
   phase: Phase;
@@ -148,16 +160,21 @@ export class Custody {
       else if (l.phase === "releasing") throw new CustodyBusy(s, "being handed over");
     }
     if (missing.length > 0) {
-      const claim = this.claim(missing);
-      for (const s of missing)
-        this.leases.set(s, {
+      const leases = missing.map((s) => {
+        const l: Lease = {
           phase: "acquiring",
           epoch: 0,
           revision: 0,
           applied: 0,
           written: 0,
-          pending: claim.catch(() => undefined),
-        });
+          pending: Promise.resolve(),
+        };
+        this.assertMove(s, "absent", "acquiring");
+        this.leases.set(s, l);
+        return l;
+      });
+      const claim = this.claim(missing);
+      for (const l of leases) l.pending = claim.catch(() => undefined);
       waits.push(claim);
     }
     await Promise.all(waits);
@@ -197,7 +214,10 @@ export class Custody {
         acquired.push(await this.claimOne(s, entries[i] ?? null));
       });
     } finally {
-      for (const s of symbols) if (this.leases.get(s)?.phase === "acquiring") this.leases.delete(s);
+      for (const s of symbols) {
+        const l = this.leases.get(s);
+        if (l?.phase === "acquiring") this.move(s, l, "absent");
+      }
       this.report(acquired);
     }
   }
@@ -236,15 +256,12 @@ export class Custody {
       if (err instanceof CasConflict) throw new CustodyBusy(symbol, "claimed concurrently");
       throw err;
     }
+    const l = this.leases.get(symbol);
+    if (l === undefined) throw new Error(`custody: ${symbol} claimed without a lease`);
     if (state.length > 0) this.engine.importSymbol(state);
-    this.leases.set(symbol, {
-      phase: "held",
-      epoch,
-      revision,
-      applied: 0,
-      written: 0,
-      pending: Promise.resolve(),
-    });
+    l.epoch = epoch;
+    l.revision = revision;
+    this.move(symbol, l, "held");
     return { symbol, from: h, how, bytes: state.length };
   }
 
@@ -281,15 +298,15 @@ export class Custody {
     await mapLimit([...symbols], async (s) => {
       const l = this.leases.get(s);
       if (l?.phase !== "held") return;
-      l.phase = "releasing";
+      this.move(s, l, "releasing");
       try {
         bytes += await this.write(s, l, null);
       } catch (err: unknown) {
-        if (this.leases.get(s) === l) l.phase = "held";
+        if (this.leases.get(s) === l) this.move(s, l, "held");
         throw err;
       }
       if (this.leases.get(s) !== l) return; // dropped: another process had taken it over
-      this.leases.delete(s);
+      this.move(s, l, "absent");
       this.engine.removeSymbol(s);
       out.push(s);
     });
@@ -353,10 +370,23 @@ export class Custody {
 
   private drop(symbol: string, l: Lease, why: string): void {
     if (this.leases.get(symbol) !== l) return;
-    this.leases.delete(symbol);
+    this.move(symbol, l, "absent");
     this.engine.removeSymbol(symbol);
     this.generation += 1;
     this.events.dropped?.(symbol, why);
+  }
+
+  /** The one place a lease changes phase. */
+  private move(symbol: string, l: Lease, to: Phase | "absent"): void {
+    this.assertMove(symbol, l.phase, to);
+    if (to === "absent") this.leases.delete(symbol);
+    else l.phase = to;
+  }
+
+  private assertMove(symbol: string, from: Phase | "absent", to: Phase | "absent"): void {
+    if (MOVES[from].includes(to)) return;
+    this.events.illegalMove?.(symbol, from, to);
+    throw new Error(`custody: ${symbol} cannot move from ${from} to ${to}`);
   }
 
   private isMe(h: Holder): boolean {
