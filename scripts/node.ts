@@ -6,6 +6,7 @@
  * cluster of its NAMESPACE.
  */
 import { ConfigError, loadConfig, parseServiceList } from "../src/config";
+import { PortInUse } from "../src/node/ports";
 import { startNode } from "../src/node/start";
 
 function servicesArg(argv: string[]): string | undefined {
@@ -44,7 +45,15 @@ async function main(): Promise<void> {
       while (Date.now() < until); // a starved process: nothing else runs meanwhile
     });
   // The broker stops itself gracefully on SIGINT/SIGTERM (its own process handlers).
-  await startNode(config);
+  try {
+    await startNode(config);
+  } catch (err: unknown) {
+    if (err instanceof PortInUse) {
+      process.stderr.write(`tickstream: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
 }
 
 main().catch((err: unknown) => {

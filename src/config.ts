@@ -67,7 +67,12 @@ export const SETTINGS = [
     description: "A node silent for this long is declared lost",
   },
   // HTTP, metrics, tracing, logs
-  { env: "PORT", default: "3000", description: "REST gateway port (0 picks a free port)" },
+  {
+    env: "PORT",
+    default: "3000",
+    description:
+      "REST gateway port (0 picks a free port); a node whose port is taken exits with code 2 and a line naming this setting",
+  },
   {
     env: "API_KEY",
     default: "",
@@ -119,7 +124,8 @@ export const SETTINGS = [
   {
     env: "METRICS_PORT",
     default: "3030",
-    description: "Prometheus metrics port (path `/metrics`)",
+    description:
+      "Prometheus metrics port (path `/metrics`); when taken, the next free port is used and logged, so nodes on one machine need no hand-picked ports",
   },
   { env: "TRACING", default: "false", description: "Record traces of calls" },
   {

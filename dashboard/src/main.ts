@@ -298,6 +298,16 @@ class Dashboard {
     rejects.textContent = `${fmtCompact(h.rejected)}${h.rejectsPerSec === null ? "" : ` · ${h.rejectsPerSec.toFixed(1)}/s`}`;
     rejects.classList.toggle("warn", (h.rejectsPerSec ?? 0) > 0);
     el("h-nodes").textContent = `${h.nodes} (${h.liveSources} live)`;
+    // Which node holds how many symbols: moves show here when a node joins, leaves or dies.
+    const owners = new Map<string, number>();
+    for (const s of symbols) owners.set(s.node, (owners.get(s.node) ?? 0) + 1);
+    el("h-owners").textContent =
+      owners.size === 0
+        ? "—"
+        : [...owners]
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([node, n]) => `${node} ${n}`)
+            .join(" · ");
     // Lag: how old the newest applied trade is, on the server's clock.
     let newest = -Infinity;
     for (const s of symbols)

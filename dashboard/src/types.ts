@@ -39,6 +39,7 @@ export interface Anomaly {
 export interface SymbolSummary {
   symbol: string;
   epoch: number;
+  node: string;
   trades: number;
   lastPrice: number | null;
   lastTradeTime: string | null;

@@ -248,7 +248,7 @@ export function openApiDocument(): object {
                     items: {
                       type: "object",
                       additionalProperties: false,
-                      required: ["symbol", "epoch", "trades", "lastPrice", "lastTradeTime"],
+                      required: ["symbol", "epoch", "node", "trades", "lastPrice", "lastTradeTime"],
                       properties: {
                         symbol: { type: "string" },
                         epoch: {
@@ -256,6 +256,10 @@ export function openApiDocument(): object {
                           minimum: 0,
                           description:
                             "Custody epoch of the state the row was read from (grows with every move of the symbol between nodes)",
+                        },
+                        node: {
+                          type: "string",
+                          description: "The node holding the symbol's state",
                         },
                         trades: {
                           type: "integer",

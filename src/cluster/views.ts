@@ -32,6 +32,8 @@ export interface SymbolSummary {
   symbol: string;
   /** Custody epoch of the state it was read from. */
   epoch: number;
+  /** The node holding the state. */
+  node: string;
   trades: number;
   lastPrice: number | null;
   lastTradeTime: string | null;
@@ -41,7 +43,7 @@ export async function symbolsView(caller: Caller): Promise<SymbolSummary[]> {
   const parts = await callEverywhere<SymbolSummary[]>(caller, "aggregator.symbols");
   // A superseded node may still list a symbol it has not yet found out it lost: the newest epoch wins.
   const newest = new Map<string, SymbolSummary>();
-  for (const s of parts.flatMap((p) => p.result)) {
+  for (const s of parts.flatMap((p) => p.result.map((r) => ({ ...r, node: p.nodeID })))) {
     const seen = newest.get(s.symbol);
     if (seen === undefined || s.epoch > seen.epoch) newest.set(s.symbol, s);
   }

@@ -7,6 +7,7 @@ import type { Server } from "node:http";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
 import { brokerOptions } from "../../moleculer.config";
 import type { Config } from "../config";
+import { firstFreePort, portFree, PortInUse } from "./ports";
 import { SERVICE_FACTORIES } from "./services";
 
 export interface StartedNode {
@@ -16,11 +17,21 @@ export interface StartedNode {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts a node. Throws `PortInUse` when the gateway's port is taken; a taken metrics port is
+ * replaced by the next free one (logged).
+ */
 export async function startNode(
-  config: Config,
+  given: Config,
   overrides: Partial<BrokerOptions> = {},
 ): Promise<StartedNode> {
+  const config = await withFreePorts(given);
   const broker = new ServiceBroker({ ...brokerOptions(config), ...overrides });
+  if (config.metrics.port !== given.metrics.port)
+    broker.logger.warn(
+      { wanted: given.metrics.port, port: config.metrics.port },
+      `METRICS_PORT ${given.metrics.port} is in use; metrics are served on ${config.metrics.port}`,
+    );
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](config));
   await broker.start();
   let url: string | null = null;
@@ -36,4 +47,18 @@ export async function startNode(
     );
   }
   return { broker, url, stop: () => broker.stop() };
+}
+
+async function withFreePorts(config: Config): Promise<Config> {
+  if (
+    config.services.includes("api") &&
+    config.http.port !== 0 &&
+    !(await portFree(config.http.port))
+  )
+    throw new PortInUse("PORT", config.http.port);
+  if (!config.metrics.enabled) return config;
+  const port = await firstFreePort("METRICS_PORT", config.metrics.port);
+  return port === config.metrics.port
+    ? config
+    : { ...config, metrics: { ...config.metrics, port } };
 }
