@@ -26,6 +26,7 @@ import type { BenchOptions, Section, Table } from "./harness";
 import { benchClient, sharedKafka, uniqueName } from "./infra";
 import type { ProbeReport } from "./node-probe";
 import { openStream } from "./sse-client";
+import { openWsClients } from "./ws-client";
 import { streamDeliveries, summarize, type LatencySummary, type ProducedTrade } from "./stats";
 import { statsTotals } from "./verify";
 import { ensureTopics } from "../services/ingest/sources/kafka";
@@ -34,6 +35,8 @@ import { ensureTopics } from "../services/ingest/sources/kafka";
 export const LATENCY_P99_GOAL_MS = 25;
 export const LATENCY_RATE = 20_000;
 const STREAM_SYMBOLS = 100;
+/** WebSocket connections held open on the gateway during every latency run. */
+const WS_CONNECTIONS = 1_000;
 const PRODUCE_TICK_MS = 5;
 const MAX_REQUEST_RECORDS = 1_000;
 
@@ -49,6 +52,8 @@ export interface LatencyRun {
   /** The same records through a kafkajs consumer that only counts them (same time, own group). */
   floor: LatencySummary | null;
   stream: (LatencySummary & { undelivered: number; trades: number }) | null;
+  /** The same through the measuring one of WS_CONNECTIONS WebSocket connections. */
+  ws: (LatencySummary & { undelivered: number; trades: number }) | null;
   /** Per batch deliver() time, ms. */
   batchDeliveryMs: LatencySummary | null;
   batches: number;
@@ -180,6 +185,7 @@ export async function runLatency(
     createPartitioner: Partitioners.DefaultPartitioner,
   });
   let stream: ReturnType<typeof openStream> | null = null;
+  let ws: ReturnType<typeof openWsClients> | null = null;
   try {
     const failed = [...spawned, ...floorSpawned].find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
@@ -195,7 +201,8 @@ export async function runLatency(
     const gen = new ExecutionReports();
     const watched = new Set(gen.symbols.slice(0, STREAM_SYMBOLS));
     stream = openStream(children[0]!.url!, [...watched]);
-    await stream.opened;
+    ws = openWsClients(children[0]!.url!, [...watched], WS_CONNECTIONS);
+    await Promise.all([stream.opened, ws.opened]);
     await producer.connect();
     const trades: ProducedTrade[] = [];
     const onTrade = (t: ProducedTrade) => {
@@ -236,9 +243,11 @@ export async function runLatency(
     // Forming bars go out every 250 ms: give the stream time to show the last trades.
     const deliveredBy = Date.now() + 5_000;
     let delivered = streamDeliveries(trades, stream.events, measuredFrom);
-    while (delivered.undelivered > 0 && Date.now() < deliveredBy) {
+    let wsDelivered = streamDeliveries(trades, ws.events, measuredFrom);
+    while ((delivered.undelivered > 0 || wsDelivered.undelivered > 0) && Date.now() < deliveredBy) {
       await delay(100);
       delivered = streamDeliveries(trades, stream.events, measuredFrom);
+      wsDelivered = streamDeliveries(trades, ws.events, measuredFrom);
     }
     const samples = reports.flatMap((r) => [...r.samples]);
     const windows = reports.map((r) => r.window).filter((w) => w !== null);
@@ -247,6 +256,7 @@ export async function runLatency(
       0,
     );
     const streamSummary = summarize(delivered.latencies);
+    const wsSummary = summarize(wsDelivered.latencies);
     return {
       rate: LATENCY_RATE,
       produced: measured.sent,
@@ -260,6 +270,11 @@ export async function runLatency(
         undelivered: delivered.undelivered,
         trades: delivered.latencies.length + delivered.undelivered,
       },
+      ws: wsSummary && {
+        ...wsSummary,
+        undelivered: wsDelivered.undelivered,
+        trades: wsDelivered.latencies.length + wsDelivered.undelivered,
+      },
       batchDeliveryMs: summarize(reports.flatMap((r) => [...r.deliveryMs])),
       batches: reports.reduce((n, r) => n + r.batches, 0),
       nodeCpuPct: windows.length > 0 ? cpuUs / 1e4 / measured.seconds : null,
@@ -267,6 +282,7 @@ export async function runLatency(
     };
   } finally {
     stream?.close();
+    ws?.close();
     await producer.disconnect().catch(() => undefined);
     await Promise.all([...children, ...(floor ? [floor] : [])].map((c) => c.stop()));
   }
@@ -302,6 +318,7 @@ export function latencyJson(run: LatencyRun): Record<string, unknown> {
     applied: r(run.applied),
     floor: r(run.floor),
     stream: run.stream && { ...r(run.stream), undelivered: run.stream.undelivered },
+    ws: run.ws && { ...r(run.ws), undelivered: run.ws.undelivered, connections: WS_CONNECTIONS },
     batchDeliveryMs: r(run.batchDeliveryMs),
     batches: run.batches,
     nodeCpuPct: run.nodeCpuPct === null ? null : round(run.nodeCpuPct, 1),
@@ -315,7 +332,7 @@ export function latencyJson(run: LatencyRun): Record<string, unknown> {
 
 export const latencySection: Section = {
   key: "latency",
-  title: `Latency at ${LATENCY_RATE / 1000}k trades/s, one node: produce → applied, produce → SSE`,
+  title: `Latency at ${LATENCY_RATE / 1000}k trades/s, one node: produce → applied, produce → SSE and WebSocket`,
   async run(options) {
     const run = await oneNodeLatency(options);
     const a = run.applied;
@@ -353,6 +370,15 @@ export const latencySection: Section = {
           "",
         ],
         [
+          `produce → WebSocket delivery (${STREAM_SYMBOLS} symbols, 1 of ${WS_CONNECTIONS} connections)`,
+          String(run.ws?.count ?? 0),
+          ms(run.ws?.p50Ms),
+          ms(run.ws?.p95Ms),
+          ms(run.ws?.p99Ms),
+          ms(run.ws?.maxMs),
+          "",
+        ],
+        [
           "batch: decode + apply acknowledged",
           String(run.batchDeliveryMs?.count ?? 0),
           ms(run.batchDeliveryMs?.p50Ms),
@@ -366,6 +392,7 @@ export const latencySection: Section = {
     const notes = [
       `${run.produced} ExecutionReports produced at ${Math.round(run.producedPerSec)}/s for ${run.measureSec} s after a ${run.warmupSec} s warm-up (kafkajs, acks=1, one request per ${PRODUCE_TICK_MS} ms tick, stamped at send), 1,000 symbols, 6 partitions; node CPU ${run.nodeCpuPct === null ? "?" : run.nodeCpuPct.toFixed(0)} % of a core; node event loop held (lateness of a 5 ms timer) ${run.eventLoopDelay ? `p50 ${ms(run.eventLoopDelay.p50Ms)}, p99 ${ms(run.eventLoopDelay.p99Ms)}, max ${ms(run.eventLoopDelay.maxMs)}` : "?"}`,
       "applied = the node acknowledged the record's batch from every owning actor (probe around Pipeline.deliver), minus the record's Kafka timestamp; exact per-record samples, nearest-rank percentiles, 1 ms clock resolution",
+      `WebSocket: the same measure on the first of ${WS_CONNECTIONS} connections held open on the gateway during the run (it subscribes to the ${STREAM_SYMBOLS} watched symbols, each other connection to one of them), with the SSE client beside it${run.ws && run.ws.undelivered > 0 ? `; ${run.ws.undelivered} trades not shown within 5 s` : ""}`,
       `SSE: first bar/closed event of the trade's 1m bar whose trade count includes it; forming bars are published every 250 ms and throttled per symbol (STREAM_THROTTLE_MS), so delivery is bounded below by design; a trade in a bar's last forming update before its minute ends shows only in its closed event, BAR_GRACE_MS (2 s) after the minute${s && s.undelivered > 0 ? `; ${s.undelivered} trades not shown within 5 s` : ""}`,
     ];
     return {
@@ -376,6 +403,7 @@ export const latencySection: Section = {
         goalP99Ms: LATENCY_P99_GOAL_MS,
         goalMet: met,
         sseP99Ms: s && round(s.p99Ms, 2),
+        wsP99Ms: run.ws && round(run.ws.p99Ms, 2),
         ...latencyJson(run),
       },
       tables: [table],

@@ -91,7 +91,8 @@ export const SETTINGS = [
   {
     env: "STREAM_MAX_CONNECTIONS",
     default: "1000",
-    description: "Open `/api/stream` connections per gateway node; more are answered 503",
+    description:
+      "Open `/api/stream` and `/api/ws` connections per gateway node; more are answered 503 (WebSocket: refused before the upgrade)",
   },
   {
     env: "STREAM_MAX_SYMBOLS",

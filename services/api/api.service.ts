@@ -10,7 +10,8 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import { existsSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { WebSocketServer } from "ws";
 import path from "node:path";
 import type { AnomalyRecord } from "../../src/anomaly/recent";
 import { parseInterval, parseLimit, parseSymbol, parseTime } from "../../src/api/params";
@@ -20,6 +21,8 @@ import { anomaliesView, statsView, symbolsView } from "../../src/cluster/views";
 import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
 import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
 import { StreamHub, type StreamBar } from "../../src/stream/hub";
+import { attachWebSocket } from "../../src/stream/ws";
+import type { BarsAnswer } from "../aggregator/aggregator.service";
 import { streamMetricsHooks } from "../../src/stream/metrics";
 import { openApiDocument } from "./openapi";
 
@@ -38,6 +41,9 @@ interface ResponseMeta {
 interface Vars {
   startedAt: number;
   hub: StreamHub;
+  wss: WebSocketServer | null;
+  /** moleculer-web's HTTP server. */
+  server: Server;
 }
 
 /** The dashboard as `npm run build:dashboard` writes it: `dist/dashboard` of the project root. */
@@ -256,6 +262,7 @@ export function apiService(config: Config): ServiceSchema {
 
     created(this: This) {
       this.startedAt = Date.now();
+      this.wss = null;
       const hub: StreamHub = new StreamHub(
         config.stream,
         streamMetricsHooks(this.broker, () => hub.size),
@@ -266,12 +273,43 @@ export function apiService(config: Config): ServiceSchema {
     started(this: This) {
       if (config.http.dashboard && dashboard === null)
         this.logger.warn("dashboard not built (npm run build:dashboard): / answers 404");
+      this.wss = attachWebSocket(this.server, this.hub, {
+        apiKey: config.http.apiKey,
+        maxSymbols: config.stream.maxSymbols,
+        hello: () => ({
+          nodeID: this.broker.nodeID,
+          throttleMs: config.stream.throttleMs,
+          maxSymbols: config.stream.maxSymbols,
+          serverTimeMs: Date.now(),
+        }),
+        snapshot: async (symbols, intervals) => {
+          const answers = await Promise.allSettled(
+            symbols.flatMap((symbol) =>
+              intervals.map((interval) =>
+                this.broker.call<BarsAnswer, object>("aggregator.bars", {
+                  symbol,
+                  interval,
+                  limit: 1,
+                }),
+              ),
+            ),
+          );
+          // A symbol nobody has traded yet has no bar: nothing to send for it.
+          return answers.flatMap((a) => {
+            const bar = a.status === "fulfilled" ? a.value.bars.at(-1) : undefined;
+            return bar && a.status === "fulfilled"
+              ? [{ symbol: a.value.symbol, interval: a.value.interval, bar }]
+              : [];
+          });
+        },
+      });
       return Promise.resolve();
     },
 
     // Runs before moleculer-web closes its server, which would otherwise wait for the streams.
     stopped(this: This) {
       this.hub.stop();
+      this.wss?.close();
       return Promise.resolve();
     },
   };

@@ -133,6 +133,14 @@ Starts with \`retry:\` (reconnection delay) and a \`hello\` event, then:
 
 A client whose unsent backlog passes STREAM_MAX_BUFFER_BYTES is disconnected rather than buffered for; on reconnecting it should reload history with \`/api/bars\` (events carry no ids to resume from). Every gateway node receives every event: any node serves any symbol. Payloads: see \`x-events\`.`;
 
+const WS_DESCRIPTION = `WebSocket (RFC 6455); one connection carries any number of subscriptions. Authenticate with the X-API-Key header or, from a browser, the \`apiKey\` query parameter.
+
+Client messages (JSON text): \`{"op":"subscribe","symbols":[...],"intervals":[...],"anomalies":true|false,"id":any}\` and \`{"op":"unsubscribe", ...}\` (the same fields; with none of symbols, intervals and anomalies it ends every subscription). Intervals default to 1m on the first subscribe.
+
+Server messages, each with \`type\` and a per-connection \`seq\` (1, 2, …, no gaps): \`hello\` on connect; \`ack\` for every request, with its \`op\`, \`id\` and what the connection now receives (\`symbols\`, \`intervals\`, \`anomalies\`); \`snapshot\` after a subscribe, \`bars\` holding the latest bar of each newly subscribed symbol and interval (it may be older than an update already received for the same bar: keep the later \`updated\`); then \`bar\`, \`closed\` and \`anomaly\` with the event in \`data\`, as on /api/stream (see its \`x-events\`); \`error\` with \`error.code\` and \`error.message\` for a message it cannot take (the connection stays open).
+
+Limits as for /api/stream: STREAM_MAX_CONNECTIONS per node (503 before the upgrade), STREAM_MAX_SYMBOLS per connection (an error message), and a client whose unsent backlog passes STREAM_MAX_BUFFER_BYTES is closed with code 1008 ("slow client") rather than buffered for; a stopping node closes with 1001. Pings keep idle connections alive.`;
+
 const json = (schema: object, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -406,6 +414,28 @@ export function openApiDocument(): object {
             },
             "503": errorResponse("This node already serves STREAM_MAX_CONNECTIONS streams"),
             ...errors,
+          },
+        },
+      },
+      "/api/ws": {
+        get: {
+          summary: "Live bars and anomalies over WebSocket, with subscribe and unsubscribe",
+          description: WS_DESCRIPTION,
+          // A connection upgrade, not a request-response: fuzzers must leave it out.
+          "x-streaming": true,
+          parameters: [
+            {
+              name: "apiKey",
+              in: "query",
+              required: false,
+              description: "The API key, for clients that cannot set the X-API-Key header",
+              schema: { type: "string" },
+            },
+          ],
+          responses: {
+            "101": { description: "Switched to the WebSocket protocol" },
+            "401": { description: "Missing or wrong API key (when API_KEY is set)" },
+            "503": { description: "This node already serves STREAM_MAX_CONNECTIONS streams" },
           },
         },
       },

@@ -9,11 +9,14 @@
  *   the connection is closed (its client reconnects and reloads history) rather than buffered.
  * - A comment every `keepAliveMs` keeps proxies from closing idle connections and finds dead ones.
  *
- * Every gateway node receives every broadcast event, so a client may connect to any of them.
+ * Every gateway node receives every broadcast event, so a client may connect to any of them. The
+ * hub does not know the wire format: each connection has a `Framing` (Server-Sent Events for
+ * `/api/stream`, JSON messages with a sequence number for the WebSocket, src/stream/ws.ts), and
+ * a WebSocket connection may change what it subscribes to (`refilter`).
  */
 import type { AnomalyRecord } from "../anomaly/recent";
 import type { StreamFilter } from "./filter";
-import { sseComment, sseEvent, sseRetry } from "./sse";
+import { sseComment, sseEventJson, sseRetry } from "./sse";
 
 /** A bar as the aggregator publishes it (`bars.updated`, `bars.closed`); sent as it came. */
 export interface StreamBar {
@@ -33,7 +36,22 @@ export interface StreamSink {
   destroy(): void;
   /** Called once the client is gone, however it went. */
   onClose(listener: () => void): void;
+  /** Keeps the transport alive when its framing writes no keep-alive (WebSocket ping). */
+  keepAlive?(): void;
 }
+
+/** How one connection's events are written: one string per event, made from its JSON. */
+export interface Framing {
+  event(name: "bar" | "closed" | "anomaly", json: string): string;
+  /** The keep-alive to write, or null when the transport keeps itself alive (WebSocket pings). */
+  keepAlive(): string | null;
+}
+
+/** Server-Sent Events: stateless, so one framing serves every SSE connection. */
+export const SSE_FRAMING: Framing = {
+  event: sseEventJson,
+  keepAlive: () => sseComment("keep-alive"),
+};
 
 export interface StreamHubOptions {
   throttleMs: number;
@@ -51,11 +69,15 @@ export interface StreamHubHooks {
   onClose?(reason: CloseReason): void;
 }
 
-interface Connection {
-  readonly filter: StreamFilter;
+/** An open connection, as `connect` returns it (opaque to callers). */
+export interface StreamConnection {
+  filter: StreamFilter;
   readonly sink: StreamSink;
+  readonly framing: Framing;
   open: boolean;
 }
+
+type Connection = StreamConnection;
 
 const KEY_SEPARATOR = "\u0000";
 
@@ -92,20 +114,29 @@ export class StreamHub {
    */
   open(filter: StreamFilter, sink: StreamSink, hello: object): boolean {
     if (this.full) return false;
-    const c: Connection = { filter, sink, open: true };
+    sink.write(sseRetry(this.opts.retryMs) + sseEventJson("hello", JSON.stringify(hello)));
+    return this.connect(filter, sink, SSE_FRAMING) !== null;
+  }
+
+  /** Starts sending what `filter` selects to `sink` in `framing`; null when the hub is full. */
+  connect(filter: StreamFilter, sink: StreamSink, framing: Framing): StreamConnection | null {
+    if (this.full) return null;
+    const c: Connection = { filter, sink, framing, open: true };
     this.connections.add(c);
-    for (const symbol of filter.symbols) {
-      let set = this.bySymbol.get(symbol);
-      if (!set) this.bySymbol.set(symbol, (set = new Set()));
-      set.add(c);
-    }
-    if (filter.anomalies === "all") this.allAnomalies.add(c);
+    this.index(c);
     sink.onClose(() => this.remove(c, "client"));
     this.counts.opened += 1;
     this.hooks.onOpen?.();
     this.startKeepAlive();
-    this.write(c, sseRetry(this.opts.retryMs) + sseEvent("hello", hello));
-    return true;
+    return c;
+  }
+
+  /** Replaces what an open connection receives (a WebSocket subscribe or unsubscribe). */
+  refilter(c: StreamConnection, filter: StreamFilter): void {
+    if (!c.open) return;
+    this.unindex(c);
+    c.filter = filter;
+    this.index(c);
   }
 
   /** Forming bars (`bars.updated`): throttled per symbol and interval, coalesced to the latest. */
@@ -138,8 +169,9 @@ export class StreamHub {
 
   /** An anomaly (`anomaly.detected`), to connections that want all or this symbol's anomalies. */
   anomaly(record: AnomalyRecord): void {
-    let chunk: string | null = null;
-    const send = (c: Connection) => this.write(c, (chunk ??= sseEvent("anomaly", record)));
+    let json: string | null = null;
+    const send = (c: Connection) =>
+      this.write(c, c.framing.event("anomaly", (json ??= JSON.stringify(record))));
     for (const c of this.allAnomalies) send(c);
     for (const c of this.bySymbol.get(record.symbol) ?? [])
       if (c.filter.anomalies === "subscribed") send(c);
@@ -162,9 +194,10 @@ export class StreamHub {
   }
 
   private deliverBar(event: "bar" | "closed", b: StreamBar): void {
-    let chunk: string | null = null;
+    let json: string | null = null;
     for (const c of this.bySymbol.get(b.symbol) ?? [])
-      if (c.filter.intervals.has(b.interval)) this.write(c, (chunk ??= sseEvent(event, b)));
+      if (c.filter.intervals.has(b.interval))
+        this.write(c, c.framing.event(event, (json ??= JSON.stringify(b))));
   }
 
   private write(c: Connection, chunk: string): void {
@@ -180,12 +213,7 @@ export class StreamHub {
     if (!c.open) return;
     c.open = false;
     this.connections.delete(c);
-    for (const symbol of c.filter.symbols) {
-      const set = this.bySymbol.get(symbol);
-      set?.delete(c);
-      if (set?.size === 0) this.bySymbol.delete(symbol);
-    }
-    this.allAnomalies.delete(c);
+    this.unindex(c);
     if (reason === "slow") this.counts.dropped += 1;
     this.hooks.onClose?.(reason);
     if (this.connections.size === 0) {
@@ -193,6 +221,24 @@ export class StreamHub {
       this.pending.clear();
       this.lastSentAt.clear();
     }
+  }
+
+  private index(c: Connection): void {
+    for (const symbol of c.filter.symbols) {
+      let set = this.bySymbol.get(symbol);
+      if (!set) this.bySymbol.set(symbol, (set = new Set()));
+      set.add(c);
+    }
+    if (c.filter.anomalies === "all") this.allAnomalies.add(c);
+  }
+
+  private unindex(c: Connection): void {
+    for (const symbol of c.filter.symbols) {
+      const set = this.bySymbol.get(symbol);
+      set?.delete(c);
+      if (set?.size === 0) this.bySymbol.delete(symbol);
+    }
+    this.allAnomalies.delete(c);
   }
 
   /** Makes sure a flush runs by `due` (the earliest slot of any pending key). */
@@ -228,8 +274,11 @@ export class StreamHub {
   }
 
   private keepAlive(): void {
-    const chunk = sseComment("keep-alive");
-    for (const c of [...this.connections]) this.write(c, chunk);
+    for (const c of [...this.connections]) {
+      const chunk = c.framing.keepAlive();
+      if (chunk === null) c.sink.keepAlive?.();
+      else this.write(c, chunk);
+    }
     // A throttle slot older than the throttle window no longer delays anything: forget it.
     const now = Date.now();
     for (const [key, at] of this.lastSentAt)

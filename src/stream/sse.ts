@@ -6,7 +6,12 @@
 
 /** One event whose data is the JSON of `data` (JSON text never holds a raw newline: one line). */
 export function sseEvent(event: string, data: unknown): string {
-  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  return sseEventJson(event, JSON.stringify(data));
+}
+
+/** One event whose data is already JSON text. */
+export function sseEventJson(event: string, json: string): string {
+  return `event: ${event}\ndata: ${json}\n\n`;
 }
 
 export function sseComment(text: string): string {

@@ -153,6 +153,7 @@ describe("REST API", () => {
         "/api/ready",
         "/api/stats",
         "/api/stream",
+        "/api/ws",
         "/api/symbols",
       ].sort(),
     );

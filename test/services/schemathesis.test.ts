@@ -34,7 +34,7 @@ describe("schemathesis against /api/openapi.json", () => {
     const streaming = Object.entries(doc.paths)
       .filter(([, ops]) => Object.values(ops).some((op) => op["x-streaming"] === true))
       .map(([p]) => p);
-    expect(streaming).toEqual(["/api/stream"]);
+    expect(streaming).toEqual(["/api/stream", "/api/ws"]);
     const args = [
       "run",
       `${node.url}/api/openapi.json`,
