@@ -67,6 +67,8 @@ export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
 const HANDOFF_LOG = 100;
 const PUSH_CHUNK = 200;
 const STALL_TICK_MS = 100;
+/** Attempts of an `adopt` (about 15 s with the backoff) before its states wait for their next use. */
+const ADOPT_ATTEMPTS = 20;
 
 export interface SymbolActorsVars {
   actors: SymbolActors;
@@ -305,12 +307,24 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         adopt: {
           params: { symbols: { type: "array", items: "string", max: 100_000 } },
           async handler(this: This, ctx: Context<{ symbols: string[] }>) {
-            this.refreshMembership();
-            const mine = ctx.params.symbols.filter(
-              (s) => this.ownership.owner(s) === this.broker.nodeID,
-            );
-            await this.acquire(mine);
-            return { adopted: mine.length };
+            // Released states are held by no one until acquired: keep trying (a claim racing
+            // another, a holder not yet knowing this node) while this node still owns them.
+            for (let attempt = 0; ; attempt++) {
+              this.refreshMembership();
+              const mine = ctx.params.symbols.filter(
+                (s) => this.ownership.owner(s) === this.broker.nodeID && !this.custody.isHeld(s),
+              );
+              if (mine.length === 0 || this.leaving) return { adopted: attempt };
+              try {
+                await this.acquire(mine);
+                return { adopted: attempt + 1 };
+              } catch (err: unknown) {
+                if (attempt + 1 >= ADOPT_ATTEMPTS) throw err;
+              }
+              await new Promise((resolve) =>
+                setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)),
+              );
+            }
           },
         },
 
@@ -496,7 +510,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                 .call(
                   `${this.name}.adopt`,
                   { symbols: released.symbols },
-                  { nodeID: owner, retries: 0 },
+                  { nodeID: owner, retries: 0, timeout: 60_000 },
                 )
                 .catch((err: unknown) =>
                   this.logger.debug(

@@ -97,7 +97,7 @@ export const SETTINGS = [
   {
     env: "STREAM_MAX_SYMBOLS",
     default: "100",
-    description: "Symbols one `/api/stream` connection may subscribe to",
+    description: "Symbols one `/api/stream` or `/api/ws` connection may subscribe to",
   },
   {
     env: "STREAM_THROTTLE_MS",
