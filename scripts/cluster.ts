@@ -4,13 +4,13 @@
  * run), the synthetic feed into the `trades` topic, and N nodes running every service over NATS
  * (node 1's gateway on PORT, default 3000; the others on free ports). Prints the dashboard URL
  * and how to add a node; Ctrl-C stops the nodes and the feed, and the infrastructure if this
- * command started it. Each node's log is in .infra/cluster/<node>.log.
+ * command started it. Each node's log is in .infra/cluster/<node>.log, the feed's in feed.log.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { repoRoot } from "../src/infra/local";
+import { freePort, repoRoot } from "../src/infra/local";
 
 const ROOT = repoRoot();
 const NODE = process.execPath;
@@ -28,21 +28,18 @@ function infra(cmd: "up" | "down" | "status", quiet = false): boolean {
   return res.status === 0;
 }
 
-/** Resolves with the child's first output line matching `re`, or rejects when it exits first. */
-function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const onData = (d: Buffer) => {
-      seen = (seen + d.toString()).slice(-100_000);
-      const m = re.exec(seen);
-      if (m) {
-        child.stdout?.off("data", onData);
-        resolve(m);
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`${what} exited (${code}) before it was ready`)));
-  });
+/** Resolves once `url` answers /api/health; rejects when the child exits first. */
+async function healthy(child: ChildProcess, url: string, what: string): Promise<void> {
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before it was ready`);
+    const ok = await fetch(`${url}/api/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 async function main(): Promise<number> {
@@ -98,14 +95,18 @@ async function main(): Promise<number> {
         "--symbols",
         args.symbols,
       ],
-      { stdio: ["ignore", "ignore", "inherit"] },
+      { stdio: ["ignore", "pipe", "pipe"] },
     );
     children.push(feed);
+    const feedLog = createWriteStream(path.join(LOGS, "feed.log"));
+    feed.stdout.pipe(feedLog);
+    feed.stderr.pipe(feedLog);
 
     const urls: string[] = [];
     // One after another: each node checks its ports free before it listens (src/node/ports.ts).
     for (let i = 1; i <= n; i++) {
       const nodeID = `node-${i}`;
+      const port = i === 1 ? Number(gatewayPort) : await freePort();
       const child = spawn(NODE, [script("node")], {
         env: {
           ...process.env,
@@ -113,7 +114,7 @@ async function main(): Promise<number> {
           NAMESPACE,
           TRANSPORTER: NATS,
           KAFKA_BROKERS: KAFKA,
-          PORT: i === 1 ? gatewayPort : "0",
+          PORT: String(port),
           HISTORY_URL: `sqlite:.data/cluster-${nodeID}.sqlite`,
         },
         stdio: ["ignore", "pipe", "pipe"],
@@ -122,12 +123,9 @@ async function main(): Promise<number> {
       const log = createWriteStream(path.join(LOGS, `${nodeID}.log`));
       child.stdout.pipe(log);
       child.stderr.pipe(log);
-      const [, url] = await waitForLine(
-        child,
-        /Tickstream REST on (http:\/\/[^\s"]+)\/api/,
-        nodeID,
-      );
-      urls.push(url!);
+      const url = `http://127.0.0.1:${port}`;
+      await healthy(child, url, nodeID);
+      urls.push(url);
       console.log(
         `${nodeID}: ${url}/api (log: ${path.relative(process.cwd(), path.join(LOGS, `${nodeID}.log`))})`,
       );

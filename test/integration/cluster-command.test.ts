@@ -29,9 +29,11 @@ describe("npm run cluster", () => {
     try {
       const url = await eventually(
         () => /dashboard: (http:\/\/\S+)\//.exec(out)?.[1],
-        `the dashboard URL (output: ${out.slice(-500)})`,
+        "the dashboard URL",
         180_000,
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; output: ${out.slice(-2000)}`);
+      });
       expect(url).toBe(`http://127.0.0.1:${port}`);
       // Both nodes hold symbols of the feed, as the gateway sees them.
       const owners = await eventually(
