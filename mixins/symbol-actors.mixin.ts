@@ -31,7 +31,7 @@ import {
   type Holder,
 } from "../src/custody/store";
 import { StallWatch } from "../src/custody/stall-watch";
-import { badBatch } from "../src/errors";
+import { badBatch, custodyUnavailable } from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
 import { native, type Binding } from "../src/native";
 
@@ -58,7 +58,7 @@ export interface Handoff {
   to: string;
   symbols: number;
   bytes: number;
-  why: "membership" | "leaving" | "pull" | "lost" | "superseded";
+  why: "membership" | "leaving" | "pull" | "lost";
 }
 
 export type CheckpointResult = Written & ProcessReply;
@@ -441,11 +441,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           } catch (err: unknown) {
             if (err instanceof CustodyBusy)
               throw wrongOwner(err.symbol, undefined, `${this.broker.nodeID}: ${err.message}`);
-            throw new Errors.MoleculerRetryableError(
-              `custody store unavailable: ${(err as Error).message}`,
-              503,
-              "ERR_CUSTODY_UNAVAILABLE",
-            );
+            throw custodyUnavailable(err);
           }
         },
 
@@ -459,11 +455,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           try {
             current = await this.custody.verify(symbol);
           } catch (err: unknown) {
-            throw new Errors.MoleculerRetryableError(
-              `custody store unavailable: ${(err as Error).message}`,
-              503,
-              "ERR_CUSTODY_UNAVAILABLE",
-            );
+            throw custodyUnavailable(err);
           }
           if (!current)
             throw wrongOwner(

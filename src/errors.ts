@@ -12,6 +12,7 @@ export const ERR_NOT_READY = "ERR_NOT_READY";
 export const ERR_NATIVE = "ERR_NATIVE";
 export const ERR_BAD_BATCH = "ERR_BAD_BATCH";
 export const ERR_HISTORY_UNAVAILABLE = "ERR_HISTORY_UNAVAILABLE";
+export const ERR_CUSTODY_UNAVAILABLE = "ERR_CUSTODY_UNAVAILABLE";
 
 /** 404: the symbol has never traded on this cluster (or left retention). */
 export function unknownSymbol(symbol: string): Errors.MoleculerClientError {
@@ -59,6 +60,17 @@ export function badBatch(problem: string, cause?: unknown): Errors.MoleculerClie
     problem,
   });
   if (cause !== undefined) (err as Error).cause = cause;
+  return err;
+}
+
+/** 503: the custody store (JetStream KV) did not answer; retryable, nothing was applied. */
+export function custodyUnavailable(cause: unknown): Errors.MoleculerRetryableError {
+  const err = new Errors.MoleculerRetryableError(
+    `custody store unavailable: ${(cause as Error).message}`,
+    503,
+    ERR_CUSTODY_UNAVAILABLE,
+  );
+  (err as Error).cause = cause;
   return err;
 }
 
