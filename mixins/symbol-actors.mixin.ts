@@ -41,7 +41,7 @@ export interface ApplyParams {
   producedAtMs?: number;
 }
 
-/** The process that answered, and its custody generation (services/ingest/appliers.ts). */
+/** The process that answered, and its custody generation (src/custody/appliers.ts). */
 export interface ProcessReply {
   nodeID: string;
   instanceID: string;

@@ -7,7 +7,7 @@ import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { CheckpointResult } from "../../mixins/symbol-actors.mixin";
 import type { Config } from "../../src/config";
 import { M, registerMetrics } from "../../src/metrics";
-import { Appliers, key as appliersKey, type Process } from "./appliers";
+import { Appliers, key as appliersKey, type Process } from "../../src/custody/appliers";
 import { Pipeline } from "./pipeline";
 import { createSource, type TradeSource } from "./sources";
 

@@ -16,7 +16,7 @@ import { ownerOf } from "../../src/cluster/rendezvous";
 import { M } from "../../src/metrics";
 import { native } from "../../src/native";
 import type { ParseResult } from "../parser.service";
-import type { Process } from "./appliers";
+import type { Process } from "../../src/custody/appliers";
 import type { Delivery, DeliveryHooks, RawBatch } from "./sources";
 
 export interface PipelineCounts {

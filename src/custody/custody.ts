@@ -4,6 +4,9 @@
  * A symbol's entry in the custody store (store.ts) holds its epoch, its holder and its latest
  * durable state, and every write to it is a compare-and-set on the entry's revision.
  *
+ * The ingest side of the protocol, which processes must answer a round and when to replay, is
+ * appliers.ts beside this file.
+ *
  * Lease phases here (MOVES lists every legal move; `move` is the one place a phase changes):
  *   (absent) → acquiring → held → releasing → (absent)
  *              acquiring → (absent) (claim refused);  releasing → held (write failed);
@@ -15,7 +18,7 @@
  * - write (checkpoint) and release: conditional on the revision of this process's last write.
  * - a conflicting write or a read showing another epoch or holder: the state is dropped, never
  *   merged, and `generation` grows, which tells the ingest nodes that records this process
- *   acknowledged may be gone (they replay from their last commit; see services/ingest/appliers.ts).
+ *   acknowledged may be gone (they replay from their last commit).
  *
  * Invariants: only the holder of a symbol's current epoch applies to it (the caller checks
  * `isHeld` in the same tick as the apply), writes it, hands it over or serves it (`verify`);

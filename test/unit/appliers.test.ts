@@ -3,7 +3,7 @@
  * covered by a round that started after them and that they answered under the custody generation
  * they applied under; lost when their node is gone, is another instance, or dropped a state since.
  */
-import { Appliers, key } from "../../services/ingest/appliers";
+import { Appliers, key } from "../../src/custody/appliers";
 
 const p = (nodeID: string, instanceID: string, service = "aggregator", generation = 0) => ({
   service,
