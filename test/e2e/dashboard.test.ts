@@ -189,7 +189,8 @@ describe("dashboard in a real browser", () => {
     expect(Number(await page.textContent("#h-msgs"))).toBeGreaterThan(0);
     expect(await page.textContent("#h-lag")).toMatch(/^\d+(\.\d+)? s$/);
     // One node holds every symbol: "symbols by node" names it with a count.
-    expect(await page.textContent("#h-owners")).toMatch(new RegExp(`^${node.broker.nodeID} \\d+$`));
+    const nodeID = node.broker.nodeID.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    expect(await page.textContent("#h-owners")).toMatch(new RegExp(`^${nodeID} \\d+$`));
   });
 
   it("finds a symbol by search and draws its candles and anomaly markers", async () => {
