@@ -8,10 +8,10 @@
  * own view, so a call routed on a stale view is retried. Views may disagree for a while; the
  * custody leases are what keeps a state in one place and fences a superseded holder.
  *
- * Moves: on a membership change a node releases every symbol it no longer owns (written to the
- * custody store, holder none) and tells the new owner (`adopt`); a node that stops gracefully
- * releases everything. Before the first batch or query of a symbol it does not hold, the owner
- * acquires it: the live holder is asked to `release`, a lost one is superseded.
+ * Moves: on a membership change a node asks the new owner of every symbol it no longer owns to
+ * `adopt` it, and the owner pulls it (acquire: the holder is asked to `release`); a node that
+ * stops gracefully releases everything to the store first. Before the first batch or query of a
+ * symbol it does not hold, the owner acquires it the same way; a lost holder is superseded.
  */
 import {
   Errors,
@@ -58,7 +58,8 @@ export interface Handoff {
   to: string;
   symbols: number;
   bytes: number;
-  why: "membership" | "leaving" | "pull" | "lost";
+  /** pull: asked of its live holder; released: free in the store (a node left); lost: superseded. */
+  why: "pull" | "released" | "lost";
 }
 
 export type CheckpointResult = Written & ProcessReply;
@@ -67,7 +68,7 @@ export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
 const HANDOFF_LOG = 100;
 const PUSH_CHUNK = 200;
 const STALL_TICK_MS = 100;
-/** Attempts of an `adopt` (about 15 s with the backoff) before its states wait for their next use. */
+/** Attempts of an `adopt` of released states (about 15 s with the backoff) before they wait for their next use. */
 const ADOPT_ATTEMPTS = 20;
 
 export interface SymbolActorsVars {
@@ -89,7 +90,7 @@ export interface SymbolActorsMethods {
   ensureOwned(symbols: string[]): void;
   acquire(symbols: string[]): Promise<void>;
   ensureServing(symbol: string): Promise<void>;
-  pushAway(why: Handoff["why"]): Promise<void>;
+  pushAway(): Promise<void>;
   logHandoff(h: Omit<Handoff, "time" | "service">, names: readonly string[]): void;
   countHeld(): void;
   process(): ProcessReply;
@@ -172,7 +173,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                   to: this.broker.nodeID,
                   symbols: symbols.length,
                   bytes,
-                  why: how === "stolen" ? "lost" : "pull",
+                  why: how === "stolen" ? "lost" : how === "pulled" ? "pull" : "released",
                 },
                 symbols,
               );
@@ -209,7 +210,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
       async stopped(this: This) {
         this.leaving = true;
         await this.rebalancing;
-        await this.pushAway("leaving");
+        await this.pushAway();
         this.watch.stop();
         await this.store?.close();
       },
@@ -217,7 +218,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
       events: {
         "$services.changed"(this: This) {
           if (this.refreshMembership() && !this.leaving) {
-            this.rebalancing = this.rebalancing.then(() => this.pushAway("membership"));
+            this.rebalancing = this.rebalancing.then(() => this.pushAway());
           }
         },
         "$node.disconnected"(this: This) {
@@ -287,28 +288,20 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                 "ERR_UNKNOWN_MEMBER",
                 { from },
               );
-            const { symbols, bytes } = await this.custody.release(ctx.params.symbols);
-            if (symbols.length > 0)
-              this.logHandoff(
-                {
-                  from: this.broker.nodeID,
-                  to: from ?? "?",
-                  symbols: symbols.length,
-                  bytes,
-                  why: "pull",
-                },
-                symbols,
-              );
+            const { symbols } = await this.custody.release(ctx.params.symbols);
             return { released: symbols.length };
           },
         },
 
         /** Takes over symbols released to this node (the states come from the custody store). */
         adopt: {
-          params: { symbols: { type: "array", items: "string", max: 100_000 } },
-          async handler(this: This, ctx: Context<{ symbols: string[] }>) {
-            // Released states are held by no one until acquired: keep trying (a claim racing
-            // another, a holder not yet knowing this node) while this node still owns them.
+          params: {
+            symbols: { type: "array", items: "string", max: 100_000 },
+            attempts: { type: "number", integer: true, min: 1, max: 100, default: 1 },
+          },
+          async handler(this: This, ctx: Context<{ symbols: string[]; attempts: number }>) {
+            // States released by a leaving node are held by no one until acquired: it asks for
+            // several attempts (a claim racing another, a holder not knowing this node yet).
             for (let attempt = 0; ; attempt++) {
               this.refreshMembership();
               const mine = ctx.params.symbols.filter(
@@ -319,7 +312,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
                 await this.acquire(mine);
                 return { adopted: attempt + 1 };
               } catch (err: unknown) {
-                if (attempt + 1 >= ADOPT_ATTEMPTS) throw err;
+                if (attempt + 1 >= ctx.params.attempts) throw err;
               }
               await new Promise((resolve) =>
                 setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt)),
@@ -466,7 +459,13 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         },
 
         /** Releases every held symbol owned elsewhere and tells its owner; what fails is kept. */
-        async pushAway(this: This, why: Handoff["why"]) {
+        /**
+         * Moves every held symbol owned elsewhere to its owner. While this node stays, the owner
+         * pulls them (`adopt`: it acquires, asking this node to release), so a state is held by
+         * someone at every moment and an owner that does not agree yet leaves it here. A node
+         * that is leaving releases them to the store first, then asks the owner to adopt.
+         */
+        async pushAway(this: This) {
           this.refreshMembership();
           const byOwner = new Map<string, string[]>();
           for (const s of this.custody.held().keys()) {
@@ -474,44 +473,33 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             if (owner === undefined || owner === this.broker.nodeID) continue;
             byOwner.set(owner, [...(byOwner.get(owner) ?? []), s]);
           }
-          for (const [owner, symbols] of byOwner) {
-            for (let i = 0; i < symbols.length; i += PUSH_CHUNK) {
-              let released: { symbols: string[]; bytes: number };
-              try {
-                released = await this.custody.release(symbols.slice(i, i + PUSH_CHUNK));
-              } catch (err: unknown) {
-                this.logger.warn(
-                  { owner, err: (err as Error).message },
-                  "cannot release states; kept",
-                );
-                continue;
-              }
-              if (released.symbols.length === 0) continue;
-              this.logHandoff(
-                {
-                  from: this.broker.nodeID,
-                  to: owner,
-                  symbols: released.symbols.length,
-                  bytes: released.bytes,
-                  why,
-                },
-                released.symbols,
-              );
-              // The owner would acquire them on their next record anyway: this only makes it eager.
-              this.broker
-                .call(
-                  `${this.name}.adopt`,
-                  { symbols: released.symbols },
-                  { nodeID: owner, retries: 0, timeout: 60_000 },
-                )
-                .catch((err: unknown) =>
+          const adopt = (owner: string, symbols: string[], attempts: number) =>
+            this.broker.call(
+              `${this.name}.adopt`,
+              { symbols, attempts },
+              { nodeID: owner, retries: 0, timeout: 60_000 },
+            );
+          await Promise.all(
+            [...byOwner].map(async ([owner, symbols]) => {
+              for (let i = 0; i < symbols.length; i += PUSH_CHUNK) {
+                const chunk = symbols.slice(i, i + PUSH_CHUNK);
+                try {
+                  if (!this.leaving) {
+                    await adopt(owner, chunk, 1);
+                    continue;
+                  }
+                  const released = await this.custody.release(chunk);
+                  if (released.symbols.length > 0)
+                    void adopt(owner, released.symbols, ADOPT_ATTEMPTS).catch(() => undefined);
+                } catch (err: unknown) {
                   this.logger.debug(
                     { owner, err: (err as Error).message },
-                    "adopt failed; acquired on next use",
-                  ),
-                );
-            }
-          }
+                    "symbols not moved yet; their owner acquires them on next use",
+                  );
+                }
+              }
+            }),
+          );
         },
 
         countHeld(this: This) {

@@ -67,7 +67,8 @@ export interface CustodyEvents {
 interface Acquired {
   symbol: string;
   from: Holder | null;
-  how: "released" | "stolen" | "new";
+  /** `pulled`: its live holder released it on request; `released`: it was free already. */
+  how: "pulled" | "released" | "stolen" | "new";
   bytes: number;
 }
 
@@ -188,6 +189,7 @@ export class Custody {
     const acquired: Acquired[] = [];
     try {
       let entries = await mapLimit(symbols, (s) => this.store.read(this.key(s)));
+      const holders = entries.map((e) => e?.holder ?? null);
       const asked = new Map<string, { holder: Holder; at: number[] }>();
       entries.forEach((e, i) => {
         const h = e?.holder;
@@ -214,7 +216,13 @@ export class Custody {
         entries = await mapLimit(symbols, (s) => this.store.read(this.key(s)));
       }
       await mapLimit(symbols, async (s, i) => {
-        acquired.push(await this.claimOne(s, entries[i] ?? null));
+        const a = await this.claimOne(s, entries[i] ?? null);
+        const asked = holders[i];
+        acquired.push(
+          a.how === "released" && asked && !this.isMe(asked)
+            ? { ...a, how: "pulled", from: asked }
+            : a,
+        );
       });
     } finally {
       for (const s of symbols) {
