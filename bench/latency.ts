@@ -147,6 +147,8 @@ export async function runLatency(
     Array.from({ length: nodes }, (_, i) =>
       nodeEnv(`${group}-n${i + 1}`, kafka.brokers, topic, group, {
         NAMESPACE: namespace,
+        // The WebSocket clients and the SSE client, with room to spare.
+        STREAM_MAX_CONNECTIONS: String(WS_CONNECTIONS + 100),
         ...(nats && { TRANSPORTER: nats.url }),
       }),
     ),
