@@ -7,16 +7,16 @@
  * - a re-delivered record (after a crash or a rebalance) is recognised by the actors' per-partition
  *   applied-offset watermarks (source `topic/partition`, seq = offset) and by trade id.
  *
- * Recovery with checkpoints (a NATS transporter and CHECKPOINT_INTERVAL_MS > 0): offsets are
- * committed only by checkpoint rounds. Every interval the source notes, per assigned partition, the
- * offset below which every batch is acknowledged, asks every actor node to write its changed
- * symbol states to the checkpoint store (`checkpoint` round, see the ingest service), and commits
- * those offsets once all of them have. The committed offset is thus always covered by the
- * checkpoint: a restarted consumer, or a rewind after an actor node was lost, resumes there, and
- * the lost symbols' new owners load their checkpoints before replaying the log after them. A round
- * during which an actor node was lost never commits.
+ * Recovery with checkpoints (a NATS transporter: a cluster): offsets are committed only by
+ * checkpoint rounds. Every interval the source notes, per assigned partition, the offset below
+ * which every batch is acknowledged, has the actor processes that applied its records write their
+ * states to the custody store (`checkpoint` round, see the ingest service and src/custody/), and
+ * commits those offsets once all of them have. The committed offset is thus always covered by the
+ * store: a restarted consumer, or a rewind after an actor process was lost or superseded, resumes
+ * there, and the new holders of its symbols take the states from the store before replaying the
+ * log after them. A round during which a rewind started never commits.
  *
- * Recovery without checkpoints: state is a cache of the log. On its first assignment of a
+ * Recovery without checkpoints (one process): state is a cache of the log. On its first assignment of a
  * partition, a node replays it from the start of the 1m retention window (found by record
  * timestamp), idempotently. Either way the node reports itself live once every assigned partition
  * has reached the end it saw at assignment.
