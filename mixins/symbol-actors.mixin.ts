@@ -365,7 +365,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           params: { symbol: { type: "string", max: 64 } },
           handler(this: This, ctx: Context<{ symbol: string }>) {
             this.refreshMembership();
-            const epoch = this.custody.held().get(ctx.params.symbol);
+            const epoch = this.custody.epochOf(ctx.params.symbol);
             return {
               symbol: ctx.params.symbol,
               owner: this.ownership.owner(ctx.params.symbol) ?? null,

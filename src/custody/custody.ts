@@ -128,6 +128,12 @@ export class Custody {
     return this.leases.get(symbol)?.phase === "held";
   }
 
+  /** The epoch this process holds `symbol` under, if it holds it. */
+  epochOf(symbol: string): number | undefined {
+    const l = this.leases.get(symbol);
+    return l?.phase === "held" ? l.epoch : undefined;
+  }
+
   /** Held symbols with their epochs. */
   held(): Map<string, number> {
     const out = new Map<string, number>();

@@ -4,12 +4,7 @@
  * which makes it the keep-alive; `retry:` sets the client's reconnection delay.
  */
 
-/** One event whose data is the JSON of `data` (JSON text never holds a raw newline: one line). */
-export function sseEvent(event: string, data: unknown): string {
-  return sseEventJson(event, JSON.stringify(data));
-}
-
-/** One event whose data is already JSON text. */
+/** One event whose data is JSON text (which never holds a raw newline: one line). */
 export function sseEventJson(event: string, json: string): string {
   return `event: ${event}\ndata: ${json}\n\n`;
 }
