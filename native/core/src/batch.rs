@@ -3,19 +3,19 @@
 //! A batch crosses process boundaries (Moleculer over NATS) as a single binary message and
 //! is applied by the engine straight from the bytes, without per-trade allocation.
 //!
-//! # Format, version 1 (all integers little-endian)
+//! # Format, version 2 (all integers little-endian)
 //!
 //! ```text
 //! header (32 bytes)
 //!   0  [u8; 4]  magic "TSTB"
-//!   4  u16      version = 1
-//!   6  u16      header length = 32 (readers of v1 require exactly 32)
+//!   4  u16      version = 2 (version 1 is read too: it has no correction rows)
+//!   6  u16      header length = 32 (readers require exactly 32)
 //!   8  u32      source name length (bytes; the name starts the string area)
 //!  12  u32      symbol count
 //!  16  u32      trade row count
 //!  20  u32      order row count
 //!  24  u32      string area length
-//!  28  u32      reserved, 0
+//!  28  u32      correction row count (version 1: reserved, 0)
 //! symbol table: symbol count × 8 bytes
 //!   0  u32  offset into the string area      4  u32  length (> 0)
 //! trade rows: trade count × 56 bytes
@@ -28,6 +28,11 @@
 //!  32  u32 symbol index   36 u32 arrival.ord   40 u32 ClOrdID offset   44 u32 ClOrdID length
 //!      (u32::MAX = none)  48 u32 record index   52 u8 side   53 u8 has price (0/1)
 //!  54  2 reserved bytes, 0
+//! correction rows: correction count × 56 bytes (trade cancels and corrections)
+//!   0  i64 price (corrections; 0 for cancels)   8  i64 qty (corrections; 0 for cancels)
+//!  16  u64 arrival.seq   24 u32 symbol index   28 u32 arrival.ord
+//!  32  u32 id offset   36 u32 id length (u32::MAX = none)   40 u32 ref offset   44 u32 ref length
+//!  48  u32 record index   52 u8 kind (1 cancel, 2 correct)   53  3 reserved bytes, 0
 //! string area: UTF-8; source name, symbols, ids
 //! ```
 //!
@@ -45,8 +50,8 @@ use std::collections::BTreeMap;
 
 /// First four bytes of every batch.
 pub const BATCH_MAGIC: [u8; 4] = *b"TSTB";
-/// Format version written by this crate.
-pub const BATCH_VERSION: u16 = 1;
+/// Format version written by this crate (2 added correction rows).
+pub const BATCH_VERSION: u16 = 2;
 /// Header length of version 1.
 pub const HEADER_LEN: usize = 32;
 /// Bytes per symbol table entry.
@@ -55,6 +60,8 @@ pub const SYMBOL_ENTRY_LEN: usize = 8;
 pub const TRADE_ROW_LEN: usize = 56;
 /// Bytes per order row.
 pub const ORDER_ROW_LEN: usize = 56;
+/// Bytes per correction row.
+pub const CORRECTION_ROW_LEN: usize = 56;
 /// Longest accepted source name.
 pub const MAX_SOURCE_LEN: usize = 1024;
 
@@ -142,6 +149,8 @@ struct Writer {
     n_trades: u32,
     orders: Vec<u8>,
     n_orders: u32,
+    corrections: Vec<u8>,
+    n_corrections: u32,
     strings: Vec<u8>,
     /// First overflow met while writing; reported by `finish` (sinks cannot return errors).
     error: Option<BatchError>,
@@ -160,6 +169,8 @@ impl Writer {
             n_trades: 0,
             orders: Vec::new(),
             n_orders: 0,
+            corrections: Vec::new(),
+            n_corrections: 0,
             strings: source.as_bytes().to_vec(),
             error: None,
         })
@@ -252,6 +263,33 @@ impl Writer {
         self.n_orders += 1;
     }
 
+    /// Appends a correction row; `c.ref_id` must be set (the builder counts the others).
+    fn push_correction(&mut self, symbol: u32, c: &Correction<'_>, record: u32) {
+        if self.n_corrections == u32::MAX {
+            return self.fail(BatchError::Overflow("too many corrections"));
+        }
+        let Some((id_off, id_len)) = self.add_opt_string(c.id) else {
+            return;
+        };
+        let Some((ref_off, ref_len)) = self.add_opt_string(c.ref_id) else {
+            return;
+        };
+        let mut row = [0u8; CORRECTION_ROW_LEN];
+        row[0..8].copy_from_slice(&c.price.unwrap_or(0).to_le_bytes());
+        row[8..16].copy_from_slice(&c.qty.unwrap_or(0).to_le_bytes());
+        row[16..24].copy_from_slice(&c.arrival.seq.to_le_bytes());
+        row[24..28].copy_from_slice(&symbol.to_le_bytes());
+        row[28..32].copy_from_slice(&c.arrival.ord.to_le_bytes());
+        row[32..36].copy_from_slice(&id_off.to_le_bytes());
+        row[36..40].copy_from_slice(&id_len.to_le_bytes());
+        row[40..44].copy_from_slice(&ref_off.to_le_bytes());
+        row[44..48].copy_from_slice(&ref_len.to_le_bytes());
+        row[48..52].copy_from_slice(&record.to_le_bytes());
+        row[52] = c.kind as u8;
+        self.corrections.extend_from_slice(&row);
+        self.n_corrections += 1;
+    }
+
     fn finish(self) -> Result<Vec<u8>, BatchError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -262,6 +300,7 @@ impl Writer {
             + self.symbol_table.len()
             + self.trades.len()
             + self.orders.len()
+            + self.corrections.len()
             + self.strings.len();
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&BATCH_MAGIC);
@@ -272,10 +311,11 @@ impl Writer {
         out.extend_from_slice(&self.n_trades.to_le_bytes());
         out.extend_from_slice(&self.n_orders.to_le_bytes());
         out.extend_from_slice(&strings_len.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.n_corrections.to_le_bytes());
         out.extend_from_slice(&self.symbol_table);
         out.extend_from_slice(&self.trades);
         out.extend_from_slice(&self.orders);
+        out.extend_from_slice(&self.corrections);
         out.extend_from_slice(&self.strings);
         Ok(out)
     }
@@ -311,6 +351,9 @@ pub struct DecodeSummary {
     pub cancels: u64,
     /// Trade corrections seen.
     pub corrections: u64,
+    /// Cancels and corrections that name no trade (no ExecRefID / TradeReportRefID) or no
+    /// symbol: they stay non-trades and are not written.
+    pub unreferenced: u64,
     /// Every reject, in input order.
     pub rejects: Vec<Reject>,
 }
@@ -465,6 +508,13 @@ impl<'a> DecodeSink<'a> for BatchBuilder {
             CorrectionKind::Cancel => self.summary.cancels += 1,
             CorrectionKind::Correct => self.summary.corrections += 1,
         }
+        let (Some(symbol), Some(_)) = (correction.symbol, correction.ref_id) else {
+            self.summary.unreferenced += 1;
+            return;
+        };
+        if let Some(sym) = self.symbol_index(symbol) {
+            self.writer.push_correction(sym, correction, self.record);
+        }
     }
 }
 
@@ -490,6 +540,17 @@ pub struct OrderRow<'a> {
     pub order: Order<'a>,
 }
 
+/// A correction row with its batch coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorrectionRow<'a> {
+    /// Index into [`TradeBatchView::symbols`].
+    pub symbol_index: u32,
+    /// Record index within the decode call.
+    pub record: u32,
+    /// The cancel or correction; `symbol` and `ref_id` are always set.
+    pub correction: Correction<'a>,
+}
+
 /// A validated, zero-copy view of a packed batch.
 #[derive(Debug, Clone)]
 pub struct TradeBatchView<'a> {
@@ -498,6 +559,7 @@ pub struct TradeBatchView<'a> {
     symbols: Vec<&'a str>,
     trade_rows: &'a [u8],
     order_rows: &'a [u8],
+    correction_rows: &'a [u8],
     strings: &'a str,
 }
 
@@ -526,7 +588,7 @@ impl<'a> TradeBatchView<'a> {
             return Err(BatchError::BadMagic);
         }
         let version = u16::from_le_bytes(bytes_at(bytes, 4));
-        if version != BATCH_VERSION {
+        if version != BATCH_VERSION && version != 1 {
             return Err(BatchError::UnsupportedVersion(version));
         }
         if usize::from(u16::from_le_bytes(bytes_at(bytes, 6))) != HEADER_LEN {
@@ -537,7 +599,8 @@ impl<'a> TradeBatchView<'a> {
         let n_trades = u64::from(u32_at(bytes, 16));
         let n_orders = u64::from(u32_at(bytes, 20));
         let strings_len = u64::from(u32_at(bytes, 24));
-        if u32_at(bytes, 28) != 0 {
+        let n_corrections = u64::from(u32_at(bytes, 28));
+        if version == 1 && n_corrections != 0 {
             return Err(BatchError::BadHeader("reserved field is not 0"));
         }
         if source_len > MAX_SOURCE_LEN as u64 || source_len > strings_len {
@@ -547,7 +610,8 @@ impl<'a> TradeBatchView<'a> {
         let sym_end = HEADER_LEN as u64 + n_symbols * SYMBOL_ENTRY_LEN as u64;
         let trades_end = sym_end + n_trades * TRADE_ROW_LEN as u64;
         let orders_end = trades_end + n_orders * ORDER_ROW_LEN as u64;
-        let total = orders_end + strings_len;
+        let corrections_end = orders_end + n_corrections * CORRECTION_ROW_LEN as u64;
+        let total = corrections_end + strings_len;
         if total != bytes.len() as u64 {
             return Err(BatchError::LengthMismatch {
                 expected: total,
@@ -555,9 +619,14 @@ impl<'a> TradeBatchView<'a> {
             });
         }
         // All offsets are ≤ bytes.len() now, so the casts are lossless.
-        let (sym_end, trades_end, orders_end) =
-            (sym_end as usize, trades_end as usize, orders_end as usize);
-        let strings = std::str::from_utf8(&bytes[orders_end..]).map_err(|_| BatchError::Utf8)?;
+        let (sym_end, trades_end, orders_end, corrections_end) = (
+            sym_end as usize,
+            trades_end as usize,
+            orders_end as usize,
+            corrections_end as usize,
+        );
+        let strings =
+            std::str::from_utf8(&bytes[corrections_end..]).map_err(|_| BatchError::Utf8)?;
         let source = strings
             .get(..source_len as usize)
             .ok_or(BatchError::BadHeader("source name splits a character"))?;
@@ -608,12 +677,38 @@ impl<'a> TradeBatchView<'a> {
             }
         }
 
+        let correction_rows = &bytes[orders_end..corrections_end];
+        for (i, r) in correction_rows.chunks_exact(CORRECTION_ROW_LEN).enumerate() {
+            let bad = |what| BatchError::BadRow {
+                what,
+                row: i as u32,
+            };
+            if u64::from(u32_at(r, 24)) >= n_symbols {
+                return Err(bad("symbol index"));
+            }
+            if opt_str(strings, u32_at(r, 32), u32_at(r, 36)).is_err() {
+                return Err(bad("correction id"));
+            }
+            if !matches!(opt_str(strings, u32_at(r, 40), u32_at(r, 44)), Ok(Some(_))) {
+                return Err(bad("correction reference"));
+            }
+            let values_ok = match r[52] {
+                1 => i64_at(r, 0) == 0 && i64_at(r, 8) == 0,
+                2 => i64_at(r, 0) > 0 && i64_at(r, 8) >= 0,
+                _ => false,
+            };
+            if !values_ok || r[53..56] != [0, 0, 0] {
+                return Err(bad("correction kind, values or reserved bytes"));
+            }
+        }
+
         Ok(TradeBatchView {
             version,
             source,
             symbols,
             trade_rows,
             order_rows,
+            correction_rows,
             strings,
         })
     }
@@ -643,9 +738,14 @@ impl<'a> TradeBatchView<'a> {
         self.order_rows.len() / ORDER_ROW_LEN
     }
 
-    /// Whether the batch has neither trades nor orders.
+    /// Number of correction rows.
+    pub fn correction_count(&self) -> usize {
+        self.correction_rows.len() / CORRECTION_ROW_LEN
+    }
+
+    /// Whether the batch has no rows at all.
     pub fn is_empty(&self) -> bool {
-        self.trade_rows.is_empty() && self.order_rows.is_empty()
+        self.trade_rows.is_empty() && self.order_rows.is_empty() && self.correction_rows.is_empty()
     }
 
     /// The raw bytes of trade row `i` (for the engine's prefetching and decoding).
@@ -769,6 +869,40 @@ impl<'a> TradeBatchView<'a> {
     pub fn orders(&self) -> impl ExactSizeIterator<Item = Order<'a>> + '_ {
         self.order_rows().map(|r| r.order)
     }
+
+    fn decode_correction(&self, r: &[u8]) -> CorrectionRow<'a> {
+        let symbol_index = u32_at(r, 24);
+        let symbol = self.symbols.get(symbol_index as usize).copied();
+        let kind = if r.get(52) == Some(&2) {
+            CorrectionKind::Correct
+        } else {
+            CorrectionKind::Cancel
+        };
+        let values = kind == CorrectionKind::Correct;
+        CorrectionRow {
+            symbol_index,
+            record: u32_at(r, 48),
+            correction: Correction {
+                kind,
+                symbol,
+                id: opt_str(self.strings, u32_at(r, 32), u32_at(r, 36)).unwrap_or(None),
+                ref_id: opt_str(self.strings, u32_at(r, 40), u32_at(r, 44)).unwrap_or(None),
+                price: values.then(|| i64_at(r, 0)),
+                qty: values.then(|| i64_at(r, 8)),
+                arrival: Arrival {
+                    seq: u64_at(r, 16),
+                    ord: u32_at(r, 28),
+                },
+            },
+        }
+    }
+
+    /// Correction rows in batch order.
+    pub fn correction_rows(&self) -> impl ExactSizeIterator<Item = CorrectionRow<'a>> + '_ {
+        self.correction_rows
+            .chunks_exact(CORRECTION_ROW_LEN)
+            .map(|r| self.decode_correction(r))
+    }
 }
 
 /// Splits a batch into one batch per owner, keeping row order within each owner.
@@ -818,6 +952,11 @@ pub fn partition(
     for row in view.order_rows() {
         if let Some((owner, sym)) = target(row.symbol_index, &mut writers) {
             writers[owner].push_order(sym, &row.order, row.record);
+        }
+    }
+    for row in view.correction_rows() {
+        if let Some((owner, sym)) = target(row.symbol_index, &mut writers) {
+            writers[owner].push_correction(sym, &row.correction, row.record);
         }
     }
     writers.into_iter().map(Writer::finish).collect()
@@ -898,7 +1037,7 @@ mod tests {
         let v = TradeBatchView::parse(&bytes).unwrap();
         assert_eq!(
             (v.version(), v.source(), v.symbols()),
-            (1, "trades/3", &["A", "B", "C"][..])
+            (2, "trades/3", &["A", "B", "C"][..])
         );
         assert_eq!((v.trade_count(), v.order_count()), (6, 1));
         let rows: Vec<TradeRow<'_>> = v.trade_rows().collect();
@@ -927,10 +1066,10 @@ mod tests {
         b[0] = b'X';
         assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::BadMagic);
         let mut b = good.clone();
-        b[4] = 2;
+        b[4] = 3;
         assert_eq!(
             TradeBatchView::parse(&b).unwrap_err(),
-            BatchError::UnsupportedVersion(2)
+            BatchError::UnsupportedVersion(3)
         );
         let mut b = good.clone();
         b.push(0);
@@ -1002,8 +1141,29 @@ mod tests {
             symbol: Some("S"),
             id: None,
             ref_id: Some("r"),
+            price: None,
+            qty: None,
+            arrival: Arrival { seq: 1, ord: 1 },
+        });
+        b.message(&msg(Outcome::Correction, Some(b"8")));
+        b.correction(&Correction {
+            kind: CorrectionKind::Correct,
+            symbol: Some("S"),
+            id: Some("c2"),
+            ref_id: None,
+            price: Some(2),
+            qty: Some(1),
+            arrival: Arrival { seq: 2, ord: 0 },
         });
         let p = b.finish().unwrap();
+        let v = TradeBatchView::parse(&p.bytes).unwrap();
+        let rows: Vec<CorrectionRow<'_>> = v.correction_rows().collect();
+        assert_eq!(rows.len(), 1, "a correction without a reference is not written");
+        assert_eq!(
+            (rows[0].correction.kind, rows[0].correction.ref_id, rows[0].correction.arrival.ord),
+            (CorrectionKind::Cancel, Some("r"), 1)
+        );
+        assert_eq!(p.summary.unreferenced, 1);
         let s = &p.summary;
         assert_eq!(
             (
@@ -1014,7 +1174,7 @@ mod tests {
                 s.cancels,
                 s.corrections
             ),
-            (5, 4, 1, 1, 1, 0)
+            (6, 5, 1, 1, 1, 1)
         );
         assert_eq!(s.ignored_by_type.get("0"), Some(&2));
         assert_eq!(

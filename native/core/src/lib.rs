@@ -9,6 +9,7 @@ pub mod crc;
 pub mod decode;
 pub mod dedupe;
 pub mod engine;
+pub mod journal;
 pub mod reason;
 pub mod state;
 pub mod types;

@@ -2,9 +2,9 @@
 //!
 //! # Export format
 //!
-//! `b"TSS1"` + `u16` little-endian format version (currently 1) + a postcard body holding the
+//! `b"TSS1"` + `u16` little-endian format version (currently 3) + a postcard body holding the
 //! symbol, its bars (with clocks and configuration), detector, remembered ids, offset
-//! watermarks and counters. Export is deterministic (ids in FIFO order, watermarks sorted,
+//! watermarks, counters and the trade journal of the correction window. Export is deterministic (ids in FIFO order, watermarks sorted,
 //! detector windows oldest first), so export → import → export yields identical bytes, and an
 //! imported state behaves exactly like the original for every following trade. A later format
 //! gets a new version number and its own body type; import dispatches on the version.
@@ -16,14 +16,16 @@ use crate::bars::{
 use crate::dedupe::{
     id_hash, DedupeError, IdDedupe, Watermarks, DEFAULT_DEDUPE_CAP, DEFAULT_DEDUPE_WINDOW_NS,
 };
-use crate::types::{Order, Trade};
+use crate::journal::{Lookup, TradeJournal};
+use crate::types::{Correction, CorrectionKind, Order, Trade};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// First four bytes of an exported symbol state.
 pub const STATE_MAGIC: [u8; 4] = *b"TSS1";
-/// Export format version written by this crate (2: applied-offset ranges instead of watermarks).
-pub const STATE_VERSION: u16 = 2;
+/// Export format version written by this crate (2: applied-offset ranges instead of
+/// watermarks; 3: bar revisions and the trade journal).
+pub const STATE_VERSION: u16 = 3;
 /// Longest accepted symbol, in bytes.
 pub const MAX_SYMBOL_LEN: usize = 256;
 
@@ -66,7 +68,7 @@ pub enum StateError {
 }
 
 /// Everything needed to create a fresh [`SymbolState`].
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StateConfig {
     /// Closing and retention of bars.
     pub bars: BarConfig,
@@ -74,7 +76,14 @@ pub struct StateConfig {
     pub detector: DetectorConfig,
     /// Id dedupe limits.
     pub dedupe: DedupeConfig,
+    /// How far back (event time, from the symbol's latest event) a trade may be cancelled or
+    /// corrected; its trades are kept for that ([`crate::journal`]). Default 24 h, the default
+    /// 1m retention.
+    pub correction_window_ns: i64,
 }
+
+/// Default correction window: the default 1m retention.
+pub const DEFAULT_CORRECTION_WINDOW_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Limits of the per-symbol id set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +93,17 @@ pub struct DedupeConfig {
     /// Ids older (event time) than this behind the symbol's latest event are forgotten;
     /// default 24 h, the 1m retention.
     pub window_ns: i64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            bars: BarConfig::default(),
+            detector: DetectorConfig::default(),
+            dedupe: DedupeConfig::default(),
+            correction_window_ns: DEFAULT_CORRECTION_WINDOW_NS,
+        }
+    }
 }
 
 impl Default for DedupeConfig {
@@ -141,6 +161,13 @@ pub struct SymbolCounters {
     pub invalid: u64,
     /// Anomalies flagged.
     pub anomalies: u64,
+    /// Trades removed by a cancel.
+    pub cancels_applied: u64,
+    /// Trades whose price and quantity a correction replaced.
+    pub corrections_applied: u64,
+    /// Cancels and corrections that changed nothing (unknown trade, outside the window, already
+    /// cancelled, redelivered, same values).
+    pub corrections_skipped: u64,
     /// The latest trade by key (not by arrival), so that merges are exact.
     pub last: Option<LastTrade>,
 }
@@ -155,6 +182,9 @@ impl SymbolCounters {
         self.revised = self.revised.saturating_add(o.revised);
         self.invalid = self.invalid.saturating_add(o.invalid);
         self.anomalies = self.anomalies.saturating_add(o.anomalies);
+        self.cancels_applied = self.cancels_applied.saturating_add(o.cancels_applied);
+        self.corrections_applied = self.corrections_applied.saturating_add(o.corrections_applied);
+        self.corrections_skipped = self.corrections_skipped.saturating_add(o.corrections_skipped);
         self.last = later(self.last, o.last);
     }
 }
@@ -209,7 +239,32 @@ pub enum OrderStatus {
     Invalid,
 }
 
-/// Bars, detector, dedupe, watermarks and counters of one symbol.
+/// What became of a cancel or correction offered to a [`SymbolState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrectionStatus {
+    /// The trade was cancelled or corrected and its bars recomputed; `revised` when a closed
+    /// bar changed.
+    Applied {
+        /// Cancel or correct.
+        kind: CorrectionKind,
+        /// The key of the trade it changed (anomalies it raised are found by it).
+        trade: TradeKey,
+        /// A closed bar was changed.
+        revised: bool,
+    },
+    /// No trade with that id was applied before it.
+    UnknownTrade,
+    /// The trade is older than the correction window (or its id was forgotten with it).
+    OutsideWindow,
+    /// The trade was already cancelled.
+    AlreadyCancelled,
+    /// This report (by its own id) was already applied.
+    Duplicate,
+    /// A correction to the values the trade already has.
+    Unchanged,
+}
+
+/// Bars, detector, dedupe, watermarks, counters and trade journal of one symbol.
 #[derive(Debug, Clone)]
 pub struct SymbolState {
     symbol: Arc<str>,
@@ -218,6 +273,7 @@ pub struct SymbolState {
     dedupe: IdDedupe,
     watermarks: Watermarks,
     counters: SymbolCounters,
+    journal: TradeJournal,
 }
 
 impl SymbolState {
@@ -237,6 +293,7 @@ impl SymbolState {
             dedupe: IdDedupe::new(config.dedupe.cap, config.dedupe.window_ns)?,
             watermarks: Watermarks::default(),
             counters: SymbolCounters::default(),
+            journal: TradeJournal::new(config.correction_window_ns),
         })
     }
 
@@ -268,6 +325,11 @@ impl SymbolState {
     /// The remembered trade ids.
     pub fn dedupe(&self) -> &IdDedupe {
         &self.dedupe
+    }
+
+    /// The trades kept for cancels and corrections.
+    pub fn journal(&self) -> &TradeJournal {
+        &self.journal
     }
 
     /// The per-source offset watermarks.
@@ -357,10 +419,12 @@ impl SymbolState {
         } else {
             None
         };
+        let latest = self.bars.latest_event_ns().unwrap_or(trade.time_ns);
         if let Some(h) = hash {
-            let latest = self.bars.latest_event_ns().unwrap_or(trade.time_ns);
             self.dedupe.insert(h, trade.time_ns, latest);
         }
+        self.journal
+            .record(key, trade.price, trade.qty, hash, latest);
         let c = &mut self.counters;
         bump(&mut c.trades_applied, 1);
         bump(&mut c.revised, u64::from(revised));
@@ -376,6 +440,87 @@ impl SymbolState {
             });
         }
         TradeStatus::Applied { revised, anomaly }
+    }
+
+    /// Applies a cancel or correction of an earlier trade (found by `ref_id` in the journal):
+    /// the trade is cancelled or takes the new price and quantity, keeping its time, and every
+    /// bar holding it is recomputed from the journal. The report's own id is remembered, so a
+    /// redelivered report applies once. The detector's window is not rewound.
+    pub fn apply_correction(
+        &mut self,
+        c: &Correction<'_>,
+        now_ns: i64,
+        options: ApplyOptions,
+    ) -> CorrectionStatus {
+        let status = self.correction_status(c, now_ns, options);
+        let counters = &mut self.counters;
+        match status {
+            CorrectionStatus::Applied { kind, .. } => match kind {
+                CorrectionKind::Cancel => bump(&mut counters.cancels_applied, 1),
+                CorrectionKind::Correct => bump(&mut counters.corrections_applied, 1),
+            },
+            _ => bump(&mut counters.corrections_skipped, 1),
+        }
+        status
+    }
+
+    fn correction_status(
+        &mut self,
+        c: &Correction<'_>,
+        now_ns: i64,
+        options: ApplyOptions,
+    ) -> CorrectionStatus {
+        let own = c.id.map(id_hash);
+        if own.is_some_and(|h| self.dedupe.contains(h)) {
+            return CorrectionStatus::Duplicate;
+        }
+        let Some(reference) = c.ref_id.map(id_hash) else {
+            return CorrectionStatus::UnknownTrade;
+        };
+        let at = match self.journal.find(reference) {
+            Lookup::Found(at) => at,
+            // The id set outlives the journal when the window is shorter than the 1m retention.
+            Lookup::Missing if self.dedupe.contains(reference) => {
+                return CorrectionStatus::OutsideWindow
+            }
+            Lookup::Missing => return CorrectionStatus::UnknownTrade,
+        };
+        let Some(entry) = self.journal.get(at).copied() else {
+            return CorrectionStatus::UnknownTrade;
+        };
+        let latest = self.bars.latest_event_ns().unwrap_or(entry.time_ns);
+        if entry.time_ns < self.journal.correctable_from_ns(latest) {
+            return CorrectionStatus::OutsideWindow;
+        }
+        if entry.is_cancelled() {
+            return CorrectionStatus::AlreadyCancelled;
+        }
+        match (c.kind, c.price, c.qty) {
+            (CorrectionKind::Cancel, _, _) => self.journal.cancel(at),
+            (CorrectionKind::Correct, Some(price), Some(qty)) if price > 0 && qty >= 0 => {
+                if (price, qty) == (entry.price, entry.qty) {
+                    return CorrectionStatus::Unchanged;
+                }
+                self.journal.correct(at, price, qty);
+            }
+            // Batches are validated, so a correction always carries values.
+            (CorrectionKind::Correct, _, _) => return CorrectionStatus::Unchanged,
+        }
+        let revised = options.bars && self.bars.rebuild_at(entry.time_ns, now_ns, &self.journal);
+        if let Some(h) = own {
+            self.dedupe.insert(h, latest, latest);
+        }
+        if self.counters.last.is_some_and(|l| l.key == entry.key()) {
+            self.counters.last = self.journal.latest_live().map(|e| LastTrade {
+                key: e.key(),
+                price: e.price,
+            });
+        }
+        CorrectionStatus::Applied {
+            kind: c.kind,
+            trade: entry.key(),
+            revised,
+        }
     }
 
     /// Adds one order to its bars' order flow.
@@ -421,6 +566,7 @@ impl SymbolState {
             + self.bars.memory_bytes()
             + self.detector.memory_bytes()
             + self.dedupe.memory_bytes()
+            + self.journal.memory_bytes()
             + self
                 .watermarks
                 .iter()
@@ -440,6 +586,7 @@ impl SymbolState {
             dedupe: self.dedupe.to_parts(),
             watermarks: &self.watermarks,
             counters: &self.counters,
+            journal: self.journal.to_parts(),
         };
         let mut out = Vec::with_capacity(64 + self.bars.bar_count() * 96 + self.dedupe.len() * 12);
         out.extend_from_slice(&STATE_MAGIC);
@@ -486,6 +633,7 @@ impl SymbolState {
             dedupe: IdDedupe::from_parts(body.dedupe)?,
             watermarks: body.watermarks,
             counters: body.counters,
+            journal: TradeJournal::from_parts(body.journal).map_err(StateError::Invalid)?,
         })
     }
 
@@ -532,6 +680,7 @@ impl SymbolState {
             out.detector = b.detector.clone();
         }
         out.dedupe.merge(&b.dedupe);
+        out.journal.merge(&b.journal);
         out.watermarks.merge(&b.watermarks);
         out.counters.merge(&b.counters);
         Ok(out)
@@ -557,9 +706,10 @@ struct BodyRef<'a> {
     dedupe: crate::dedupe::IdDedupePartsRef<'a>,
     watermarks: &'a Watermarks,
     counters: &'a SymbolCounters,
+    journal: crate::journal::JournalPartsRef<'a>,
 }
 
-/// Owned import body of format version 1.
+/// Owned import body of the current format version.
 #[derive(Deserialize)]
 struct Body {
     symbol: String,
@@ -568,6 +718,7 @@ struct Body {
     dedupe: crate::dedupe::IdDedupeParts,
     watermarks: Watermarks,
     counters: SymbolCounters,
+    journal: crate::journal::JournalParts,
 }
 
 #[cfg(test)]

@@ -106,14 +106,23 @@ pub enum CorrectionKind {
     Correct = 2,
 }
 
-/// A trade cancel (ExecType H, TradeReportTransType 1) or correction (G, 2): reported, never
-/// applied as a new trade.
+/// A trade cancel (ExecType H, TradeReportTransType 1) or correction (G, 2) of an earlier trade.
+///
+/// A cancel removes the referenced trade from its bars; a correction replaces its price and
+/// quantity and keeps its time (see [`crate::journal`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Correction<'a> {
     pub kind: CorrectionKind,
     pub symbol: Option<&'a str>,
-    /// The id of the report itself (ExecID / TradeReportID).
+    /// The id of the report itself (ExecID / TradeReportID): a redelivered report applies once.
     pub id: Option<&'a str>,
     /// The id of the trade it refers to (ExecRefID 19 / TradeReportRefID 572).
     pub ref_id: Option<&'a str>,
+    /// The corrected LastPx mantissa (corrections only; > 0).
+    pub price: Option<i64>,
+    /// The corrected LastQty mantissa (corrections only; ≥ 0).
+    pub qty: Option<i64>,
+    /// Position in the source; numbered with the record's trades, so a trade and its cancel in
+    /// one record keep their order.
+    pub arrival: Arrival,
 }

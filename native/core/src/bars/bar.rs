@@ -11,7 +11,7 @@ const SPEC_MASK: u8 = 0b11 << SPEC_SHIFT;
 
 /// A 128-bit sum stored as two `u64` halves.
 ///
-/// `i128` has 16-byte alignment on x86-64, which would pad [`Bar`] from 160 to 176 bytes;
+/// `i128` has 16-byte alignment on x86-64, which would pad [`Bar`] from 168 to 176 bytes;
 /// the halves keep the alignment at 8. Additions wrap so that merges stay associative
 /// even for adversarial inputs (no realistic bar comes near 2^127).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,6 +91,9 @@ pub struct Bar {
     close_ord: u32,
     trades: u32,
     orders: u32,
+    /// Changes applied to the bar: trades, orders, cancels and corrections (see
+    /// [`Bar::revision`]).
+    revision: u32,
     /// Bits 0–1: closed, revised; bits 2–3: the spec.
     flags: u8,
 }
@@ -117,6 +120,7 @@ impl Bar {
             close_ord: 0,
             trades: 0,
             orders: 0,
+            revision: 0,
             flags: (spec as u8) << SPEC_SHIFT,
         }
     }
@@ -200,6 +204,14 @@ impl Bar {
     /// Number of trades.
     pub fn trades(&self) -> u32 {
         self.trades
+    }
+
+    /// How many changes made this version of the bar: every trade, order, cancel and
+    /// correction applied to it counts one. It only grows within a state, and a bar rebuilt from
+    /// part of its changes (a replay that began inside it) has a lower one, so together with the
+    /// generation of the state it orders the versions of a bar (README, "Bar versions").
+    pub fn revision(&self) -> u32 {
+        self.revision
     }
 
     /// Order-flow totals.
@@ -308,14 +320,37 @@ impl Bar {
         self.volume.add(i128::from(qty));
         self.notional.add(i128::from(price) * i128::from(qty));
         self.trades = self.trades.saturating_add(1);
+        self.revision = self.revision.saturating_add(1);
         self.last_update_ns = self.last_update_ns.max(now_ns);
         debug_assert!(self.check().is_ok(), "{:?}", self.check());
+    }
+
+    /// Replaces the bar's trades by `trades` (key order not required), keeping its order flow,
+    /// and counts one change: a cancel or correction recomputes a bar from the trades it still
+    /// holds. The caller passes trades inside the interval.
+    pub(crate) fn rebuild_trades(
+        &mut self,
+        trades: impl Iterator<Item = (i64, i64, TradeKey)>,
+        now_ns: i64,
+    ) {
+        let revision = self.revision;
+        let mut fresh = Bar::empty(self.spec(), self.index, self.last_update_ns);
+        fresh.orders = self.orders;
+        fresh.buy_qty = self.buy_qty;
+        fresh.sell_qty = self.sell_qty;
+        fresh.flags = self.flags;
+        for (price, qty, key) in trades {
+            fresh.add_trade(price, qty, key, now_ns);
+        }
+        fresh.revision = revision.saturating_add(1);
+        *self = fresh;
     }
 
     /// Adds one order to the order flow.
     #[inline]
     pub(crate) fn add_order(&mut self, side: Side, qty: i64, now_ns: i64) {
         self.orders = self.orders.saturating_add(1);
+        self.revision = self.revision.saturating_add(1);
         match side {
             Side::Buy => self.buy_qty.add(i128::from(qty)),
             Side::Sell => self.sell_qty.add(i128::from(qty)),
@@ -366,6 +401,7 @@ impl Bar {
         self.sell_qty.add(other.sell_qty.get());
         self.trades = self.trades.saturating_add(other.trades);
         self.orders = self.orders.saturating_add(other.orders);
+        self.revision = self.revision.saturating_add(other.revision);
         self.last_update_ns = self.last_update_ns.max(other.last_update_ns);
         self.flags |= other.flags & (CLOSED | REVISED);
         debug_assert!(self.check().is_ok(), "{:?}", self.check());

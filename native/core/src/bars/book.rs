@@ -3,6 +3,7 @@
 use super::bar::Bar;
 use super::seq::BarSeq;
 use super::{BarConfig, BarError, BarSpec, TradeKey, MAX_TIME_NS, MIN_TIME_NS};
+use crate::journal::TradeJournal;
 use crate::types::Side;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -397,6 +398,31 @@ impl BarBook {
         self.too_late_before_ns = too_late;
         self.next_advance_ns = next;
         self.refresh_close_due();
+    }
+
+    /// Recomputes the bar of every interval holding `time_ns` from the journal's trades (after a
+    /// cancel or correction of a trade at that time); bars no longer held are skipped. Returns
+    /// whether a closed bar changed (it is then marked revised, like a late trade's).
+    pub(crate) fn rebuild_at(&mut self, time_ns: i64, now_ns: i64, journal: &TradeJournal) -> bool {
+        let mut revised = false;
+        for s in &mut self.series {
+            let w = s.spec.width_ns();
+            let Ok(index) = i32::try_from(time_ns.div_euclid(w)) else {
+                continue;
+            };
+            let Ok(pos) = s.bars.binary_search_index(index) else {
+                continue;
+            };
+            let Some(bar) = s.bars.get_mut(pos) else {
+                continue;
+            };
+            let start = i64::from(index) * w;
+            let trades = journal
+                .live_between(start, start + w)
+                .map(|e| (e.price, e.qty, e.key()));
+            revised |= touch(bar, |b| b.rebuild_trades(trades, now_ns));
+        }
+        revised
     }
 
     /// Bars of `spec` whose start lies in `[from_ns, to_ns)`, oldest first; when more than

@@ -7,13 +7,12 @@
 //!
 //! # Memory
 //!
-//! `size_of::<Bar>()` is 160 bytes: four 128-bit sums stored with 8-byte alignment (plain
-//! `i128` would pad the struct to 176), the start as an `i32` interval number, the spec and
-//! the closed/revised flags packed in one byte, the last event time taken from the close key.
-//! At full default retention a symbol holds 1,440 + 2,016 + 720 = 4,176 bars; the series
-//! buffers grow in exact steps up to the retention (no power-of-two slack), so the bars take
-//! 4,176 × 160 = 668,160 bytes and [`BarBook::memory_bytes`] reports 668,512 bytes ≈ 653 KiB
-//! per symbol. (A whole symbol state adds its detector window, 800 bytes for the default
+//! `size_of::<Bar>()` is 168 bytes: four 128-bit sums stored with 8-byte alignment (plain
+//! `i128` would pad the struct further), the start as an `i32` interval number, the spec and
+//! the closed/revised flags packed in one byte, the last event time taken from the close key,
+//! a `u32` revision. At full default retention a symbol holds 1,440 + 2,016 + 720 = 4,176 bars;
+//! the series buffers grow in exact steps up to the retention (no power-of-two slack), so the
+//! bars take 4,176 × 168 = 701,568 bytes per symbol. (A whole symbol state adds its detector window, 800 bytes for the default
 //! z-score, and its id set, up to 2 MiB at the default cap: see [`crate::dedupe`].)
 
 mod bar;

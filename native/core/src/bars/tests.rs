@@ -56,7 +56,7 @@ fn spec_parse_and_names() {
 
 #[test]
 fn bar_is_compact() {
-    assert_eq!(std::mem::size_of::<Bar>(), 160);
+    assert_eq!(std::mem::size_of::<Bar>(), 168);
 }
 
 #[test]

@@ -271,9 +271,18 @@ impl<'s, 'a, S: DecodeSink<'a>> Emitter<'s, S> {
         self.sink.order(&order);
     }
 
+    /// Corrections are numbered with the record's trades (see [`Correction::arrival`]).
     #[inline]
     pub fn correction(&mut self, c: &Correction<'a>) {
-        self.sink.correction(c);
+        let c = Correction {
+            arrival: Arrival {
+                seq: self.seq,
+                ord: self.trade_ord,
+            },
+            ..*c
+        };
+        self.trade_ord = self.trade_ord.wrapping_add(1);
+        self.sink.correction(&c);
     }
 }
 

@@ -24,7 +24,7 @@ use super::frame::GoodFrame;
 use super::time::{parse_date_and_time, parse_utc_timestamp_cached, DateCache};
 use super::{DecodeSink, MessageInfo, Outcome};
 use crate::reason::Reason;
-use crate::types::{Correction, CorrectionKind, Side};
+use crate::types::{Arrival, Correction, CorrectionKind, Side};
 
 /// Checks a symbol: non-empty, at most `max_len` bytes, UTF-8 without control characters.
 ///
@@ -308,12 +308,14 @@ fn execution_report<'a>(
     }))
 }
 
-/// A trade cancel or correction from an ExecutionReport.
+/// A trade cancel or correction from an ExecutionReport: a correction carries the corrected
+/// LastPx(31) > 0 and LastQty(32) > 0, as a fill does.
 fn correction<'a>(
     dec: &Decoder,
     kind: CorrectionKind,
     f: &ExecFields<'a>,
 ) -> Result<Report<'a>, Reason> {
+    let (price, qty) = corrected_values(kind, f.last_px, f.last_qty, true)?;
     Ok(Report::Correction(Correction {
         kind,
         symbol: f
@@ -322,7 +324,28 @@ fn correction<'a>(
             .transpose()?,
         id: opt_id(f.exec_id)?,
         ref_id: opt_id(f.exec_ref_id)?,
+        price,
+        qty,
+        arrival: Arrival::default(),
     }))
+}
+
+/// The new price and quantity of a correction (required, validated like the report type's
+/// trades: quantity > 0 when `strict_qty`, else ≥ 0); none for a cancel.
+fn corrected_values(
+    kind: CorrectionKind,
+    px: Option<&[u8]>,
+    qty: Option<&[u8]>,
+    strict_qty: bool,
+) -> Result<(Option<i64>, Option<i64>), Reason> {
+    match kind {
+        CorrectionKind::Cancel => Ok((None, None)),
+        CorrectionKind::Correct => {
+            let price = positive_price(px)?;
+            let qty = quantity(qty.ok_or(Reason::MissingField)?, strict_qty)?;
+            Ok((Some(price), Some(qty)))
+        }
+    }
 }
 
 /// TradeCaptureReport (35=AE).
@@ -377,6 +400,7 @@ fn trade_capture_report<'a>(
         Some(_) => return Ok(Report::Ignored),
     };
     if let Some(kind) = kind {
+        let (price, qty) = corrected_values(kind, last_px, last_qty, false)?;
         return Ok(Report::Correction(Correction {
             kind,
             symbol: symbol
@@ -384,6 +408,9 @@ fn trade_capture_report<'a>(
                 .transpose()?,
             id: opt_id(report_id.or(trade_id))?,
             ref_id: opt_id(ref_id)?,
+            price,
+            qty,
+            arrival: Arrival::default(),
         }));
     }
 

@@ -82,6 +82,12 @@ pub struct OwnedCorrection {
     pub id: Option<String>,
     /// The id of the trade it refers to.
     pub ref_id: Option<String>,
+    /// The corrected price mantissa (corrections only).
+    pub price: Option<i64>,
+    /// The corrected quantity mantissa (corrections only).
+    pub qty: Option<i64>,
+    /// Position in the source.
+    pub arrival: Arrival,
 }
 
 impl From<&Correction<'_>> for OwnedCorrection {
@@ -91,6 +97,9 @@ impl From<&Correction<'_>> for OwnedCorrection {
             symbol: c.symbol.map(str::to_owned),
             id: c.id.map(str::to_owned),
             ref_id: c.ref_id.map(str::to_owned),
+            price: c.price,
+            qty: c.qty,
+            arrival: c.arrival,
         }
     }
 }
