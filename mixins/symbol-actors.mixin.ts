@@ -166,6 +166,8 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           config.checkpoints !== null,
           {
             acquired: (symbols, from, how, bytes) => {
+              // Bars are stamped with the epoch of the state they come from (their version).
+              for (const s of symbols) engine.setGeneration(s, this.custody.epochOf(s) ?? 0);
               if (how === "new") return;
               this.logHandoff(
                 {

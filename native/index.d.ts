@@ -32,8 +32,8 @@ export declare class Engine {
    * The newest bar of every interval of each given symbol (forming-bar updates), packed: one
    * row of `LATEST_STRIDE` numbers per bar, in the order of `symbols` and `BarSpec::ALL` — symbol
    * index, interval index (0 = 1m, 1 = 5m, 2 = 1h), start ms, open, high,
-   * low, close, volume, vwap, trades, closed (0/1), revised (0/1), order count, buy qty, sell qty;
-   * NaN for no value. Returning 3,000 bar objects through napi took ~10 ms a tick with 1,000
+   * low, close, volume, vwap, trades, closed (0/1), revised (0/1), order count, buy qty, sell qty,
+   * revision, generation; NaN for no value. Returning 3,000 bar objects through napi took ~10 ms a tick with 1,000
    * active symbols (the event loop held that long every 250 ms); one typed array read in
    * JavaScript takes a fraction of it (bench/README.md, "latency").
    */
@@ -56,6 +56,8 @@ export declare class Engine {
   importSymbol(state: Uint8Array, merge: boolean): string
   /** Forgets a symbol (after handing it to its new owner); true when it was held. */
   removeSymbol(symbol: string): boolean
+  /** Sets the generation (custody epoch) the bars of `symbol` are stamped with from now on. */
+  setGeneration(symbol: string, generation: number): void
 }
 
 /** The Rust FIX/JSON decoder. */
@@ -83,6 +85,8 @@ export interface Anomaly {
   mean: number
   std: number
   detector: string
+  /** The trade's key `timeNs/seq/ord`: a cancel of the trade names the same key. */
+  tradeKey: string
 }
 
 /**
@@ -104,6 +108,13 @@ export interface ApplyResult {
   anomalies: Array<Anomaly>
   /** Bars closed by this call (queued for `drainClosed`). */
   closed: number
+  /** Trades cancelled. */
+  cancels: number
+  /** Trades corrected. */
+  corrections: number
+  correctionsSkipped: CorrectionsSkipped
+  /** The trades cancelled or corrected, in the order applied. */
+  corrected: Array<CorrectedTrade>
 }
 
 /** One bar as JS sees it (prices and quantities as numbers). */
@@ -123,10 +134,40 @@ export interface Bar {
   sellQty: number
   /** Event time of the bar's latest trade, epoch ms. */
   lastEventMs?: number
+  /** Changes applied to the bar (trades, orders, cancels, corrections); grows within a state. */
+  revision: number
+  /**
+   * Custody epoch of the state the bar came from (`Engine.setGeneration`); 0 when unset.
+   * Versions of a bar order by (generation, revision).
+   */
+  generation: number
 }
 
 /** The distinct symbols of a packed batch, by batch symbol index. */
 export declare function batchSymbols(batch: Uint8Array): Array<string>
+
+/** A trade that a cancel or correction changed. */
+export interface CorrectedTrade {
+  symbol: string
+  /** `cancel` or `correct`. */
+  kind: string
+  /** `timeNs/seq/ord`, as in `Anomaly.tradeKey`. */
+  tradeKey: string
+}
+
+/** Cancels and corrections that changed nothing, by reason. */
+export interface CorrectionsSkipped {
+  /** No trade with the referenced id among those remembered. */
+  unknownTrade: number
+  /** The trade is older than the correction window (while its id is still remembered). */
+  outsideWindow: number
+  /** The trade was already cancelled. */
+  alreadyCancelled: number
+  /** The report was already applied (its own id, or its offset). */
+  duplicate: number
+  /** A correction to the values the trade already had. */
+  unchanged: number
+}
 
 /** CRC32 (IEEE) of a payload. */
 export declare function crc32(buf: Uint8Array): number
@@ -145,6 +186,8 @@ export interface DecodedBatch {
   corrections: number
   cancels: number
   corrects: number
+  /** Cancels and corrections without a trade reference (or a symbol): not applied. */
+  unreferenced: number
   rejects: Array<Reject>
   ignored: Array<TypeCount>
 }
@@ -213,6 +256,8 @@ export interface EngineOptions {
   retention5MMs?: number
   retention1HMs?: number
   dedupeCapacity?: number
+  /** How far back a trade may be cancelled or corrected; default (and at most) the 1m retention. */
+  correctionWindowMs?: number
   /** `zscore`, `ewma` or `mad`. */
   detectorKind?: string
   window?: number
@@ -235,6 +280,12 @@ export interface EngineStats {
   tooLate: number
   anomalies: number
   orders: number
+  cancels: number
+  corrections: number
+  /** Cancels and corrections that changed nothing (all reasons). */
+  correctionsSkipped: number
+  /** Trades held for cancels and corrections, all symbols. */
+  journalTrades: number
 }
 
 /** Panics inside the core on purpose: proves that a panic becomes a JS error, not an abort. */

@@ -43,6 +43,8 @@ export interface ParserCounts {
   trades: number;
   orders: number;
   corrections: number;
+  /** Cancels and corrections that name no trade (or no symbol): not applied. */
+  unreferenced: number;
   rejected: Record<string, number>;
   ignored: Record<string, number>;
 }
@@ -111,6 +113,7 @@ export function parserService(config: Config): ServiceSchema {
         c.trades += d.trades;
         c.orders += d.orders;
         c.corrections += d.corrections;
+        c.unreferenced += d.unreferenced;
         const metrics = this.broker.isMetricsEnabled() ? this.broker.metrics : null;
         metrics?.increment(M.messagesValid, undefined, d.valid);
         for (const r of d.rejects) {
@@ -123,6 +126,8 @@ export function parserService(config: Config): ServiceSchema {
         }
         if (d.cancels > 0) metrics?.increment(M.corrections, { kind: "cancel" }, d.cancels);
         if (d.corrects > 0) metrics?.increment(M.corrections, { kind: "correct" }, d.corrects);
+        if (d.unreferenced > 0)
+          metrics?.increment(M.correctionsSkipped, { reason: "unreferenced" }, d.unreferenced);
       },
     },
 
@@ -136,6 +141,7 @@ export function parserService(config: Config): ServiceSchema {
         trades: 0,
         orders: 0,
         corrections: 0,
+        unreferenced: 0,
         rejected: {},
         ignored: {},
       };

@@ -285,6 +285,12 @@ export const SETTINGS = [
     description: "Retention of 1h bars in memory (older bars are served from the history store)",
   },
   {
+    env: "CORRECTION_WINDOW",
+    default: "",
+    description:
+      "How far back (event time, from the symbol's latest trade) a trade may be cancelled or corrected; its trades are kept in memory for that. Empty: `RETENTION_1M`, the longest allowed; `0` applies no cancel or correction",
+  },
+  {
     env: "DEDUPE_CAPACITY",
     default: "65536",
     description: "Trade ids remembered per symbol for duplicate detection",
@@ -415,6 +421,21 @@ function duration(env: Env, name: SettingName): number {
   const ms = parseDurationMs(text);
   if (ms === undefined || ms <= 0)
     throw new ConfigError(name, `expected a duration like 24h, got "${text}"`);
+  return ms;
+}
+
+/** `CORRECTION_WINDOW`: empty is the 1m retention, which is also the most it may be. */
+function correctionWindow(env: Env, retention1mMs: number): number {
+  const text = raw(env, "CORRECTION_WINDOW");
+  if (text === "") return retention1mMs;
+  const ms = parseDurationMs(text);
+  if (ms === undefined || ms < 0)
+    throw new ConfigError("CORRECTION_WINDOW", `expected a duration like 30m, got "${text}"`);
+  if (ms > retention1mMs)
+    throw new ConfigError(
+      "CORRECTION_WINDOW",
+      `${text} is longer than RETENTION_1M: a corrected trade's 1m bar must still be in memory`,
+    );
   return ms;
 }
 
@@ -652,6 +673,8 @@ export interface Config {
   bars: {
     graceMs: number;
     retentionMs: { "1m": number; "5m": number; "1h": number };
+    /** How far back a trade may be cancelled or corrected (≤ the 1m retention). */
+    correctionWindowMs: number;
     dedupeCapacity: number;
   };
   history: HistoryConfig;
@@ -748,6 +771,7 @@ export function loadConfig(env: Env = process.env): Config {
         "5m": duration(env, "RETENTION_5M"),
         "1h": duration(env, "RETENTION_1H"),
       },
+      correctionWindowMs: correctionWindow(env, duration(env, "RETENTION_1M")),
       dedupeCapacity: int(env, "DEDUPE_CAPACITY", 0),
     },
     history: history(env),

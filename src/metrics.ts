@@ -18,6 +18,8 @@ export const M = {
   tooLate: "tickstream.trades.too_late",
   orders: "tickstream.orders.applied",
   corrections: "tickstream.trades.corrections",
+  correctionsApplied: "tickstream.trades.corrections.applied",
+  correctionsSkipped: "tickstream.trades.corrections.skipped",
   barsClosed: "tickstream.bars.closed",
   anomalies: "tickstream.anomalies",
   e2eLatency: "tickstream.e2e.latency",
@@ -61,9 +63,13 @@ export function registerMetrics(broker: ServiceBroker): void {
   counter(M.revised, "Updates to bars that had already closed (late trades within retention)");
   counter(M.tooLate, "Trades older than every interval's retention (reported, not applied)");
   counter(M.orders, "Orders applied to bar order flow");
-  counter(M.corrections, "Trade cancels and corrections recognised (reported, not applied)", [
-    "kind",
-  ]);
+  counter(M.corrections, "Trade cancels and corrections decoded, by kind", ["kind"]);
+  counter(M.correctionsApplied, "Trades cancelled or corrected in their bars, by kind", ["kind"]);
+  counter(
+    M.correctionsSkipped,
+    "Cancels and corrections that changed nothing, by reason (unreferenced, unknown_trade, outside_window, already_cancelled, duplicate, unchanged)",
+    ["reason"],
+  );
   counter(M.barsClosed, "Bars closed, by interval", ["interval"]);
   counter(M.anomalies, "Anomalies detected, by detector", ["detector"]);
   metrics.register({

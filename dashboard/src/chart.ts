@@ -94,10 +94,21 @@ export class BarChart {
     }
   }
 
-  /** Applies one bar from the stream. */
+  /** Applies one bar from the stream, unless an equal or later version is shown. */
   update(b: Bar): void {
-    if (!priced(b)) return;
-    const known = this.bars.has(b.startMs);
+    const held = this.bars.get(b.startMs);
+    if (
+      held &&
+      (held.generation > b.generation ||
+        (held.generation === b.generation && held.revision > b.revision))
+    )
+      return;
+    if (!priced(b)) {
+      // Every trade of the bar was cancelled.
+      if (held && this.bars.delete(b.startMs)) this.redraw();
+      return;
+    }
+    const known = held !== undefined;
     this.bars.set(b.startMs, b);
     if (b.startMs >= this.lastStart) {
       this.lastStart = b.startMs;

@@ -354,7 +354,11 @@ class Dashboard {
   private renderAnomalies(fresh: ReadonlySet<string>): void {
     el("anomaly-count").textContent = String(this.anomalies.length);
     const items = this.anomalies.map((a) => {
-      const li = make("li", fresh.has(anomalyKey(a)) ? "new" : "");
+      const li = make(
+        "li",
+        [fresh.has(anomalyKey(a)) ? "new" : "", a.cancelled ? "cancelled" : ""].join(" ").trim(),
+      );
+      if (a.cancelled) li.title = "The trade that raised it was cancelled";
       li.dataset.symbol = a.symbol;
       const pct = (Math.exp(a.ret) - 1) * 100;
       li.append(

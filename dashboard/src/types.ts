@@ -18,6 +18,9 @@ export interface Bar {
   volume: number;
   trades: number;
   closed: boolean;
+  /** Versions of a bar order by (generation, revision). */
+  generation: number;
+  revision: number;
 }
 
 export interface StreamBar {
@@ -34,6 +37,8 @@ export interface Anomaly {
   ret: number;
   zscore: number;
   detector: string;
+  /** The trade that raised it was later cancelled. */
+  cancelled: boolean;
 }
 
 export interface SymbolSummary {

@@ -15,6 +15,12 @@ import type { Config } from "../../src/config";
 import { historyUnavailable, unknownSymbol } from "../../src/errors";
 import { BarHistory, mergeBars, openHistoryStore } from "../../src/history";
 import { M } from "../../src/metrics";
+import {
+  countCorrections,
+  noCorrections,
+  SKIP_REASONS,
+  type CorrectionCounts,
+} from "../../src/actors/symbol-actors";
 import { native, type Binding } from "../../src/native";
 import {
   symbolActorsMixin,
@@ -47,6 +53,7 @@ export interface BarsParams {
 }
 
 interface Vars extends SymbolActorsVars {
+  corrections: CorrectionCounts;
   liveSources: Map<string, boolean>;
   timers: NodeJS.Timeout[];
   history: BarHistory | null;
@@ -114,7 +121,7 @@ export function aggregatorService(config: Config): ServiceSchema {
       stats: {
         handler(this: This) {
           // The engine counts for the node's life (handed-off symbols included) and sizes its state.
-          return this.actors.engine.stats();
+          return { ...this.actors.engine.stats(), corrections: this.corrections };
         },
       },
     },
@@ -143,8 +150,18 @@ export function aggregatorService(config: Config): ServiceSchema {
           if (result.orders > 0) metrics.increment(M.orders, undefined, result.orders);
           if (params.producedAtMs !== undefined && result.applied > 0)
             metrics.observe(M.e2eLatency, Date.now() - params.producedAtMs);
+          if (result.cancels > 0)
+            metrics.increment(M.correctionsApplied, { kind: "cancel" }, result.cancels);
+          if (result.corrections > 0)
+            metrics.increment(M.correctionsApplied, { kind: "correct" }, result.corrections);
+          for (const [k, reason] of Object.entries(SKIP_REASONS)) {
+            const n = result.correctionsSkipped[k as keyof typeof SKIP_REASONS];
+            if (n > 0) metrics.increment(M.correctionsSkipped, { reason }, n);
+          }
         }
-        // The engine counts revisions but queues only newly closed bars: find the revised ones.
+        countCorrections(this.corrections, result);
+        // The engine counts revisions (late trades, cancels, corrections) but queues only newly
+        // closed bars: find the revised ones.
         if (result.revised > 0) this.history?.revised(native.batchSymbols(params.batch));
       },
 
@@ -196,6 +213,7 @@ export function aggregatorService(config: Config): ServiceSchema {
 
     created(this: This) {
       this.liveSources = new Map();
+      this.corrections = noCorrections();
       this.timers = [];
       const store = openHistoryStore(config.history);
       this.history =

@@ -15,6 +15,10 @@ export interface BarJson {
   closed: boolean;
   revised: boolean;
   orders: { count: number; buyQty: number; sellQty: number };
+  /** Custody epoch of the state the bar came from; versions order by (generation, revision). */
+  generation: number;
+  /** Changes (trades, orders, cancels, corrections) applied to the bar within its state. */
+  revision: number;
 }
 
 export function toBarJson(b: Binding.Bar): BarJson {
@@ -31,6 +35,8 @@ export function toBarJson(b: Binding.Bar): BarJson {
     closed: b.closed,
     revised: b.revised,
     orders: { count: b.orderCount, buyQty: b.buyQty, sellQty: b.sellQty },
+    generation: b.generation,
+    revision: b.revision,
   };
 }
 
@@ -52,6 +58,8 @@ export function storedBarJson(b: StoredBar): BarJson {
     closed: true,
     revised: b.revised,
     orders: { count: b.orderCount, buyQty: Number(b.buyQty), sellQty: Number(b.sellQty) },
+    generation: b.generation,
+    revision: b.revision,
   };
 }
 
@@ -96,6 +104,8 @@ export function unpackLatest(symbols: readonly string[], packed: Float64Array): 
         closed: packed[at + 10] === 1,
         revised: packed[at + 11] === 1,
         orders: { count: packed[at + 12]!, buyQty: packed[at + 13]!, sellQty: packed[at + 14]! },
+        revision: packed[at + 15]!,
+        generation: packed[at + 16]!,
       },
     });
   }

@@ -1,7 +1,9 @@
 /**
  * The anomaly service: per-symbol detectors (z-score by default; ewma and mad by configuration)
  * with the same ownership as the aggregator. Keeps the most recent anomalies of this node and
- * publishes each as `anomaly.detected`.
+ * publishes each as `anomaly.detected`. When a trade is cancelled its owner broadcasts
+ * `anomaly.cancelled`, and every node marks the anomalies that trade raised (a symbol's older
+ * anomalies stay on the node that held it then).
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { RecentAnomalies, type AnomalyRecord } from "../../src/anomaly/recent";
@@ -43,6 +45,8 @@ export function toAnomalyRecord(a: Binding.Anomaly): AnomalyRecord {
     mean: a.mean,
     std: a.std,
     detector: a.detector,
+    tradeKey: a.tradeKey,
+    cancelled: false,
   };
 }
 
@@ -74,8 +78,21 @@ export function anomalyService(config: Config): ServiceSchema {
       },
     },
 
+    events: {
+      "anomaly.cancelled"(this: This, ctx: Context<{ symbol: string; tradeKey: string }>) {
+        this.recent.cancel(ctx.params.symbol, ctx.params.tradeKey);
+      },
+    },
+
     methods: {
       onApplied(this: This, result: Binding.ApplyResult) {
+        for (const c of result.corrected) {
+          if (c.kind !== "cancel") continue;
+          const { symbol, tradeKey } = c;
+          this.broker
+            .broadcast("anomaly.cancelled", { symbol, tradeKey })
+            .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
+        }
         for (const a of result.anomalies) {
           const record = toAnomalyRecord(a);
           this.recent.add(record);

@@ -33,6 +33,8 @@ const bar = {
     "closed",
     "revised",
     "orders",
+    "generation",
+    "revision",
   ],
   properties: {
     start: { type: "string", format: "date-time", description: "Interval start, UTC" },
@@ -45,7 +47,10 @@ const bar = {
     vwap: { ...nullableNumber, description: "Σ price·qty / Σ qty; null when volume is 0" },
     trades: { type: "integer", minimum: 0 },
     closed: { type: "boolean" },
-    revised: { type: "boolean", description: "Updated by a late trade after it had closed" },
+    revised: {
+      type: "boolean",
+      description: "Changed after it had closed (a late trade or order, a cancel or a correction)",
+    },
     orders: {
       type: "object",
       additionalProperties: false,
@@ -55,6 +60,18 @@ const bar = {
         buyQty: { type: "number", minimum: 0 },
         sellQty: { type: "number", minimum: 0 },
       },
+    },
+    generation: {
+      type: "integer",
+      minimum: 0,
+      description:
+        "Custody epoch of the symbol state this version of the bar came from (grows with every move of the symbol between nodes)",
+    },
+    revision: {
+      type: "integer",
+      minimum: 0,
+      description:
+        "Changes applied to the bar within its state: every trade, order, cancel and correction counts one. Versions of a bar order by (generation, revision); the higher one replaces the lower in history and in answers",
     },
   },
 };
@@ -73,6 +90,8 @@ const anomaly = {
     "mean",
     "std",
     "detector",
+    "tradeKey",
+    "cancelled",
   ],
   properties: {
     symbol: { type: "string" },
@@ -85,6 +104,14 @@ const anomaly = {
     mean: { type: "number" },
     std: { type: "number" },
     detector: { type: "string", enum: ["zscore", "ewma", "mad"] },
+    tradeKey: {
+      type: "string",
+      description: "The trade that raised it: event time ns / source sequence / ordinal",
+    },
+    cancelled: {
+      type: "boolean",
+      description: "The trade was later cancelled (ExecType H, TradeReportTransType 1)",
+    },
   },
 };
 
@@ -292,7 +319,7 @@ export function openApiDocument(): object {
           summary:
             "Bars of one symbol, oldest first; the forming bar is included with closed=false",
           description:
-            "Bars still in memory (see RETENTION_1M, RETENTION_5M, RETENTION_1H) and older closed bars from the history store (HISTORY_URL), merged by interval start: where both hold a bar, the one in memory is listed unless the stored one holds more trades. `history` says whether the store was read.",
+            "Bars still in memory (see RETENTION_1M, RETENTION_5M, RETENTION_1H) and older closed bars from the history store (HISTORY_URL), merged by interval start: where both hold a bar, the version with the higher (generation, revision) is listed, the one in memory when they are equal. Cancelled and corrected trades are reflected (a bar whose every trade was cancelled is listed with trades 0 and null prices). `history` says whether the store was read.",
           parameters: [
             {
               name: "symbol",
@@ -453,7 +480,25 @@ export function openApiDocument(): object {
                     items: {
                       type: "object",
                       required: ["nodeID"],
-                      properties: { nodeID: { type: "string" } },
+                      properties: {
+                        nodeID: { type: "string" },
+                        corrections: {
+                          type: "object",
+                          description:
+                            "Trade cancels and corrections: decoded by this node's parser (received, of which unreferenced name no trade), and applied by its aggregator (cancelled, corrected) or skipped, by reason: unknown_trade, outside_window (older than CORRECTION_WINDOW), already_cancelled, duplicate (the same report again), unchanged (the values the trade already had)",
+                          required: ["received", "unreferenced", "cancelled", "corrected", "skipped"],
+                          properties: {
+                            received: { type: "integer", minimum: 0 },
+                            unreferenced: { type: "integer", minimum: 0 },
+                            cancelled: { type: "integer", minimum: 0 },
+                            corrected: { type: "integer", minimum: 0 },
+                            skipped: {
+                              type: "object",
+                              additionalProperties: { type: "integer", minimum: 0 },
+                            },
+                          },
+                        },
+                      },
                     },
                   },
                 },

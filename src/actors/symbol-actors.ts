@@ -27,6 +27,37 @@ export interface ApplyCounts {
   orders: number;
 }
 
+/** What became of the cancels and corrections a node applied (its life). */
+export interface CorrectionCounts {
+  cancelled: number;
+  corrected: number;
+  skipped: Binding.CorrectionsSkipped;
+}
+
+export const SKIP_REASONS = {
+  unknownTrade: "unknown_trade",
+  outsideWindow: "outside_window",
+  alreadyCancelled: "already_cancelled",
+  duplicate: "duplicate",
+  unchanged: "unchanged",
+} as const satisfies Record<keyof Binding.CorrectionsSkipped, string>;
+
+export function noCorrections(): CorrectionCounts {
+  return {
+    cancelled: 0,
+    corrected: 0,
+    skipped: { unknownTrade: 0, outsideWindow: 0, alreadyCancelled: 0, duplicate: 0, unchanged: 0 },
+  };
+}
+
+/** Adds one batch's outcome to `into`. */
+export function countCorrections(into: CorrectionCounts, result: Binding.ApplyResult): void {
+  into.cancelled += result.cancels;
+  into.corrected += result.corrections;
+  for (const k of Object.keys(SKIP_REASONS) as (keyof Binding.CorrectionsSkipped)[])
+    into.skipped[k] += result.correctionsSkipped[k];
+}
+
 export function engineOptions(config: Config, role: ActorRole): Binding.EngineOptions {
   return {
     bars: role.bars,
@@ -35,6 +66,7 @@ export function engineOptions(config: Config, role: ActorRole): Binding.EngineOp
     retention1MMs: config.bars.retentionMs["1m"],
     retention5MMs: config.bars.retentionMs["5m"],
     retention1HMs: config.bars.retentionMs["1h"],
+    correctionWindowMs: config.bars.correctionWindowMs,
     dedupeCapacity: config.bars.dedupeCapacity,
     detectorKind: config.detector.kind,
     window: config.detector.window,

@@ -15,6 +15,10 @@ export interface AnomalyRecord {
   mean: number;
   std: number;
   detector: string;
+  /** The trade that raised it: `timeNs/seq/ord` (event time, source sequence, ordinal). */
+  tradeKey: string;
+  /** The trade was later cancelled (a bust); the anomaly stays listed, marked. */
+  cancelled: boolean;
 }
 
 export interface AnomalyQuery {
@@ -49,6 +53,18 @@ export class RecentAnomalies {
     this.next = (this.next + 1) % this.capacity;
     this.count = Math.min(this.count + 1, this.capacity);
     this.total += 1;
+  }
+
+  /** Marks the anomalies raised by a cancelled trade; returns how many. */
+  cancel(symbol: string, tradeKey: string): number {
+    let marked = 0;
+    for (const a of this.ring) {
+      if (a?.symbol === symbol && a.tradeKey === tradeKey && !a.cancelled) {
+        a.cancelled = true;
+        marked += 1;
+      }
+    }
+    return marked;
   }
 
   /** Newest first (by arrival), filtered by symbol and event time, at most `limit`. */

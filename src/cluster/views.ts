@@ -3,6 +3,7 @@
  * symbol's bars come from its owner; symbols, anomalies and stats are merged from every node.
  */
 import type { Context, ServiceBroker } from "moleculer";
+import { SKIP_REASONS, type CorrectionCounts } from "../actors/symbol-actors";
 import type { AnomalyRecord } from "../anomaly/recent";
 
 /** A `Context` (keeps the request id and trace) or, outside a request, the broker itself. */
@@ -85,6 +86,14 @@ export interface NodeStats {
   orders: number;
   anomalies: number;
   symbols: number;
+  /** Cancels and corrections: decoded by the parser, applied or skipped (by reason) by bars. */
+  corrections: {
+    received: number;
+    unreferenced: number;
+    cancelled: number;
+    corrected: number;
+    skipped: Record<string, number>;
+  };
   source: ({ name: string; live: boolean } & Record<string, unknown>) | null;
 }
 
@@ -93,6 +102,7 @@ interface ParserStats {
   valid: number;
   trades: number;
   corrections: number;
+  unreferenced: number;
   rejected: Record<string, number>;
   ignored: Record<string, number>;
 }
@@ -103,6 +113,7 @@ interface AggregatorStats {
   tooLate: number;
   orders: number;
   symbols: number;
+  corrections: CorrectionCounts;
 }
 interface AnomalyStats {
   anomalies: number;
@@ -131,6 +142,7 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
         orders: 0,
         anomalies: 0,
         symbols: 0,
+        corrections: { received: 0, unreferenced: 0, cancelled: 0, corrected: 0, skipped: {} },
         source: null,
       };
       nodes.set(nodeID, n);
@@ -142,6 +154,8 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
     n.messages = { received: p.records, valid: p.valid, rejected: p.rejected, ignored: p.ignored };
     n.trades.decoded = p.trades;
     n.trades.corrections = p.corrections;
+    n.corrections.received = p.corrections;
+    n.corrections.unreferenced = p.unreferenced;
   }
   for (const { nodeID, result: a } of aggregator) {
     const n = node(nodeID);
@@ -153,6 +167,14 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
     });
     n.orders = a.orders;
     n.symbols = a.symbols;
+    n.corrections.cancelled = a.corrections.cancelled;
+    n.corrections.corrected = a.corrections.corrected;
+    n.corrections.skipped = Object.fromEntries(
+      Object.entries(SKIP_REASONS).map(([k, reason]) => [
+        reason,
+        a.corrections.skipped[k as keyof typeof SKIP_REASONS],
+      ]),
+    );
   }
   for (const { nodeID, result: a } of anomaly) node(nodeID).anomalies = a.anomalies;
   for (const { nodeID, result: i } of ingest) {

@@ -90,6 +90,63 @@ export function mdTrades(stream: Buffer, entryTypes: string[]): RefTrade[] {
   return trades;
 }
 
+/** A message's fields by tag (first occurrence), split on SOH. */
+function fieldsOf(message: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of message.toString("latin1").split("\x01")) {
+    const eq = f.indexOf("=");
+    if (eq > 0 && !out.has(f.slice(0, eq))) out.set(f.slice(0, eq), f.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
+ * The trades in effect after a stream of FIX 4.4 ExecutionReports, one per record, in order:
+ * fills (150=F) are trades; a cancel (150=H) removes the fill whose ExecID(17) its ExecRefID(19)
+ * names, a correction (150=G) replaces that fill's LastPx/LastQty and keeps its time. A cancel or
+ * correction changes nothing when the fill was not seen before it, was already cancelled, carries
+ * the values the fill already has, or repeats the ExecID of a report already applied. A fill whose
+ * ExecID was seen is a duplicate. `seq` is the record's position.
+ */
+export function execReportTrades(records: readonly Buffer[]): RefTrade[] {
+  const fills = new Map<string, RefTrade & { cancelled: boolean }>();
+  const applied = new Set<string>();
+  records.forEach((record, seq) => {
+    const f = fieldsOf(record);
+    if (f.get("35") !== "8") return;
+    const execId = f.get("17")!;
+    switch (f.get("150")) {
+      case "F":
+        if (fills.has(execId)) return;
+        fills.set(execId, {
+          symbol: f.get("55")!,
+          price: refDecimal(f.get("31")!),
+          qty: refDecimal(f.get("32")!),
+          timeMs: refTimestamp(f.get("60")!),
+          seq: seq * 1000,
+          cancelled: false,
+        });
+        return;
+      case "H":
+      case "G": {
+        const fill = fills.get(f.get("19") ?? "");
+        if (fill === undefined || fill.cancelled || applied.has(execId)) return;
+        if (f.get("150") === "H") fill.cancelled = true;
+        else {
+          const [price, qty] = [refDecimal(f.get("31")!), refDecimal(f.get("32")!)];
+          if (price === fill.price && qty === fill.qty) return;
+          [fill.price, fill.qty] = [price, qty];
+        }
+        applied.add(execId);
+        return;
+      }
+    }
+  });
+  return [...fills.values()]
+    .filter((t) => !t.cancelled)
+    .map(({ symbol, price, qty, timeMs, seq }) => ({ symbol, price, qty, timeMs, seq }));
+}
+
 /** Bars of one symbol and interval width, oldest first. */
 export function refBars(trades: RefTrade[], symbol: string, widthMs: number): RefBar[] {
   const bars = new Map<number, RefBar & { first: [number, number]; last: [number, number] }>();

@@ -105,6 +105,8 @@ function anomaly(symbol: string, price: number): AnomalyRecord {
     mean: 0,
     std: 0.001,
     detector: "zscore",
+    tradeKey: `0/${price}/0`,
+    cancelled: false,
   };
 }
 

@@ -249,6 +249,8 @@ pub struct MemoryEstimate {
     pub bars: usize,
     /// Trade ids remembered.
     pub ids: usize,
+    /// Trades held for cancels and corrections.
+    pub journal_trades: usize,
     /// Bytes of all symbol states (bars, detectors, id sets, watermarks).
     pub state_bytes: usize,
     /// Bytes of the engine's symbol index.
@@ -1030,6 +1032,7 @@ impl Engine {
             symbols: self.states.len(),
             bars: self.states.iter().map(|s| s.bars().bar_count()).sum(),
             ids: self.states.iter().map(|s| s.dedupe().len()).sum(),
+            journal_trades: self.states.iter().map(|s| s.journal().len()).sum(),
             state_bytes: self.states.iter().map(SymbolState::memory_bytes).sum(),
             index_bytes: self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1),
         }

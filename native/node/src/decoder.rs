@@ -98,6 +98,8 @@ pub struct DecodedBatch {
     pub corrections: u32,
     pub cancels: u32,
     pub corrects: u32,
+    /// Cancels and corrections without a trade reference (or a symbol): not applied.
+    pub unreferenced: u32,
     pub rejects: Vec<RejectJson>,
     pub ignored: Vec<TypeCount>,
 }
@@ -202,6 +204,7 @@ impl FixDecoder {
             corrections: n(summary.cancels + summary.corrections),
             cancels: n(summary.cancels),
             corrects: n(summary.corrections),
+            unreferenced: n(summary.unreferenced),
             rejects: summary
                 .rejects
                 .iter()

@@ -8,7 +8,10 @@ use napi_derive::napi;
 use tickstream_core::anomaly::{Anomaly, DetectorKind, DetectorOverride};
 use tickstream_core::bars::{Bar, BarSpec};
 use tickstream_core::batch::{partition, TradeBatchView};
-use tickstream_core::engine::{ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode};
+use tickstream_core::engine::{
+    AppliedCorrection, ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode,
+};
+use tickstream_core::types::{Arrival, CorrectionKind};
 use tickstream_core::types::wide_to_f64;
 
 use crate::convert::{iso_ns, ns_to_ms, num};
@@ -27,6 +30,8 @@ pub struct EngineOptions {
     pub retention_5m_ms: Option<f64>,
     pub retention_1h_ms: Option<f64>,
     pub dedupe_capacity: Option<u32>,
+    /// How far back a trade may be cancelled or corrected; default (and at most) the 1m retention.
+    pub correction_window_ms: Option<f64>,
     /// `zscore`, `ewma` or `mad`.
     pub detector_kind: Option<String>,
     pub window: Option<u32>,
@@ -55,11 +60,16 @@ pub struct BarJs {
     pub sell_qty: f64,
     /// Event time of the bar's latest trade, epoch ms.
     pub last_event_ms: Option<f64>,
+    /// Changes applied to the bar (trades, orders, cancels, corrections); grows within a state.
+    pub revision: u32,
+    /// Custody epoch of the state the bar came from (`Engine.setGeneration`); 0 when unset.
+    /// Versions of a bar order by (generation, revision).
+    pub generation: u32,
 }
 
 /// Numbers per bar in `Engine.latestPacked`.
 #[napi]
-pub const LATEST_STRIDE: u32 = 15;
+pub const LATEST_STRIDE: u32 = 17;
 
 /// A bar with its symbol and interval (closed bars, forming-bar updates).
 #[napi(object)]
@@ -83,6 +93,33 @@ pub struct AnomalyJs {
     pub mean: f64,
     pub std: f64,
     pub detector: String,
+    /// The trade's key `timeNs/seq/ord`: a cancel of the trade names the same key.
+    pub trade_key: String,
+}
+
+/// A trade that a cancel or correction changed.
+#[napi(object)]
+pub struct CorrectedTrade {
+    pub symbol: String,
+    /// `cancel` or `correct`.
+    pub kind: String,
+    /// `timeNs/seq/ord`, as in `Anomaly.tradeKey`.
+    pub trade_key: String,
+}
+
+/// Cancels and corrections that changed nothing, by reason.
+#[napi(object)]
+pub struct CorrectionsSkipped {
+    /// No trade with the referenced id among those remembered.
+    pub unknown_trade: u32,
+    /// The trade is older than the correction window (while its id is still remembered).
+    pub outside_window: u32,
+    /// The trade was already cancelled.
+    pub already_cancelled: u32,
+    /// The report was already applied (its own id, or its offset).
+    pub duplicate: u32,
+    /// A correction to the values the trade already had.
+    pub unchanged: u32,
 }
 
 /// What one `applyBatch` call did. Closed bars and touched symbols are not returned here: they
@@ -103,6 +140,13 @@ pub struct ApplyResult {
     pub anomalies: Vec<AnomalyJs>,
     /// Bars closed by this call (queued for `drainClosed`).
     pub closed: u32,
+    /// Trades cancelled.
+    pub cancels: u32,
+    /// Trades corrected.
+    pub corrections: u32,
+    pub corrections_skipped: CorrectionsSkipped,
+    /// The trades cancelled or corrected, in the order applied.
+    pub corrected: Vec<CorrectedTrade>,
 }
 
 /// One symbol held by the engine.
@@ -127,6 +171,12 @@ pub struct EngineStats {
     pub too_late: f64,
     pub anomalies: f64,
     pub orders: f64,
+    pub cancels: f64,
+    pub corrections: f64,
+    /// Cancels and corrections that changed nothing (all reasons).
+    pub corrections_skipped: f64,
+    /// Trades held for cancels and corrections, all symbols.
+    pub journal_trades: f64,
 }
 
 fn ms_to_ns(ms: f64, name: &str) -> Result<i64> {
@@ -159,8 +209,12 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
             c.bars.retention_ns[i] = ms_to_ns(ms, "retention")?;
         }
     }
-    // Ids are remembered as long as 1m bars are kept.
+    // Ids are remembered as long as 1m bars are kept; trades as long as they can be corrected.
     c.dedupe.window_ns = c.bars.retention_ns[0];
+    c.correction_window_ns = match o.correction_window_ms {
+        Some(ms) => ms_to_ns(ms, "correctionWindowMs")?,
+        None => c.bars.retention_ns[0],
+    };
     if let Some(cap) = o.dedupe_capacity {
         c.dedupe.cap = cap as usize;
     }
@@ -225,7 +279,7 @@ fn parse_overrides(json: &str) -> Result<HashMap<String, DetectorOverride>> {
     Ok(out)
 }
 
-fn bar_js(b: &Bar) -> BarJs {
+fn bar_js(b: &Bar, generation: u32) -> BarJs {
     let flow = b.order_flow();
     BarJs {
         start_ms: ns_to_ms(b.start_ns()),
@@ -242,14 +296,32 @@ fn bar_js(b: &Bar) -> BarJs {
         buy_qty: wide_to_f64(flow.buy_qty),
         sell_qty: wide_to_f64(flow.sell_qty),
         last_event_ms: b.last_event_ns().map(ns_to_ms),
+        revision: b.revision(),
+        generation,
     }
 }
 
-fn symbol_bar(c: &ClosedBar) -> SymbolBar {
+fn symbol_bar(c: &ClosedBar, generation: u32) -> SymbolBar {
     SymbolBar {
         symbol: c.symbol.to_string(),
         interval: c.bar.spec().as_str().to_owned(),
-        bar: bar_js(&c.bar),
+        bar: bar_js(&c.bar, generation),
+    }
+}
+
+fn trade_key(time_ns: i64, arrival: Arrival) -> String {
+    format!("{time_ns}/{}/{}", arrival.seq, arrival.ord)
+}
+
+fn corrected_trade(c: &AppliedCorrection) -> CorrectedTrade {
+    CorrectedTrade {
+        symbol: c.symbol.to_string(),
+        kind: match c.kind {
+            CorrectionKind::Cancel => "cancel",
+            CorrectionKind::Correct => "correct",
+        }
+        .to_owned(),
+        trade_key: trade_key(c.trade.time_ns, c.trade.arrival),
     }
 }
 
@@ -265,6 +337,7 @@ fn anomaly_js(a: &Anomaly) -> AnomalyJs {
         mean: a.mean,
         std: a.std,
         detector: a.detector.to_owned(),
+        trade_key: trade_key(a.time_ns, a.arrival),
     }
 }
 
@@ -285,9 +358,12 @@ const CLOSED_QUEUE_MAX: usize = 100_000;
 #[napi]
 pub struct Engine {
     inner: CoreEngine,
-    closed: std::collections::VecDeque<ClosedBar>,
+    /// Closed bars with the generation of their state when they closed.
+    closed: std::collections::VecDeque<(ClosedBar, u32)>,
     closed_dropped: u64,
     touched: HashSet<Arc<str>>,
+    /// Custody epoch of each symbol's state (`setGeneration`).
+    generations: HashMap<String, u32>,
 }
 
 #[napi]
@@ -301,6 +377,7 @@ impl Engine {
             closed: Default::default(),
             closed_dropped: 0,
             touched: HashSet::new(),
+            generations: HashMap::new(),
         })
     }
 
@@ -323,14 +400,31 @@ impl Engine {
             orders: clamp(c.orders_applied),
             anomalies: out.anomalies.iter().map(anomaly_js).collect(),
             closed: out.closed.len() as u32,
+            cancels: clamp(c.cancels_applied),
+            corrections: clamp(c.corrections_applied),
+            corrections_skipped: CorrectionsSkipped {
+                unknown_trade: clamp(c.corrections_unknown),
+                outside_window: clamp(c.corrections_outside_window),
+                already_cancelled: clamp(c.corrections_already_cancelled),
+                duplicate: clamp(c.corrections_duplicate),
+                unchanged: clamp(c.corrections_unchanged),
+            },
+            corrected: out.corrections.iter().map(corrected_trade).collect(),
         };
         self.touched.extend(out.touched);
         self.queue_closed(out.closed);
         Ok(result)
     }
 
+    fn generation(&self, symbol: &str) -> u32 {
+        self.generations.get(symbol).copied().unwrap_or(0)
+    }
+
     fn queue_closed(&mut self, closed: Vec<ClosedBar>) {
-        self.closed.extend(closed);
+        for c in closed {
+            let generation = self.generation(&c.symbol);
+            self.closed.push_back((c, generation));
+        }
         while self.closed.len() > CLOSED_QUEUE_MAX {
             self.closed.pop_front();
             self.closed_dropped += 1;
@@ -340,7 +434,10 @@ impl Engine {
     /// Takes the bars closed since the last call (oldest first).
     #[napi(catch_unwind)]
     pub fn drain_closed(&mut self) -> Vec<SymbolBar> {
-        self.closed.drain(..).map(|c| symbol_bar(&c)).collect()
+        self.closed
+            .drain(..)
+            .map(|(c, generation)| symbol_bar(&c, generation))
+            .collect()
     }
 
     /// Takes the symbols that received rows since the last call.
@@ -384,14 +481,15 @@ impl Engine {
             to_ns(to_ms, i64::MAX),
             limit.unwrap_or(500) as usize,
         );
-        Ok(bars.map(|v| v.iter().map(bar_js).collect()))
+        let generation = self.generation(&symbol);
+        Ok(bars.map(|v| v.iter().map(|b| bar_js(b, generation)).collect()))
     }
 
     /// The newest bar of every interval of each given symbol (forming-bar updates), packed: one
     /// row of `LATEST_STRIDE` numbers per bar, in the order of `symbols` and `BarSpec::ALL` — symbol
     /// index, interval index (0 = 1m, 1 = 5m, 2 = 1h), start ms, open, high,
-    /// low, close, volume, vwap, trades, closed (0/1), revised (0/1), order count, buy qty, sell qty;
-    /// NaN for no value. Returning 3,000 bar objects through napi took ~10 ms a tick with 1,000
+    /// low, close, volume, vwap, trades, closed (0/1), revised (0/1), order count, buy qty, sell qty,
+    /// revision, generation; NaN for no value. Returning 3,000 bar objects through napi took ~10 ms a tick with 1,000
     /// active symbols (the event loop held that long every 250 ms); one typed array read in
     /// JavaScript takes a fraction of it (bench/README.md, "latency").
     #[napi(catch_unwind)]
@@ -399,6 +497,7 @@ impl Engine {
         let mut out =
             Vec::with_capacity(symbols.len() * BarSpec::ALL.len() * LATEST_STRIDE as usize);
         for (i, symbol) in symbols.iter().enumerate() {
+            let generation = f64::from(self.generation(symbol));
             for (k, spec) in BarSpec::ALL.iter().enumerate() {
                 let Some(b) = self
                     .inner
@@ -425,6 +524,8 @@ impl Engine {
                     f64::from(flow.count),
                     wide_to_f64(flow.buy_qty),
                     wide_to_f64(flow.sell_qty),
+                    f64::from(b.revision()),
+                    generation,
                 ]);
             }
         }
@@ -438,6 +539,7 @@ impl Engine {
     #[napi(catch_unwind)]
     pub fn revised_bars(&self, symbol: String) -> Vec<SymbolBar> {
         let mut out = Vec::new();
+        let generation = self.generation(&symbol);
         for spec in BarSpec::ALL {
             let Some(bars) = self
                 .inner
@@ -449,7 +551,7 @@ impl Engine {
                 out.push(SymbolBar {
                     symbol: symbol.clone(),
                     interval: spec.as_str().to_owned(),
-                    bar: bar_js(b),
+                    bar: bar_js(b, generation),
                 });
             }
         }
@@ -492,6 +594,14 @@ impl Engine {
             too_late: (t.too_late + t.orders_too_late) as f64,
             anomalies: t.anomalies as f64,
             orders: t.orders_applied as f64,
+            cancels: t.cancels_applied as f64,
+            corrections: t.corrections_applied as f64,
+            corrections_skipped: (t.corrections_unknown
+                + t.corrections_outside_window
+                + t.corrections_already_cancelled
+                + t.corrections_duplicate
+                + t.corrections_unchanged) as f64,
+            journal_trades: m.journal_trades as f64,
         }
     }
 
@@ -518,7 +628,14 @@ impl Engine {
     /// Forgets a symbol (after handing it to its new owner); true when it was held.
     #[napi(catch_unwind)]
     pub fn remove_symbol(&mut self, symbol: String) -> bool {
+        self.generations.remove(&symbol);
         self.inner.remove_symbol(&symbol).is_some()
+    }
+
+    /// Sets the generation (custody epoch) the bars of `symbol` are stamped with from now on.
+    #[napi(catch_unwind)]
+    pub fn set_generation(&mut self, symbol: String, generation: u32) {
+        self.generations.insert(symbol, generation);
     }
 }
 
