@@ -11,7 +11,7 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { symbolOf } from "../../src/fix/records";
-import { startKafka, type KafkaHandle } from "../../src/infra/local";
+import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
 import { expectBarsEqualReference, INTERVAL_MS, type Interval } from "../support/bars";
 import { correctionsFeed } from "../support/corrections";
 import { eventually, getJson, startTestNode } from "../support/node";
@@ -250,6 +250,54 @@ describe("cancels and corrections", () => {
         }, "history to hold the corrected bars");
       } finally {
         await node.kill();
+      }
+    }, 300_000);
+
+    it("survive handoffs and checkpoint restores in a cluster over NATS", async () => {
+      const nats: NatsHandle = await startNats({ jetstream: true });
+      const topic = `busts-cluster-${run}`;
+      await createTopic(topic);
+      const feed = correctionsFeed({
+        symbols: SYMBOLS,
+        startMs: START,
+        minutes: 30,
+        fillsPerMinute: 30,
+        seed: 9,
+        prefix: topic,
+      });
+      const clusterEnv = env(topic, {
+        TRANSPORTER: nats.url,
+        NAMESPACE: `busts-cluster-${run}`,
+        KAFKA_SESSION_TIMEOUT_MS: "6000",
+        HEARTBEAT_INTERVAL_S: "1",
+        HEARTBEAT_TIMEOUT_S: "3",
+        CHECKPOINT_INTERVAL_MS: "500",
+      });
+      const nodes: NodeProcess[] = [];
+      const spawn = async (name: string) => {
+        const n = await spawnNode(`${name}-${run}`, clusterEnv);
+        nodes.push(n);
+        await n.ready();
+        return n;
+      };
+      try {
+        const a = await spawn("bust-a");
+        await produce(topic, feed.fills);
+        await eventuallyExact(a.url, execReportTrades(feed.fills), "the fills' bars on one node");
+        // A second node joins: symbols move to it, journals and all.
+        const b = await spawn("bust-b");
+        const half = Math.floor(feed.corrections.length / 2);
+        await produce(topic, feed.corrections.slice(0, half));
+        const partial = execReportTrades([...feed.fills, ...feed.corrections.slice(0, half)]);
+        await eventuallyExact(b.url, partial, "bars after half the busts, across the join");
+        // The joined node is killed: its symbols come back from their checkpoints elsewhere.
+        await b.kill();
+        await produce(topic, feed.corrections.slice(half));
+        const trades = execReportTrades([...feed.fills, ...feed.corrections]);
+        await eventuallyExact(a.url, trades, "bars after every bust, across a SIGKILL");
+      } finally {
+        await Promise.all(nodes.map((n) => n.kill()));
+        await nats.stop();
       }
     }, 300_000);
 

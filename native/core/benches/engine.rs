@@ -130,6 +130,16 @@ fn engine_benches(c: &mut Criterion) {
     let full = EngineConfig::default();
     bench_apply(c, "bars+zscore/no_ids", full.clone(), false);
     bench_apply(c, "bars+zscore/ids", full.clone(), true);
+    // The correction window's cost: the same without a trade journal.
+    bench_apply(
+        c,
+        "bars+zscore/ids/no_corrections",
+        EngineConfig {
+            correction_window_ns: 0,
+            ..full.clone()
+        },
+        true,
+    );
     // Steady state of the id set: at its cap every insertion also evicts. A small cap gets
     // there within the warm-up (the default 65,536 would need 65M trades).
     let mut at_cap = full.clone();

@@ -1158,9 +1158,17 @@ mod tests {
         let p = b.finish().unwrap();
         let v = TradeBatchView::parse(&p.bytes).unwrap();
         let rows: Vec<CorrectionRow<'_>> = v.correction_rows().collect();
-        assert_eq!(rows.len(), 1, "a correction without a reference is not written");
         assert_eq!(
-            (rows[0].correction.kind, rows[0].correction.ref_id, rows[0].correction.arrival.ord),
+            rows.len(),
+            1,
+            "a correction without a reference is not written"
+        );
+        assert_eq!(
+            (
+                rows[0].correction.kind,
+                rows[0].correction.ref_id,
+                rows[0].correction.arrival.ord
+            ),
             (CorrectionKind::Cancel, Some("r"), 1)
         );
         assert_eq!(p.summary.unreferenced, 1);

@@ -5,8 +5,8 @@
 //! [`crate::batch::partition`] and each shard run on its own engine.
 
 use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
-use crate::bars::{Bar, BarConfig, BarError, BarSpec};
 use crate::bars::TradeKey;
+use crate::bars::{Bar, BarConfig, BarError, BarSpec};
 use crate::batch::{CorrectionRow, TradeBatchView};
 use crate::dedupe::{covered, id_hash, DedupeError, IdDedupe};
 use crate::state::{
@@ -668,8 +668,7 @@ impl Engine {
         for k in 0..s.corrections.len() {
             let si = s.corrections[k].0;
             let first_of_symbol = k == 0 || s.corrections[k - 1].0 != si;
-            let has_trades =
-                s.group_start.get(si as usize) != s.group_start.get(si as usize + 1);
+            let has_trades = s.group_start.get(si as usize) != s.group_start.get(si as usize + 1);
             if first_of_symbol && !has_trades {
                 let slot = self.resolve(&mut s, view, si, &mut out.touched);
                 s.groups.push((si, slot));
@@ -1112,7 +1111,13 @@ mod tests {
             match r {
                 Rec::Trade(t) => {
                     if !trades.iter().any(|(x, _)| x.id == t.id) {
-                        trades.push((OwnedTrade { seq: i as u64, ..t.clone() }, false));
+                        trades.push((
+                            OwnedTrade {
+                                seq: i as u64,
+                                ..t.clone()
+                            },
+                            false,
+                        ));
                     }
                 }
                 Rec::Fix {
@@ -1131,7 +1136,9 @@ mod tests {
                     else {
                         continue;
                     };
-                    if *cancelled || (*kind == CorrectionKind::Correct && (t.price, t.qty) == (*price, *qty)) {
+                    if *cancelled
+                        || (*kind == CorrectionKind::Correct && (t.price, t.qty) == (*price, *qty))
+                    {
                         continue;
                     }
                     match kind {
@@ -1144,12 +1151,23 @@ mod tests {
                 }
             }
         }
-        trades.into_iter().filter(|(_, c)| !c).map(|(t, _)| t).collect()
+        trades
+            .into_iter()
+            .filter(|(_, c)| !c)
+            .map(|(t, _)| t)
+            .collect()
     }
 
     fn arb_feed() -> impl Strategy<Value = Vec<Rec>> {
         prop::collection::vec(
-            (0u8..10, 0u64..40, 1i64..50, 0i64..5, 0i64..(3 * 3_600), any::<bool>()),
+            (
+                0u8..10,
+                0u64..40,
+                1i64..50,
+                0i64..5,
+                0i64..(3 * 3_600),
+                any::<bool>(),
+            ),
             1..160,
         )
         .prop_map(|picks| {
@@ -1268,7 +1286,10 @@ mod tests {
         );
         assert_eq!(out.corrections.len(), 2);
         let bar = e.bars("S", BarSpec::M1, i64::MIN, i64::MAX, 10).unwrap()[0];
-        assert_eq!((bar.trades(), bar.high(), bar.revision()), (1, Some(12 * SCALE), 4));
+        assert_eq!(
+            (bar.trades(), bar.high(), bar.revision()),
+            (1, Some(12 * SCALE), 4)
+        );
         // The same batch again is covered by offset.
         let again = e.apply_batch(&view(&mixed_batch(&recs, 0)), 0);
         assert_eq!(again.counts.corrections_duplicate, 6);
@@ -1281,20 +1302,32 @@ mod tests {
         .unwrap();
         e.apply_batch(&view(&mixed_batch(&recs[..2], 0)), 0);
         e.apply_batch(
-            &view(&mixed_batch(&[t("y", 2 * 3_600), fix(Cancel, None, "a", 0.0)], 100)),
+            &view(&mixed_batch(
+                &[t("y", 2 * 3_600), fix(Cancel, None, "a", 0.0)],
+                100,
+            )),
             0,
         );
         e.apply_batch(
-            &view(&mixed_batch(&[t("z", 2 * 86_400), fix(Cancel, None, "b", 0.0)], 200)),
+            &view(&mixed_batch(
+                &[t("z", 2 * 86_400), fix(Cancel, None, "b", 0.0)],
+                200,
+            )),
             0,
         );
         let c = e.totals();
-        assert_eq!((c.corrections_outside_window, c.corrections_unknown), (1, 1));
-        assert!(Engine::new(EngineConfig {
-            correction_window_ns: 2 * 86_400 * SEC,
-            ..EngineConfig::default()
-        })
-        .is_err(), "a window beyond the 1m retention is refused");
+        assert_eq!(
+            (c.corrections_outside_window, c.corrections_unknown),
+            (1, 1)
+        );
+        assert!(
+            Engine::new(EngineConfig {
+                correction_window_ns: 2 * 86_400 * SEC,
+                ..EngineConfig::default()
+            })
+            .is_err(),
+            "a window beyond the 1m retention is refused"
+        );
     }
 
     #[test]

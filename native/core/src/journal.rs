@@ -5,8 +5,10 @@
 //! close need the bar's other trades. The journal holds every applied trade whose event time is
 //! inside the correction window (`window_ns` back from the symbol's latest event), plus the rest
 //! of the largest interval that window starts in, so that every bar of a correctable trade can
-//! be rebuilt from the journal alone. Entries are sorted by trade key (time, arrival); an index
-//! maps trade ids to their event time.
+//! be rebuilt from the journal alone. Entries are sorted by trade key (time, arrival). There is
+//! no id index: a lookup scans back from the newest entry (cancels and corrections are rare and
+//! usually recent, and the caller first checks the id against the symbol's id set), which keeps
+//! the per-trade cost to one append.
 //!
 //! # Invariants
 //! - The trades of every bar whose interval ends after `covered_from_ns()` are exactly the
@@ -16,7 +18,6 @@
 
 use crate::bars::{BarSpec, TradeKey};
 use crate::types::Arrival;
-use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -68,10 +69,9 @@ pub enum Lookup {
 pub struct TradeJournal {
     window_ns: i64,
     entries: VecDeque<JournalEntry>,
-    by_id: AHashMap<u64, i64>,
 }
 
-/// Serialized form (the index is rebuilt on import).
+/// Serialized form.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct JournalParts {
     window_ns: i64,
@@ -91,7 +91,6 @@ impl TradeJournal {
         TradeJournal {
             window_ns: window_ns.max(0),
             entries: VecDeque::new(),
-            by_id: AHashMap::new(),
         }
     }
 
@@ -157,9 +156,6 @@ impl TradeJournal {
             }
             _ => self.entries.push_back(entry),
         }
-        if entry.id != 0 {
-            self.by_id.insert(entry.id, key.time_ns);
-        }
     }
 
     fn evict_before(&mut self, keep_from: i64) {
@@ -167,23 +163,16 @@ impl TradeJournal {
             if front.time_ns >= keep_from {
                 break;
             }
-            if front.id != 0 {
-                self.by_id.remove(&front.id);
-            }
             self.entries.pop_front();
         }
     }
 
-    /// Finds the trade whose id hashes to `id`.
+    /// Finds the trade whose id hashes to `id`, newest first.
     pub fn find(&self, id: u64) -> Lookup {
         let id = id.max(1);
-        let Some(&time_ns) = self.by_id.get(&id) else {
-            return Lookup::Missing;
-        };
-        let from = self.entries.partition_point(|e| e.time_ns < time_ns);
-        (from..self.entries.len())
-            .take_while(|&i| self.entries.get(i).is_some_and(|e| e.time_ns == time_ns))
-            .find(|&i| self.entries.get(i).is_some_and(|e| e.id == id))
+        self.entries
+            .iter()
+            .rposition(|e| e.id == id)
             .map_or(Lookup::Missing, Lookup::Found)
     }
 
@@ -227,26 +216,16 @@ impl TradeJournal {
 
     /// Unites two journals of disjoint trades (state merge); this window is kept.
     pub fn merge(&mut self, other: &TradeJournal) {
-        let mut all: Vec<JournalEntry> = self.entries.iter().chain(&other.entries).copied().collect();
+        let mut all: Vec<JournalEntry> =
+            self.entries.iter().chain(&other.entries).copied().collect();
         all.sort_by_key(JournalEntry::key);
         all.dedup_by_key(|e| e.key());
         self.entries = all.into();
-        self.rebuild_index();
     }
 
-    fn rebuild_index(&mut self) {
-        self.by_id = self
-            .entries
-            .iter()
-            .filter(|e| e.id != 0)
-            .map(|e| (e.id, e.time_ns))
-            .collect();
-    }
-
-    /// Heap bytes: the entries and the id index.
+    /// Heap bytes of the entries.
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<JournalEntry>()
-            + self.by_id.capacity() * (std::mem::size_of::<(u64, i64)>() + 1)
     }
 
     pub(crate) fn to_parts(&self) -> JournalPartsRef<'_> {
@@ -279,13 +258,10 @@ impl TradeJournal {
         {
             return Err("journal entry out of range");
         }
-        let mut j = TradeJournal {
+        Ok(TradeJournal {
             window_ns: parts.window_ns,
             entries: parts.entries,
-            by_id: AHashMap::new(),
-        };
-        j.rebuild_index();
-        Ok(j)
+        })
     }
 }
 
@@ -341,7 +317,11 @@ mod tests {
         .unwrap();
         assert_eq!(copy.find(5_000), Lookup::Found(late));
         copy.merge(&j);
-        assert_eq!(copy.len(), j.len(), "merging the same trades keeps one of each");
+        assert_eq!(
+            copy.len(),
+            j.len(),
+            "merging the same trades keeps one of each"
+        );
         assert_eq!(j.latest_live().map(|e| e.time_ns), Some(179 * MIN));
         let _ = HOUR;
     }

@@ -183,8 +183,12 @@ impl SymbolCounters {
         self.invalid = self.invalid.saturating_add(o.invalid);
         self.anomalies = self.anomalies.saturating_add(o.anomalies);
         self.cancels_applied = self.cancels_applied.saturating_add(o.cancels_applied);
-        self.corrections_applied = self.corrections_applied.saturating_add(o.corrections_applied);
-        self.corrections_skipped = self.corrections_skipped.saturating_add(o.corrections_skipped);
+        self.corrections_applied = self
+            .corrections_applied
+            .saturating_add(o.corrections_applied);
+        self.corrections_skipped = self
+            .corrections_skipped
+            .saturating_add(o.corrections_skipped);
         self.last = later(self.last, o.last);
     }
 }
@@ -477,12 +481,16 @@ impl SymbolState {
         let Some(reference) = c.ref_id.map(id_hash) else {
             return CorrectionStatus::UnknownTrade;
         };
+        // Every journaled id is in the id set unless the set overflowed its cap: an id it does not
+        // hold then needs no journal scan.
+        let remembered = self.dedupe.contains(reference);
+        if !remembered && self.dedupe.evicted_by_cap() == 0 {
+            return CorrectionStatus::UnknownTrade;
+        }
         let at = match self.journal.find(reference) {
             Lookup::Found(at) => at,
             // The id set outlives the journal when the window is shorter than the 1m retention.
-            Lookup::Missing if self.dedupe.contains(reference) => {
-                return CorrectionStatus::OutsideWindow
-            }
+            Lookup::Missing if remembered => return CorrectionStatus::OutsideWindow,
             Lookup::Missing => return CorrectionStatus::UnknownTrade,
         };
         let Some(entry) = self.journal.get(at).copied() else {

@@ -11,8 +11,8 @@ use tickstream_core::batch::{partition, TradeBatchView};
 use tickstream_core::engine::{
     AppliedCorrection, ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode,
 };
-use tickstream_core::types::{Arrival, CorrectionKind};
 use tickstream_core::types::wide_to_f64;
+use tickstream_core::types::{Arrival, CorrectionKind};
 
 use crate::convert::{iso_ns, ns_to_ms, num};
 
