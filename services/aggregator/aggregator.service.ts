@@ -215,7 +215,7 @@ export function aggregatorService(config: Config): ServiceSchema {
       this.liveSources = new Map();
       this.corrections = noCorrections();
       this.timers = [];
-      const store = openHistoryStore(config.history);
+      const store = openHistoryStore(config.history, config.namespace);
       this.history =
         store === null ? null : new BarHistory(store, config.history, this.broker, this.logger);
     },

@@ -9,7 +9,7 @@ import type { HistoryConfig } from "../config";
 import { M } from "../metrics";
 import type { Binding } from "../native";
 import { RevisionScanner } from "./revisions";
-import { fullestByKey, storedBar, type HistoryStore, type StoredBar } from "./store";
+import { latestByKey, storedBar, type HistoryStore, type StoredBar } from "./store";
 import { HistoryWriter, type HistoryWriterStats } from "./writer";
 
 /** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
@@ -113,7 +113,7 @@ export class BarHistory {
         waiting.length > 0 ||
         (mustKnow &&
           (await this.store.readBars(symbol, interval, undefined, undefined, 1)).length > 0);
-      return { status: "ok", bars: fullestByKey([...rows, ...waiting]), known };
+      return { status: "ok", bars: latestByKey([...rows, ...waiting]), known };
     } catch (err: unknown) {
       if (this.broker.isMetricsEnabled()) this.broker.metrics.increment(M.historyReadErrors);
       this.warn("read", "history read failed; answering from memory", {

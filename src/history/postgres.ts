@@ -1,6 +1,7 @@
 /**
  * History in PostgreSQL (npm `pg`): one table shared by every node of a cluster, so whichever node
- * owns a symbol serves all of its history.
+ * owns a symbol serves all of its history; rows belong to a namespace (part of the key, in every
+ * query), so clusters sharing a database never see each other's bars.
  *
  * Prices and quantities are NUMERIC (exact decimals). A batch is one transaction of multi-row
  * `INSERT … ON CONFLICT … DO UPDATE … WHERE` statements. The server being down or slow is an
@@ -10,12 +11,13 @@
  */
 import { Pool, type PoolClient } from "pg";
 import type { Interval } from "../api/params";
-import { fullestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
+import { latestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 export const TABLE = "tickstream_bars";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ${TABLE} (
+  namespace   text        NOT NULL DEFAULT '',
   symbol      text        NOT NULL,
   "interval"  text        NOT NULL,
   start_ms    bigint      NOT NULL,
@@ -30,11 +32,30 @@ CREATE TABLE IF NOT EXISTS ${TABLE} (
   order_count bigint      NOT NULL,
   buy_qty     numeric     NOT NULL,
   sell_qty    numeric     NOT NULL,
+  generation  bigint      NOT NULL DEFAULT 0,
+  revision    bigint      NOT NULL DEFAULT 0,
   updated_at  timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (symbol, "interval", start_ms)
+  PRIMARY KEY (namespace, symbol, "interval", start_ms)
 )`;
 
+/**
+ * Tables created before namespaces and bar versions: their rows join the namespace '' at version
+ * (0, 0), and the key gains the namespace. Idempotent.
+ */
+const MIGRATE = [
+  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS namespace text NOT NULL DEFAULT ''`,
+  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0`,
+  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS revision bigint NOT NULL DEFAULT 0`,
+];
+const KEY_HAS_NAMESPACE = `
+SELECT 1 FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = '${TABLE}'::regclass AND i.indisprimary AND a.attname = 'namespace'`;
+const REKEY = `ALTER TABLE ${TABLE} DROP CONSTRAINT ${TABLE}_pkey,
+  ADD PRIMARY KEY (namespace, symbol, "interval", start_ms)`;
+
 const COLUMNS = [
+  "namespace",
   "symbol",
   '"interval"',
   "start_ms",
@@ -49,24 +70,26 @@ const COLUMNS = [
   "order_count",
   "buy_qty",
   "sell_qty",
+  "generation",
+  "revision",
 ];
 
-/** Rows per INSERT: 14 parameters each, far below PostgreSQL's 65,535 per statement. */
+/** Rows per INSERT: 17 parameters each, below PostgreSQL's 65,535 per statement. */
 const ROWS_PER_STATEMENT = 1000;
 
-const UPDATE = COLUMNS.slice(3)
+const UPDATE = COLUMNS.slice(4)
   .map((c) => `${c} = EXCLUDED.${c}`)
   .join(", ");
 
-// Row values compare lexicographically: more trades, or as many and more orders (see HistoryStore).
-const CONFLICT = `ON CONFLICT (symbol, "interval", start_ms) DO UPDATE SET ${UPDATE}, updated_at = now()
-WHERE (EXCLUDED.trades, EXCLUDED.order_count) > (${TABLE}.trades, ${TABLE}.order_count)`;
+// Row values compare lexicographically: the higher (generation, revision) wins (see HistoryStore).
+const CONFLICT = `ON CONFLICT (namespace, symbol, "interval", start_ms) DO UPDATE SET ${UPDATE}, updated_at = now()
+WHERE (EXCLUDED.generation, EXCLUDED.revision) > (${TABLE}.generation, ${TABLE}.revision)`;
 
 const SELECT = `
 SELECT ${COLUMNS.join(", ")} FROM ${TABLE}
-WHERE symbol = $1 AND "interval" = $2 AND start_ms >= $3 AND start_ms < $4
+WHERE namespace = $1 AND symbol = $2 AND "interval" = $3 AND start_ms >= $4 AND start_ms < $5
 ORDER BY start_ms DESC
-LIMIT $5`;
+LIMIT $6`;
 
 interface Row {
   symbol: string;
@@ -83,6 +106,8 @@ interface Row {
   order_count: string;
   buy_qty: string;
   sell_qty: string;
+  generation: string;
+  revision: string;
 }
 
 /** A connection URL with its password hidden. */
@@ -100,9 +125,11 @@ export class PostgresHistory implements HistoryStore {
   readonly name: string;
   private readonly pool: Pool;
   private schema: Promise<void> | null = null;
+  private readonly namespace: string;
 
-  constructor(url: string, options: { timeoutMs: number; poolSize?: number }) {
-    this.name = redactUrl(url);
+  constructor(url: string, options: { timeoutMs: number; poolSize?: number; namespace?: string }) {
+    this.namespace = options.namespace ?? "";
+    this.name = `${redactUrl(url)} (namespace "${this.namespace}")`;
     this.pool = new Pool({
       connectionString: url,
       max: options.poolSize ?? 4,
@@ -120,13 +147,13 @@ export class PostgresHistory implements HistoryStore {
   async writeBars(bars: readonly StoredBar[]): Promise<void> {
     if (bars.length === 0) return;
     await this.ensureSchema();
-    const rows = fullestByKey(bars);
+    const rows = latestByKey(bars);
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query("BEGIN");
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT)
-        await insert(client, rows.slice(i, i + ROWS_PER_STATEMENT));
+        await insert(client, this.namespace, rows.slice(i, i + ROWS_PER_STATEMENT));
       await client.query("COMMIT");
     } catch (err: unknown) {
       broken = err instanceof Error ? err : new Error(String(err));
@@ -147,7 +174,14 @@ export class PostgresHistory implements HistoryStore {
   ): Promise<StoredBar[]> {
     await this.ensureSchema();
     const { from, to } = rangeBounds(fromMs, toMs);
-    const { rows } = await this.pool.query<Row>(SELECT, [symbol, interval, from, to, limit]);
+    const { rows } = await this.pool.query<Row>(SELECT, [
+      this.namespace,
+      symbol,
+      interval,
+      from,
+      to,
+      limit,
+    ]);
     return rows.reverse().map(toStored);
   }
 
@@ -166,6 +200,8 @@ export class PostgresHistory implements HistoryStore {
         // in the catalog); a transaction-scoped advisory lock serialises them.
         await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [TABLE]);
         await client.query(SCHEMA);
+        for (const m of MIGRATE) await client.query(m);
+        if ((await client.query(KEY_HAS_NAMESPACE)).rowCount === 0) await client.query(REKEY);
         await client.query("COMMIT");
       } catch (err: unknown) {
         broken = err instanceof Error ? err : new Error(String(err));
@@ -182,10 +218,15 @@ export class PostgresHistory implements HistoryStore {
   }
 }
 
-async function insert(client: PoolClient, rows: readonly StoredBar[]): Promise<void> {
+async function insert(
+  client: PoolClient,
+  namespace: string,
+  rows: readonly StoredBar[],
+): Promise<void> {
   const values: unknown[] = [];
   const tuples = rows.map((b, i) => {
     values.push(
+      namespace,
       b.symbol,
       b.interval,
       b.startMs,
@@ -200,6 +241,8 @@ async function insert(client: PoolClient, rows: readonly StoredBar[]): Promise<v
       b.orderCount,
       b.buyQty,
       b.sellQty,
+      b.generation,
+      b.revision,
     );
     const base = i * COLUMNS.length;
     return `(${COLUMNS.map((_, j) => `$${base + j + 1}`).join(", ")})`;
@@ -226,5 +269,7 @@ function toStored(r: Row): StoredBar {
     orderCount: Number(r.order_count),
     buyQty: r.buy_qty,
     sellQty: r.sell_qty,
+    generation: Number(r.generation),
+    revision: Number(r.revision),
   };
 }

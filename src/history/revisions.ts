@@ -5,8 +5,8 @@
  * their revised closed bars are read from the engine and those whose content changed since they
  * were last handed to history are written again.
  *
- * A bar's content only grows (trades and orders are added, never removed), so its trade and
- * order counts tell whether it changed. The scan is bounded per tick (in symbols), so a burst of
+ * Every change to a bar raises its revision (and a move to another node its generation), so the
+ * version tells whether it changed. The scan is bounded per tick (in symbols), so a burst of
  * late trades over many symbols spreads over several ticks instead of stalling the event loop;
  * the engine picks a symbol's revised closed bars itself (`Engine.revisedBars`).
  */
@@ -17,7 +17,7 @@ import { storedBar, type StoredBar } from "./store";
 export class RevisionScanner {
   /** Symbols to scan, in the order they were marked. */
   private readonly due = new Set<string>();
-  /** Per symbol: `interval/startMs` → `trades/orders` of each revised bar last handed on. */
+  /** Per symbol: `interval/startMs` → `generation/revision` of each revised bar last handed on. */
   private readonly seen = new Map<string, Map<string, string>>();
 
   mark(symbols: Iterable<string>): void {
@@ -49,7 +49,7 @@ export class RevisionScanner {
       const now = new Map<string, string>();
       for (const { interval, bar: b } of engine.revisedBars(symbol)) {
         const key = `${interval}/${b.startMs}`;
-        const version = `${b.trades}/${b.orderCount}`;
+        const version = `${b.generation}/${b.revision}`;
         now.set(key, version);
         if (before?.get(key) !== version) out.push(storedBar(symbol, interval as Interval, b));
       }

@@ -1,5 +1,6 @@
 /**
  * History in an embedded SQLite file (Node's built-in `node:sqlite`): the default, for one node.
+ * One file per namespace (`openHistoryStore` names it), so the file holds one cluster's bars.
  *
  * WAL journal (readers never wait for the writer), one transaction per batch, a STRICT table whose
  * price and quantity columns are TEXT so no value is ever coerced to a float. Calls are
@@ -9,7 +10,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Interval } from "../api/params";
-import { fullestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
+import { latestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS bars (
@@ -28,22 +29,28 @@ CREATE TABLE IF NOT EXISTS bars (
   buy_qty     TEXT    NOT NULL,
   sell_qty    TEXT    NOT NULL,
   updated_ms  INTEGER NOT NULL,
+  generation  INTEGER NOT NULL DEFAULT 0,
+  revision    INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (symbol, "interval", start_ms)
 ) STRICT, WITHOUT ROWID`;
 
-const COLUMNS = `symbol, "interval", start_ms, open, high, low, close, volume, vwap, trades, revised,
-  order_count, buy_qty, sell_qty`;
+/** Files written before bar versions lack the two columns: their rows are version (0, 0). */
+const VERSION_COLUMNS = ["generation", "revision"];
 
-// Row values compare lexicographically: more trades, or as many and more orders (see HistoryStore).
+const COLUMNS = `symbol, "interval", start_ms, open, high, low, close, volume, vwap, trades, revised,
+  order_count, buy_qty, sell_qty, generation, revision`;
+
+// Row values compare lexicographically: the higher (generation, revision) wins (see HistoryStore).
 const UPSERT = `
 INSERT INTO bars (${COLUMNS}, updated_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol, "interval", start_ms) DO UPDATE SET
   open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
   volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades,
   revised = excluded.revised, order_count = excluded.order_count, buy_qty = excluded.buy_qty,
-  sell_qty = excluded.sell_qty, updated_ms = excluded.updated_ms
-WHERE (excluded.trades, excluded.order_count) > (bars.trades, bars.order_count)`;
+  sell_qty = excluded.sell_qty, generation = excluded.generation, revision = excluded.revision,
+  updated_ms = excluded.updated_ms
+WHERE (excluded.generation, excluded.revision) > (bars.generation, bars.revision)`;
 
 const SELECT = `
 SELECT ${COLUMNS} FROM bars
@@ -66,6 +73,8 @@ interface Row {
   order_count: number;
   buy_qty: string;
   sell_qty: string;
+  generation: number;
+  revision: number;
 }
 
 export class SqliteHistory implements HistoryStore {
@@ -85,6 +94,11 @@ export class SqliteHistory implements HistoryStore {
     this.db.exec("PRAGMA synchronous = NORMAL");
     this.db.exec("PRAGMA busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    const present = new Set(
+      (this.db.prepare("PRAGMA table_info(bars)").all() as { name: string }[]).map((c) => c.name),
+    );
+    for (const c of VERSION_COLUMNS.filter((c) => !present.has(c)))
+      this.db.exec(`ALTER TABLE bars ADD COLUMN ${c} INTEGER NOT NULL DEFAULT 0`);
     this.upsert = this.db.prepare(UPSERT);
     this.select = this.db.prepare(SELECT);
   }
@@ -94,7 +108,7 @@ export class SqliteHistory implements HistoryStore {
     const now = Date.now();
     this.db.exec("BEGIN IMMEDIATE");
     try {
-      for (const b of fullestByKey(bars))
+      for (const b of latestByKey(bars))
         this.upsert.run(
           b.symbol,
           b.interval,
@@ -110,6 +124,8 @@ export class SqliteHistory implements HistoryStore {
           b.orderCount,
           b.buyQty,
           b.sellQty,
+          b.generation,
+          b.revision,
           now,
         );
       this.db.exec("COMMIT");
@@ -158,5 +174,7 @@ function toStored(r: Row): StoredBar {
     orderCount: r.order_count,
     buyQty: r.buy_qty,
     sellQty: r.sell_qty,
+    generation: r.generation,
+    revision: r.revision,
   };
 }

@@ -7,6 +7,7 @@
  * (`String(n)` is what `JSON.stringify` writes), in TEXT (SQLite) or NUMERIC (PostgreSQL) columns,
  * never in a float column. Reading one back with `Number` gives the identical number.
  */
+import path from "node:path";
 import type { Interval } from "../api/params";
 import type { Binding } from "../native";
 
@@ -27,17 +28,22 @@ export interface StoredBar {
   orderCount: number;
   buyQty: string;
   sellQty: string;
+  /** Custody epoch of the state the bar came from. */
+  generation: number;
+  /** Changes applied to the bar within that state. Versions order by (generation, revision). */
+  revision: number;
 }
 
 export interface HistoryStore {
   /** Where the bars go, without credentials (for logs). */
   readonly name: string;
   /**
-   * Upserts bars keyed by (symbol, interval, start). A stored bar is replaced only by a version
-   * holding more trades, or as many trades and more orders: the engine only ever adds to a bar,
-   * so writing the same bar again changes nothing, a revision (a late trade or order) overwrites,
-   * and a bar rebuilt from part of its trades (a replay that began inside it) never clobbers the
-   * whole one. One transaction per call.
+   * Upserts bars keyed by (symbol, interval, start) within the store's namespace. A stored bar is
+   * replaced only by a higher version, (generation, revision) compared in that order (README, "Bar
+   * versions"): writing the same version again changes nothing, a revision (a late trade, a cancel,
+   * a correction) overwrites even when it holds fewer trades, a bar rebuilt from part of its
+   * changes (a replay that began inside it) never clobbers the whole one, and a superseded owner's
+   * bar (an older generation) never replaces the current owner's. One transaction per call.
    */
   writeBars(bars: readonly StoredBar[]): Promise<void>;
   /** Bars whose start lies in [fromMs, toMs), the newest `limit` of them, oldest first. */
@@ -77,6 +83,8 @@ export function storedBar(symbol: string, interval: Interval, bar: Binding.Bar):
     orderCount: bar.orderCount,
     buyQty: decimal(bar.buyQty),
     sellQty: decimal(bar.sellQty),
+    generation: bar.generation,
+    revision: bar.revision,
   };
 }
 
@@ -84,26 +92,34 @@ export function storedBar(symbol: string, interval: Interval, bar: Binding.Bar):
 export const barKey = (b: Pick<StoredBar, "symbol" | "interval" | "startMs">): string =>
   `${b.symbol}\u0000${b.interval}\u0000${b.startMs}`;
 
-/**
- * Whether version `a` of a bar holds more than version `b` (more trades, or as many and more
- * orders): the order in which the engine's updates reach a bar.
- */
-export function fuller(
-  a: { trades: number; orderCount: number },
-  b: { trades: number; orderCount: number },
-): boolean {
-  return a.trades > b.trades || (a.trades === b.trades && a.orderCount > b.orderCount);
+/** A bar's version: (generation, revision), compared in that order. */
+export interface Versioned {
+  generation: number;
+  revision: number;
 }
 
-/** Keeps, per key, the fullest version (the later one when equal): one row per key per write. */
-export function fullestByKey(bars: readonly StoredBar[]): StoredBar[] {
+/** Whether version `a` of a bar is later than version `b`. */
+export function newer(a: Versioned, b: Versioned): boolean {
+  return a.generation > b.generation || (a.generation === b.generation && a.revision > b.revision);
+}
+
+/** Keeps, per key, the latest version (the later one given when equal): one row per key. */
+export function latestByKey(bars: readonly StoredBar[]): StoredBar[] {
   const byKey = new Map<string, StoredBar>();
   for (const b of bars) {
     const key = barKey(b);
     const held = byKey.get(key);
-    if (held === undefined || !fuller(held, b)) byKey.set(key, b);
+    if (held === undefined || !newer(held, b)) byKey.set(key, b);
   }
   return [...byKey.values()];
+}
+
+/** `path` with `-<namespace>` before its extension: one SQLite file per namespace. */
+export function namespacedPath(file: string, namespace: string): string {
+  const suffix = namespace.replace(/[^-\w]/g, "_");
+  if (suffix === "" || file === ":memory:") return file;
+  const ext = path.extname(file);
+  return `${file.slice(0, file.length - ext.length)}-${suffix}${ext}`;
 }
 
 /** Range bounds as the integers the stores compare with (fractions round inwards). */

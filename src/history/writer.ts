@@ -7,7 +7,7 @@
  * exponential backoff; when the buffer is full, the oldest bars are dropped and counted. Live bars
  * never wait for history.
  */
-import { barKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
+import { barKey, newer, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 export interface HistoryWriterOptions {
   flushMs: number;
@@ -63,6 +63,8 @@ export class HistoryWriter {
     }
     for (const b of bars) {
       const key = barKey(b);
+      const held = this.pending.get(key);
+      if (held !== undefined && newer(held, b)) continue;
       // Re-inserting moves a re-queued bar to the back: it is as new as its latest version.
       this.pending.delete(key);
       this.pending.set(key, b);

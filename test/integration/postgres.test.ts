@@ -2,7 +2,9 @@
  * History in a real PostgreSQL server (a private cluster this test starts: src/infra/postgres.ts).
  *
  * - The store keeps exact NUMERIC values, upserts idempotently (a re-write does not even touch a
- *   row), lets revisions overwrite and partial versions not, and answers ranges like the engine.
+ *   row), keeps the latest version of a bar ((generation, revision), not the fullest), keeps
+ *   namespaces apart in one table, migrates a table from before versions, and answers ranges like
+ *   the engine.
  * - While the server is down the writer never blocks, keeps at most HISTORY_BUFFER_MAX bars
  *   (dropping and counting the oldest), backs off, and writes the rest once the server is back.
  * - A node replaying the JSE corpus keeps serving live bars while the server is stopped mid-run
@@ -68,6 +70,8 @@ function bar(startMs: number, over: Partial<StoredBar> = {}): StoredBar {
     orderCount: 0,
     buyQty: "0",
     sellQty: "0",
+    generation: 1,
+    revision: 3,
     ...over,
   };
 }
@@ -131,11 +135,15 @@ describe("PostgresHistory", () => {
       await store.writeBars([...bars].reverse());
       expect(await snapshot()).toEqual(before);
 
-      // A revision overwrites; a version holding fewer trades does not.
-      const revised = bar(T0, { trades: 4, close: "12", revised: true });
+      // A revision overwrites; a cancel (fewer trades, higher revision) too; a rebuilt part and a
+      // superseded owner's bar do not.
+      const revised = bar(T0, { trades: 4, close: "12", revised: true, revision: 4 });
       await store.writeBars([revised]);
-      await store.writeBars([bar(T0, { trades: 1 })]);
-      expect((await store.readBars("ACME", "1m", T0, T0 + 1, 10))[0]).toEqual(revised);
+      const busted = { ...revised, trades: 2, close: "10", revision: 6 };
+      await store.writeBars([busted]);
+      await store.writeBars([bar(T0, { trades: 1, revision: 1 })]);
+      await store.writeBars([bar(T0, { trades: 9, generation: 0, revision: 90 })]);
+      expect((await store.readBars("ACME", "1m", T0, T0 + 1, 10))[0]).toEqual(busted);
 
       // Ranges: [from, to), the newest `limit`, oldest first.
       const starts = async (from?: number, to?: number, limit = 100) =>
@@ -151,6 +159,44 @@ describe("PostgresHistory", () => {
       expect(await store.readBars("MANY", "1m", undefined, undefined, 10_000)).toHaveLength(2500);
     } finally {
       await store.close();
+    }
+  });
+
+  it("keeps namespaces apart in one table, and migrates a table from before namespaces and versions", async () => {
+    const url = await database("namespace_test");
+    await query(
+      url,
+      `CREATE TABLE ${TABLE} (symbol text NOT NULL, "interval" text NOT NULL, start_ms bigint NOT NULL,
+        open numeric, high numeric, low numeric, close numeric, volume numeric NOT NULL, vwap numeric,
+        trades bigint NOT NULL, revised boolean NOT NULL, order_count bigint NOT NULL,
+        buy_qty numeric NOT NULL, sell_qty numeric NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (symbol, "interval", start_ms))`,
+    );
+    await query(
+      url,
+      `INSERT INTO ${TABLE} VALUES ('ACME', '1m', ${T0}, 1, 1, 1, 7, 9, 1, 9, false, 0, 0, 0)`,
+    );
+    const legacy = new PostgresHistory(url, { timeoutMs: 5000 });
+    const prod = new PostgresHistory(url, { timeoutMs: 5000, namespace: "prod" });
+    const test = new PostgresHistory(url, { timeoutMs: 5000, namespace: "test" });
+    try {
+      const close = async (s: PostgresHistory) =>
+        (await s.readBars("ACME", "1m", undefined, undefined, 1))[0]?.close;
+      // The old row is the namespace '' at version (0, 0); any version replaces it.
+      expect(await close(legacy)).toBe("7");
+      await prod.writeBars([bar(T0, { close: "1" })]);
+      await test.writeBars([bar(T0, { close: "2" })]);
+      expect([await close(legacy), await close(prod), await close(test)]).toEqual(["7", "1", "2"]);
+      await legacy.writeBars([bar(T0, { close: "3", generation: 0, revision: 1 })]);
+      expect([await close(legacy), await close(prod), await close(test)]).toEqual(["3", "1", "2"]);
+      const key = await query<{ n: string }>(
+        url,
+        `SELECT count(*) AS n FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+          AND a.attnum = ANY(i.indkey) WHERE i.indrelid = '${TABLE}'::regclass AND i.indisprimary`,
+      );
+      expect(key[0]?.n).toBe("4");
+    } finally {
+      await Promise.all([legacy.close(), prod.close(), test.close()]);
     }
   });
 

@@ -65,3 +65,86 @@ describe("native engine: forming bars", () => {
     expect(fillx?.orders).toEqual({ count: 1, buyQty: 500, sellQty: 0 });
   });
 });
+
+describe("native engine: cancels and corrections", () => {
+  const decoder = new native.FixDecoder({});
+  const decode = (records: Buffer[], firstSeq: number) => {
+    const offsets = new Uint32Array(records.length + 1);
+    records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
+    const seqs = Float64Array.from(records, (_, i) => firstSeq + i);
+    return decoder.decodeBatch(Buffer.concat(records), offsets, seqs, "fix/0");
+  };
+  const at = Date.UTC(2025, 0, 6, 9, 0, 10);
+  const tcr = (fields: [number, string][]) =>
+    encodeFix("FIX.4.4", "AE", [[55, "TCRX"], [60, fixTimestamp(at)], ...fields]);
+
+  it("recomputes bars from both message families and stamps the generation set for the symbol", () => {
+    const actors = new SymbolActors(testConfig(), { bars: true, detector: false });
+    actors.engine.setGeneration("FILLX", 7);
+    actors.apply(
+      decode(
+        [
+          fill(1, "10", "100", at),
+          fill(2, "12", "100", at + 1_000),
+          fill(3, "11", "100", at + 2_000),
+          tcr([
+            [571, "R1"],
+            [31, "50"],
+            [32, "10"],
+          ]),
+          tcr([
+            [571, "R2"],
+            [31, "52"],
+            [32, "10"],
+          ]),
+        ],
+        0,
+      ).batch,
+      Date.now(),
+    );
+    const bust = encodeFix("FIX.4.4", "8", [
+      [17, "X1"],
+      [19, "E2"],
+      [55, "FILLX"],
+      [60, fixTimestamp(at + 300_000)],
+      [150, "H"],
+    ]);
+    const correct = encodeFix("FIX.4.4", "8", [
+      [17, "X2"],
+      [19, "E3"],
+      [31, "9.5"],
+      [32, "50"],
+      [55, "FILLX"],
+      [60, fixTimestamp(at + 300_000)],
+      [150, "G"],
+    ]);
+    const replace = tcr([
+      [571, "R3"],
+      [572, "R2"],
+      [487, "2"],
+      [31, "40"],
+      [32, "5"],
+    ]);
+    const unreferenced = tcr([
+      [571, "R4"],
+      [487, "1"],
+    ]);
+    const decoded = decode([bust, correct, replace, unreferenced, bust], 10);
+    expect([decoded.cancels, decoded.corrects, decoded.unreferenced]).toEqual([3, 2, 1]);
+    const result = actors.apply(decoded.batch, Date.now());
+    expect([result.cancels, result.corrections]).toEqual([1, 2]);
+    expect(result.correctionsSkipped.duplicate).toBe(1);
+    expect(result.corrected.map((c) => [c.symbol, c.kind])).toEqual([
+      ["FILLX", "cancel"],
+      ["FILLX", "correct"],
+      ["TCRX", "correct"],
+    ]);
+    const [b] = actors.engine.bars("FILLX", "1m", null, null, 1)!;
+    // E2 (12) is gone; E3 became 9.5 × 50: open 10, high 10, low 9.5, close 9.5.
+    expect(b).toMatchObject({ open: 10, high: 10, low: 9.5, close: 9.5, volume: 150, trades: 2 });
+    expect([b!.revision, b!.generation]).toEqual([5, 7]);
+    const [t] = actors.engine.bars("TCRX", "1m", null, null, 1)!;
+    expect(t).toMatchObject({ open: 50, high: 50, low: 40, close: 40, volume: 15, trades: 2 });
+    expect(t!.generation).toBe(0);
+  });
+});

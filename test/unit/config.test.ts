@@ -67,6 +67,16 @@ describe("configuration", () => {
     expect(parseDurationMs("1w")).toBeUndefined();
   });
 
+  it("keeps the correction window within the 1m retention", () => {
+    expect(loadConfig({}).bars.correctionWindowMs).toBe(loadConfig({}).bars.retentionMs["1m"]);
+    expect(loadConfig({ CORRECTION_WINDOW: "30m" }).bars.correctionWindowMs).toBe(1_800_000);
+    expect(loadConfig({ CORRECTION_WINDOW: "0" }).bars.correctionWindowMs).toBe(0);
+    expect(() => loadConfig({ RETENTION_1M: "1h", CORRECTION_WINDOW: "2h" })).toThrow(
+      /CORRECTION_WINDOW.*RETENTION_1M/,
+    );
+    expect(() => loadConfig({ CORRECTION_WINDOW: "soon" })).toThrow(/CORRECTION_WINDOW/);
+  });
+
   it("is documented in the README table exactly as declared", () => {
     const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
     const begin = readme.indexOf(CONFIG_TABLE_BEGIN);

@@ -1,9 +1,10 @@
 /**
  * The history store's parts without a broker: the SQLite store (exact values, idempotent upsert,
- * revisions, ranges, transactions), the batching writer, the memory/history merge REST answers
- * with, the scan for revised bars on the real engine, and HISTORY_URL parsing.
+ * version order, one file per namespace, files from before versions, ranges, transactions), the
+ * batching writer, the memory/history merge REST answers with, the scan for revised bars on the
+ * real engine, and HISTORY_URL parsing.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -34,6 +35,8 @@ function bar(startMs: number, over: Partial<StoredBar> = {}): StoredBar {
     orderCount: 0,
     buyQty: "0",
     sellQty: "0",
+    generation: 1,
+    revision: 3,
     ...over,
   };
 }
@@ -122,23 +125,81 @@ describe("SqliteHistory", () => {
     await store.close();
   });
 
-  it("overwrites a bar with a revision, but never with a version holding fewer trades", async () => {
+  it("keeps the latest version of a bar: (generation, revision), not the fullest", async () => {
     const store = new SqliteHistory(newFile());
     const read = async () => (await store.readBars("ACME", "1m", undefined, undefined, 10))[0];
     await store.writeBars([bar(T0)]);
-    const revised = bar(T0, { trades: 4, high: "12", close: "12", volume: "400", revised: true });
-    await store.writeBars([revised]);
-    expect(await read()).toEqual(revised);
-    // A late order revises the order flow only.
-    const withOrder = { ...revised, orderCount: 1, buyQty: "50" };
-    await store.writeBars([withOrder]);
-    expect(await read()).toEqual(withOrder);
-    // A bar rebuilt from part of its trades (a replay that began inside it) does not clobber it.
-    await store.writeBars([bar(T0, { trades: 1, open: "10.75", volume: "100" })]);
-    expect(await read()).toEqual(withOrder);
-    // Within one batch, the fullest version of a key wins whatever the order.
-    await store.writeBars([bar(T0 + MIN, { trades: 9 }), bar(T0 + MIN, { trades: 2 })]);
-    expect((await store.readBars("ACME", "1m", T0 + MIN, undefined, 1))[0]?.trades).toBe(9);
+    const late = bar(T0, {
+      trades: 4,
+      high: "12",
+      close: "12",
+      volume: "400",
+      revised: true,
+      revision: 4,
+    });
+    await store.writeBars([late]);
+    expect(await read()).toEqual(late);
+    // A cancel leaves fewer trades at a higher revision: it replaces the fuller version.
+    const busted = { ...late, trades: 3, high: "11", close: "10.75", volume: "300", revision: 5 };
+    await store.writeBars([busted]);
+    expect(await read()).toEqual(busted);
+    // A bar rebuilt from part of its changes (a replay that began inside it) does not clobber it.
+    await store.writeBars([bar(T0, { trades: 1, open: "10.75", volume: "100", revision: 1 })]);
+    expect(await read()).toEqual(busted);
+    // A superseded owner (older generation) loses whatever its revision; a newer owner wins.
+    await store.writeBars([bar(T0, { generation: 0, revision: 99, trades: 9 })]);
+    expect(await read()).toEqual(busted);
+    const moved = { ...busted, generation: 2, revision: 5 };
+    await store.writeBars([moved]);
+    expect(await read()).toEqual(moved);
+    // Within one batch, the latest version of a key wins whatever the order.
+    await store.writeBars([
+      bar(T0 + MIN, { trades: 2, revision: 9 }),
+      bar(T0 + MIN, { trades: 9, revision: 8 }),
+    ]);
+    expect((await store.readBars("ACME", "1m", T0 + MIN, undefined, 1))[0]?.trades).toBe(2);
+    await store.close();
+  });
+
+  it("keeps one file per namespace; a reopened namespace resumes its bars", async () => {
+    const config = loadConfig({ HISTORY_URL: `sqlite:${path.join(dir, "ns", "history.sqlite")}` });
+    const a = openHistoryStore(config.history, "prod")!;
+    const b = openHistoryStore(config.history, "test/1")!;
+    const none = openHistoryStore(config.history, "")!;
+    await a.writeBars([bar(T0, { close: "1" })]);
+    await b.writeBars([bar(T0, { close: "2" })]);
+    const close = async (s: typeof a) =>
+      (await s.readBars("ACME", "1m", undefined, undefined, 1))[0]?.close;
+    expect([await close(a), await close(b), await close(none)]).toEqual(["1", "2", undefined]);
+    expect(
+      readdirSync(path.join(dir, "ns"))
+        .filter((f) => f.endsWith(".sqlite"))
+        .sort(),
+    ).toEqual(["history-prod.sqlite", "history-test_1.sqlite", "history.sqlite"]);
+    await Promise.all([a.close(), b.close(), none.close()]);
+    const again = openHistoryStore(config.history, "prod")!;
+    expect(await close(again)).toBe("1");
+    await again.close();
+  });
+
+  it("opens a file written before bar versions: its rows are version (0, 0)", async () => {
+    const file = newFile();
+    mkdirSync(path.dirname(file), { recursive: true });
+    const old = new DatabaseSync(file);
+    old.exec(`CREATE TABLE bars (
+      symbol TEXT NOT NULL, "interval" TEXT NOT NULL, start_ms INTEGER NOT NULL, open TEXT,
+      high TEXT, low TEXT, close TEXT, volume TEXT NOT NULL, vwap TEXT, trades INTEGER NOT NULL,
+      revised INTEGER NOT NULL, order_count INTEGER NOT NULL, buy_qty TEXT NOT NULL,
+      sell_qty TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+      PRIMARY KEY (symbol, "interval", start_ms)) STRICT, WITHOUT ROWID`);
+    old.exec(`INSERT INTO bars VALUES ('ACME', '1m', ${T0}, '1', '1', '1', '1', '9', '1', 9, 0, 0,
+      '0', '0', 0)`);
+    old.close();
+    const store = new SqliteHistory(file);
+    const [held] = await store.readBars("ACME", "1m", undefined, undefined, 1);
+    expect([held?.trades, held?.generation, held?.revision]).toEqual([9, 0, 0]);
+    await store.writeBars([bar(T0, { generation: 0, revision: 1 })]);
+    expect((await store.readBars("ACME", "1m", undefined, undefined, 1))[0]?.trades).toBe(3);
     await store.close();
   });
 
@@ -197,7 +258,7 @@ describe("SqliteHistory", () => {
     const impossible = path.join(file, "sub", "h.sqlite");
     expect(() => new SqliteHistory(impossible)).toThrow(/ENOTDIR/);
     const config = loadConfig({ HISTORY_URL: `sqlite:${impossible}` }).history;
-    expect(() => openHistoryStore(config)).toThrow(/HISTORY_URL: cannot open sqlite:.*ENOTDIR/);
+    expect(() => openHistoryStore(config, "")).toThrow(/HISTORY_URL: cannot open sqlite:.*ENOTDIR/);
   });
 });
 
@@ -240,14 +301,14 @@ describe("HistoryWriter", () => {
   it("writes a bar queued several times once, in its latest version", async () => {
     const store = new SqliteHistory(newFile());
     const writer = new HistoryWriter(store, { ...options, flushMs: 60_000 });
-    writer.add([bar(T0, { trades: 1 }), bar(T0 + MIN)]);
-    writer.add([bar(T0, { trades: 2 })]);
-    writer.add([bar(T0, { trades: 3, close: "12" })]);
+    writer.add([bar(T0, { trades: 1, revision: 1 }), bar(T0 + MIN)]);
+    writer.add([bar(T0, { trades: 3, close: "12", revision: 3 })]);
+    writer.add([bar(T0, { trades: 2, revision: 2 })]); // an older version queued late
     expect(writer.stats.buffered).toBe(2);
     await writer.flush();
     expect(writer.stats.written).toBe(2);
     const stored = await store.readBars("ACME", "1m", undefined, T0 + 1, 10);
-    expect(stored).toEqual([bar(T0, { trades: 3, close: "12" })]);
+    expect(stored).toEqual([bar(T0, { trades: 3, close: "12", revision: 3 })]);
     await writer.close(1000);
   });
 
@@ -264,10 +325,10 @@ describe("HistoryWriter", () => {
 });
 
 describe("mergeBars", () => {
-  const b = (startMs: number, trades: number, from: string, orders = 0) => ({
+  const b = (startMs: number, revision: number, from: string, generation = 1) => ({
     startMs,
-    trades,
-    orders: { count: orders },
+    revision,
+    generation,
     from,
   });
 
@@ -285,10 +346,12 @@ describe("mergeBars", () => {
     expect(mergeBars(memory, [], 10).map((x) => x.startMs)).toEqual([3, 4]);
   });
 
-  it("prefers a stored bar holding more than memory's (a partly replayed bar)", () => {
+  it("prefers a later stored version (memory rebuilt from a replay that began inside the bar)", () => {
     expect(mergeBars([b(1, 2, "m")], [b(1, 7, "h")], 10)[0]?.from).toBe("h");
-    expect(mergeBars([b(1, 7, "m", 1)], [b(1, 7, "h", 3)], 10)[0]?.from).toBe("h");
-    expect(mergeBars([b(1, 7, "m", 3)], [b(1, 7, "h", 3)], 10)[0]?.from).toBe("m");
+    expect(mergeBars([b(1, 7, "m")], [b(1, 7, "h")], 10)[0]?.from).toBe("m");
+    // A newer generation wins over a higher revision of an older one, either side.
+    expect(mergeBars([b(1, 1, "m", 2)], [b(1, 50, "h", 1)], 10)[0]?.from).toBe("m");
+    expect(mergeBars([b(1, 50, "m", 1)], [b(1, 1, "h", 2)], 10)[0]?.from).toBe("h");
   });
 });
 
