@@ -6,6 +6,10 @@
  * trades themselves only ever travel by acknowledged calls). Both queue inside the Rust engine, so
  * applying a batch creates no per-bar JS objects.
  *
+ * Closed bars changed later (a late trade or order, a cancel, a correction) are found by the
+ * revision scanner on the same tick and published as `bars.closed` again, with their higher
+ * version, so the stream and the dashboard follow them.
+ *
  * History (src/history/): the bars this node closes, and closed bars it revises later, go to the
  * history store through a batching writer that never holds up live bars; `bars` answers with the
  * union of memory and history, so bars older than in-memory retention are still served.
@@ -13,7 +17,8 @@
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../../src/config";
 import { historyUnavailable, unknownSymbol } from "../../src/errors";
-import { BarHistory, mergeBars, openHistoryStore } from "../../src/history";
+import { BarHistory, mergeBars, openHistoryStore, RevisionScanner } from "../../src/history";
+import type { StoredBar } from "../../src/history/store";
 import { M } from "../../src/metrics";
 import {
   countCorrections,
@@ -31,6 +36,8 @@ import {
 import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json";
 
 const FORMING_THROTTLE_MS = 250;
+/** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
+const REVISION_SCAN_SYMBOLS = 250;
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
 
@@ -57,11 +64,13 @@ interface Vars extends SymbolActorsVars {
   liveSources: Map<string, boolean>;
   timers: NodeJS.Timeout[];
   history: BarHistory | null;
+  revisions: RevisionScanner;
 }
 
 interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
+  publishRevised(revised: StoredBar[]): void;
   drainClosed(): void;
   publishForming(): void;
   closeByWallClock(): void;
@@ -162,7 +171,7 @@ export function aggregatorService(config: Config): ServiceSchema {
         countCorrections(this.corrections, result);
         // The engine counts revisions (late trades, cancels, corrections) but queues only newly
         // closed bars: find the revised ones.
-        if (result.revised > 0) this.history?.revised(native.batchSymbols(params.batch));
+        if (result.revised > 0) this.revisions.mark(native.batchSymbols(params.batch));
       },
 
       publishClosed(this: This, closed: Binding.SymbolBar[]) {
@@ -188,6 +197,19 @@ export function aggregatorService(config: Config): ServiceSchema {
           .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
+      publishRevised(this: This, revised: StoredBar[]) {
+        this.history?.revised(revised);
+        this.broker
+          .broadcast("bars.closed", {
+            bars: revised.map((b) => ({
+              symbol: b.symbol,
+              interval: b.interval,
+              bar: storedBarJson(b),
+            })),
+          })
+          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
+      },
+
       drainClosed(this: This) {
         const closed = this.actors.engine.drainClosed();
         if (closed.length > 0) this.publishClosed(closed);
@@ -196,7 +218,10 @@ export function aggregatorService(config: Config): ServiceSchema {
       /** Every FORMING_THROTTLE_MS: the bars closed meanwhile, then the forming bars of the symbols that traded. */
       publishForming(this: This) {
         this.drainClosed();
-        this.history?.scanRevisions(this.actors.engine);
+        if (this.revisions.pending > 0) {
+          const revised = this.revisions.scan(this.actors.engine, REVISION_SCAN_SYMBOLS);
+          if (revised.length > 0) this.publishRevised(revised);
+        }
         const symbols = this.actors.engine.drainTouched();
         if (symbols.length === 0) return;
         const bars = unpackLatest(symbols, this.actors.engine.latestPacked(symbols));
@@ -214,6 +239,7 @@ export function aggregatorService(config: Config): ServiceSchema {
     created(this: This) {
       this.liveSources = new Map();
       this.corrections = noCorrections();
+      this.revisions = new RevisionScanner();
       this.timers = [];
       const store = openHistoryStore(config.history, config.namespace);
       this.history =
@@ -231,7 +257,9 @@ export function aggregatorService(config: Config): ServiceSchema {
       for (const t of this.timers) clearInterval(t);
       if (this.history === null) return;
       this.drainClosed();
-      await this.history.close(this.actors.engine, config.history.timeoutMs);
+      while (this.revisions.pending > 0)
+        this.history.revised(this.revisions.scan(this.actors.engine, REVISION_SCAN_SYMBOLS));
+      await this.history.close(config.history.timeoutMs);
     },
   };
   return schema as unknown as ServiceSchema;

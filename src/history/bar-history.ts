@@ -8,12 +8,9 @@ import type { Interval } from "../api/params";
 import type { HistoryConfig } from "../config";
 import { M } from "../metrics";
 import type { Binding } from "../native";
-import { RevisionScanner } from "./revisions";
 import { latestByKey, storedBar, type HistoryStore, type StoredBar } from "./store";
 import { HistoryWriter, type HistoryWriterStats } from "./writer";
 
-/** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
-const REVISION_SCAN_SYMBOLS = 250;
 /** Least time between two warnings about the same kind of history problem. */
 const WARN_EVERY_MS = 10_000;
 
@@ -28,7 +25,6 @@ export interface HistoryRange {
 
 export class BarHistory {
   private readonly writer: HistoryWriter;
-  private readonly revisions = new RevisionScanner();
   private readonly warnedAt = new Map<string, number>();
 
   constructor(
@@ -84,15 +80,9 @@ export class BarHistory {
     this.writer.add(bars.map((c) => storedBar(c.symbol, c.interval as Interval, c.bar)));
   }
 
-  /** The symbols of a batch that changed closed bars: their revised bars are looked up later. */
-  revised(symbols: readonly string[]): void {
-    this.revisions.mark(symbols);
-  }
-
-  /** Each tick: queues the revised closed bars that changed since they were last queued. */
-  scanRevisions(engine: Pick<Binding.Engine, "revisedBars">): void {
-    if (this.revisions.pending > 0)
-      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_SYMBOLS));
+  /** Closed bars changed after they closed (revisions found by `RevisionScanner`). */
+  revised(bars: readonly StoredBar[]): void {
+    this.writer.add(bars);
   }
 
   /** Closed bars with start in [fromMs, toMs), the newest `limit` (and any waiting to be written). */
@@ -124,12 +114,10 @@ export class BarHistory {
   }
 
   /**
-   * Queues what is left (closed bars the caller drained, every pending revision), keeps writing
+   * Keeps writing what is queued (the caller hands over the last closed and revised bars first)
    * for up to `timeoutMs`, and closes the store; what could not be written is logged.
    */
-  async close(engine: Pick<Binding.Engine, "revisedBars">, timeoutMs: number): Promise<void> {
-    while (this.revisions.pending > 0)
-      this.writer.add(this.revisions.scan(engine, REVISION_SCAN_SYMBOLS));
+  async close(timeoutMs: number): Promise<void> {
     const lost = await this.writer.close(timeoutMs);
     if (lost > 0)
       this.logger.warn(
