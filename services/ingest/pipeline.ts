@@ -128,7 +128,8 @@ export class Pipeline {
         parsed.records,
       );
     const rejects = [...parsed.rejects];
-    if (parsed.trades + parsed.orders > 0) {
+    // A symbol is in the batch's table only for its rows: trades, orders, cancels, corrections.
+    if (parsed.symbols.length > 0) {
       let producedAtMs = Infinity;
       for (const t of batch.producedAtMs) producedAtMs = Math.min(producedAtMs, t);
       const calls: Promise<ApplyReply>[] = [];
