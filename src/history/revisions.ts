@@ -1,9 +1,9 @@
 /**
- * Closed bars changed after they closed (a late trade or order) must reach history again, but the
- * engine only counts revisions (`ApplyResult.revised`); its closed-bar queue carries each bar once,
- * when it closes. So the symbols of a batch that revised bars are marked, and on the next ticks
- * their revised closed bars are read from the engine and those whose content changed since they
- * were last handed to history are written again.
+ * Closed bars changed after they closed (a late trade or order, a cancel, a correction) must reach
+ * history again, but the engine only counts revisions (`ApplyResult.revised`); its closed-bar queue
+ * carries each bar once, when it closes. So the symbols of a batch that revised bars are marked, and
+ * on the next ticks their revised closed bars are read from the engine and those whose version
+ * changed since they were last handed on are handed on again.
  *
  * Every change to a bar raises its revision (and a move to another node its generation), so the
  * version tells whether it changed. The scan is bounded per tick (in symbols), so a burst of

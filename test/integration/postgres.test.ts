@@ -143,7 +143,12 @@ describe("PostgresHistory", () => {
       await store.writeBars([busted]);
       await store.writeBars([bar(T0, { trades: 1, revision: 1 })]);
       await store.writeBars([bar(T0, { trades: 9, generation: 0, revision: 90 })]);
+      await store.writeBars([{ ...busted, close: "99" }]); // the same version: nothing changes
       expect((await store.readBars("ACME", "1m", T0, T0 + 1, 10))[0]).toEqual(busted);
+      // A new owner's bar (a higher generation) wins though its state counted fewer revisions.
+      const moved = { ...busted, close: "10.5", generation: 2, revision: 2 };
+      await store.writeBars([moved]);
+      expect((await store.readBars("ACME", "1m", T0, T0 + 1, 10))[0]).toEqual(moved);
 
       // Ranges: [from, to), the newest `limit`, oldest first.
       const starts = async (from?: number, to?: number, limit = 100) =>

@@ -13,7 +13,7 @@ import { fixFill } from "../support/fix-data";
 import { HistoryWriter, mergeBars, openHistoryStore, RevisionScanner } from "../../src/history";
 import { SqliteHistory } from "../../src/history/sqlite";
 import { decimal, type StoredBar } from "../../src/history/store";
-import { native } from "../../src/native";
+import { native, type Binding } from "../../src/native";
 import { eventually } from "../support/node";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
@@ -149,7 +149,10 @@ describe("SqliteHistory", () => {
     // A superseded owner (older generation) loses whatever its revision; a newer owner wins.
     await store.writeBars([bar(T0, { generation: 0, revision: 99, trades: 9 })]);
     expect(await read()).toEqual(busted);
-    const moved = { ...busted, generation: 2, revision: 5 };
+    // The same version again, even with other content, changes nothing.
+    await store.writeBars([{ ...busted, close: "99" }]);
+    expect(await read()).toEqual(busted);
+    const moved = { ...busted, generation: 2, revision: 1 };
     await store.writeBars([moved]);
     expect(await read()).toEqual(moved);
     // Within one batch, the latest version of a key wins whatever the order.
@@ -406,6 +409,41 @@ describe("RevisionScanner", () => {
     engine.applyBatch(batch([[4, "9", "10", T0 + 40_000]]), Date.now());
     scanner.mark(["ACME", "UNKNOWN"]);
     expect(scanner.scan(engine, 1000).map((b) => [b.trades, b.low])).toEqual([[3, "9"]]);
+  });
+
+  it("hands a bar on again when its version changed, whatever its trade and order counts", () => {
+    const engineBar = (version: Pick<Binding.Bar, "generation" | "revision">, close: number) => ({
+      startMs: T0,
+      open: 10,
+      high: 12,
+      low: 9,
+      close,
+      volume: 200,
+      vwap: 10.5,
+      trades: 2,
+      closed: true,
+      revised: true,
+      orderCount: 1,
+      buyQty: 5,
+      sellQty: 0,
+      ...version,
+    });
+    let held: Binding.Bar = engineBar({ generation: 1, revision: 3 }, 11);
+    const engine = { revisedBars: () => [{ symbol: "ACME", interval: "1m", bar: held }] };
+    const scanner = new RevisionScanner();
+    const scan = () => {
+      scanner.mark(["ACME"]);
+      return scanner.scan(engine, 10).map((b) => [b.generation, b.revision, b.close]);
+    };
+    expect(scan()).toEqual([[1, 3, "11"]]);
+    expect(scan()).toEqual([]);
+    // A cancel and a late trade since the last scan: the same counts, a new version.
+    held = engineBar({ generation: 1, revision: 5 }, 12);
+    expect(scan()).toEqual([[1, 5, "12"]]);
+    // A new owner (generation) whose state carries fewer revisions of the bar.
+    held = engineBar({ generation: 2, revision: 4 }, 12);
+    expect(scan()).toEqual([[2, 4, "12"]]);
+    expect(scan()).toEqual([]);
   });
 
   it("spreads a large scan over several calls by its bar budget", () => {
