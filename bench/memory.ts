@@ -208,7 +208,9 @@ export const memorySection: Section = {
           bytesPerSymbol: windowBytes,
           tradesPerSymbol: w.journalTradesPerSymbol,
           bytesPerTrade:
-            w.journalTradesPerSymbol > 0 ? Math.round(windowBytes / w.journalTradesPerSymbol) : null,
+            w.journalTradesPerSymbol > 0
+              ? Math.round(windowBytes / w.journalTradesPerSymbol)
+              : null,
         },
         symbols: r.symbols,
         trades: r.trades,

@@ -300,7 +300,7 @@ export const SETTINGS = [
     env: "HISTORY_URL",
     default: "sqlite:.data/history.sqlite",
     description:
-      "Where closed bars are kept beyond in-memory retention: `sqlite:PATH` (embedded, for one node; relative to the working directory), `postgres://user:password@host:5432/db` (PostgreSQL, shared by a cluster), or `off`",
+      "Where closed bars are kept beyond in-memory retention: `sqlite:PATH` (embedded, for one node; relative to the working directory; `-NAMESPACE` is inserted before the extension when set), `postgres://user:password@host:5432/db` (PostgreSQL, shared by a cluster; rows keyed by namespace), or `off`",
   },
   {
     env: "HISTORY_FLUSH_MS",

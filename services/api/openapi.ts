@@ -486,7 +486,13 @@ export function openApiDocument(): object {
                           type: "object",
                           description:
                             "Trade cancels and corrections: decoded by this node's parser (received, of which unreferenced name no trade), and applied by its aggregator (cancelled, corrected) or skipped, by reason: unknown_trade, outside_window (older than CORRECTION_WINDOW), already_cancelled, duplicate (the same report again), unchanged (the values the trade already had)",
-                          required: ["received", "unreferenced", "cancelled", "corrected", "skipped"],
+                          required: [
+                            "received",
+                            "unreferenced",
+                            "cancelled",
+                            "corrected",
+                            "skipped",
+                          ],
                           properties: {
                             received: { type: "integer", minimum: 0 },
                             unreferenced: { type: "integer", minimum: 0 },

@@ -9,21 +9,29 @@ import os from "node:os";
 import path from "node:path";
 import { fixFill } from "../support/fix-data";
 import { SqliteHistory } from "../../src/history/sqlite";
+import { namespacedPath } from "../../src/history/store";
 import { M } from "../../src/metrics";
 import type { StartedNode } from "../../src/node/start";
 import type { ParseResult } from "../../services/parser.service";
 import { eventually, getJson, startTestNode } from "../support/node";
+import type { Context } from "moleculer";
 import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
+import type { BarJson } from "../../services/aggregator/bar-json";
+import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
 const MIN = 60_000;
 
 let seq = 0;
 /** Parses fills on the node and applies them to its aggregator, as ingest would. */
-async function apply(node: StartedNode, fills: [price: string, qty: string, atMs: number][]) {
-  const records = fills.map(([price, qty, atMs]) =>
-    fixFill(`E${seq}-${atMs}`, "ACME", price, qty, atMs),
+function apply(node: StartedNode, fills: [price: string, qty: string, atMs: number][]) {
+  return applyRecords(
+    node,
+    fills.map(([price, qty, atMs]) => fixFill(`E${seq}-${atMs}`, "ACME", price, qty, atMs)),
   );
+}
+
+async function applyRecords(node: StartedNode, records: Buffer[]) {
   const offsets = new Uint32Array(records.length + 1);
   records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
   const parsed = await node.broker.call<ParseResult, object>("parser.parse", {
@@ -55,7 +63,7 @@ describe("aggregator history", () => {
       METRICS: "true",
       METRICS_PORT: "0",
     });
-    const store = new SqliteHistory(file);
+    const store = new SqliteHistory(namespacedPath(file, "tickstream"));
     const stored1m = async (startMs: number) =>
       (await store.readBars("ACME", "1m", startMs, startMs + 1, 1))[0];
     try {
@@ -105,6 +113,61 @@ describe("aggregator history", () => {
     }
   });
 
+  it("publishes and writes the new version of a closed bar a bust changed", async () => {
+    const file = path.join(dir, "bust.sqlite");
+    const node = await startTestNode({
+      SERVICES: "parser,aggregator,api",
+      HISTORY_URL: `sqlite:${file}`,
+      HISTORY_FLUSH_MS: "50",
+      BAR_GRACE_MS: "0",
+    });
+    const events: { symbol: string; interval: string; bar: BarJson }[] = [];
+    node.broker.createService({
+      name: "spy",
+      events: {
+        "bars.closed"(ctx: Context<{ bars: typeof events }>) {
+          events.push(...ctx.params.bars);
+        },
+      },
+    });
+    const store = new SqliteHistory(namespacedPath(file, "tickstream"));
+    try {
+      await applyRecords(node, [
+        fixFill("B1", "ACME", "10", "100", T0 + 1000),
+        fixFill("B2", "ACME", "14", "100", T0 + 2000),
+        fixFill("B3", "ACME", "11", "100", T0 + 2 * MIN + 1000), // closes the bar at T0
+      ]);
+      const before = await eventually(
+        async () => (await store.readBars("ACME", "1m", T0, T0 + 1, 1))[0],
+        "the closed bar in history",
+      );
+      expect(before).toMatchObject({ trades: 2, high: "14", revision: 2 });
+      // A bust of the high trade, minutes later: fewer trades, a higher revision.
+      const bust = encodeFix("FIX.4.4", "8", [
+        [17, "X1"],
+        [19, "B2"],
+        [55, "ACME"],
+        [60, fixTimestamp(T0 + 5 * MIN)],
+        [150, "H"],
+      ]);
+      expect(await applyRecords(node, [bust])).toMatchObject({ revised: 1 });
+      const after = await eventually(async () => {
+        const b = (await store.readBars("ACME", "1m", T0, T0 + 1, 1))[0];
+        return b?.trades === 1 ? b : undefined;
+      }, "the busted version in history");
+      expect(after).toMatchObject({ high: "10", close: "10", volume: "100", revision: 3 });
+      const published = await eventually(
+        () =>
+          events.find((e) => e.interval === "1m" && e.bar.startMs === T0 && e.bar.revision === 3),
+        "the new version on bars.closed",
+      );
+      expect(published.bar).toMatchObject({ trades: 1, high: 10, closed: true, revised: true });
+    } finally {
+      await store.close();
+      await node.stop();
+    }
+  });
+
   it("writes the bars it still buffers when the node stops", async () => {
     const file = path.join(dir, "stop.sqlite");
     // Nothing would be written for an hour, or before 10,000 bars: only the stop writes.
@@ -115,7 +178,7 @@ describe("aggregator history", () => {
       HISTORY_BATCH_SIZE: "10000",
       BAR_GRACE_MS: "0",
     });
-    const store = new SqliteHistory(file);
+    const store = new SqliteHistory(namespacedPath(file, "tickstream"));
     let stopped = false;
     try {
       await apply(
