@@ -66,6 +66,10 @@ export declare class FixDecoder {
   /**
    * Decodes records `payload[offsets[i]..offsets[i+1]]` (seq = `seqs[i]`, or i) of one source
    * into a packed trade batch. One call per batch: no per-message JS objects.
+   *
+   * The records must be a contiguous run of the source (every record between the lowest and
+   * the highest seq, as a Kafka fetch or a slice of a file gives them): the batch declares
+   * that seq span, and the engine marks it applied for every symbol with rows.
    */
   decodeBatch(payload: Uint8Array, offsets: Uint32Array, seqs: Float64Array | undefined | null, source: string): DecodedBatch
   /** Decodes one record into per-message values (tools and tests; not the hot path). */

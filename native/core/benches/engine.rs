@@ -1,4 +1,6 @@
-//! Engine throughput: `apply_batch` on packed batches of 100k trades over 1,000 symbols.
+//! Engine throughput: `apply_batch` on packed batches of 100k trades over 1,000 symbols, and on
+//! batches of 2,000 (the size `npm run bench` feeds `Engine.applyBatch` through Node, where the
+//! per-symbol work of a batch weighs as much as the per-trade work).
 //!
 //! Every iteration applies a fresh batch (built untimed) that continues the previous one in
 //! event time and offsets, so the engine runs in steady state: watermarks never flag the
@@ -16,6 +18,8 @@ use tickstream_core::{Arrival, Side, Trade, SCALE};
 
 const SYMBOLS: usize = 1_000;
 const TRADES: usize = 100_000;
+/// Trades per batch of the Node bench (`npm run bench`, `--batch`).
+const NODE_BATCH: usize = 2_000;
 /// Event time between consecutive trades (1 ms: a batch covers 100 s).
 const STEP_NS: i64 = 1_000_000;
 const T0: i64 = 1_709_251_200_000_000_000;
@@ -49,10 +53,11 @@ struct Feed {
     seq: u64,
     with_ids: bool,
     id: String,
+    trades: usize,
 }
 
 impl Feed {
-    fn new(with_ids: bool) -> Feed {
+    fn new(with_ids: bool, trades: usize) -> Feed {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         Feed {
             symbols: (0..SYMBOLS).map(|i| format!("SYM{i:04}")).collect(),
@@ -64,12 +69,15 @@ impl Feed {
             seq: 0,
             with_ids,
             id: String::new(),
+            trades,
         }
     }
 
     fn next_batch(&mut self) -> Vec<u8> {
         let mut b = BatchBuilder::new("trades/3").expect("source");
-        for i in 0..TRADES {
+        // Consecutive records of the source, as the decoder declares a Kafka fetch.
+        b.set_span(self.seq + 1, self.seq + 1 + self.trades as u64);
+        for i in 0..self.trades {
             let s = (self.rng.next() % SYMBOLS as u64) as usize;
             self.prices[s] *= (0.0005 * self.rng.normal()).exp();
             self.time += STEP_NS;
@@ -101,15 +109,25 @@ impl Feed {
 }
 
 fn bench_apply(c: &mut Criterion, name: &str, config: EngineConfig, with_ids: bool) {
+    bench_apply_sized(c, name, config, with_ids, TRADES);
+}
+
+fn bench_apply_sized(
+    c: &mut Criterion,
+    name: &str,
+    config: EngineConfig,
+    with_ids: bool,
+    trades: usize,
+) {
     let mut engine = Engine::new(config).expect("config");
-    let mut feed = Feed::new(with_ids);
+    let mut feed = Feed::new(with_ids, trades);
     // Warm up into steady state: every symbol has bars and a full detector window.
-    for _ in 0..20 {
+    for _ in 0..(20 * TRADES / trades) {
         let bytes = feed.next_batch();
         engine.apply_batch(&TradeBatchView::parse(&bytes).expect("batch"), 0);
     }
     let mut group = c.benchmark_group("apply_batch");
-    group.throughput(Throughput::Elements(TRADES as u64));
+    group.throughput(Throughput::Elements(trades as u64));
     group.sample_size(20);
     group.bench_function(name, |b| {
         b.iter_batched(
@@ -117,7 +135,7 @@ fn bench_apply(c: &mut Criterion, name: &str, config: EngineConfig, with_ids: bo
             |bytes| {
                 let view = TradeBatchView::parse(&bytes).expect("batch");
                 let out = engine.apply_batch(&view, 0);
-                assert_eq!(out.counts.applied, TRADES as u64);
+                assert_eq!(out.counts.applied, trades as u64);
                 black_box(out)
             },
             BatchSize::PerIteration,
@@ -129,6 +147,13 @@ fn bench_apply(c: &mut Criterion, name: &str, config: EngineConfig, with_ids: bo
 fn engine_benches(c: &mut Criterion) {
     let full = EngineConfig::default();
     bench_apply(c, "bars+zscore/no_ids", full.clone(), false);
+    bench_apply_sized(
+        c,
+        "bars+zscore/no_ids/batch_2000",
+        full.clone(),
+        false,
+        NODE_BATCH,
+    );
     bench_apply(c, "bars+zscore/ids", full.clone(), true);
     // The correction window's cost: the same without a trade journal.
     bench_apply(
@@ -164,7 +189,7 @@ fn engine_benches(c: &mut Criterion) {
         false,
     );
 
-    let bytes = Feed::new(true).next_batch();
+    let bytes = Feed::new(true, TRADES).next_batch();
     let mut group = c.benchmark_group("batch");
     group.throughput(Throughput::Elements(TRADES as u64));
     group.bench_function("parse+iterate/ids", |b| {

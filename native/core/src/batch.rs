@@ -3,19 +3,21 @@
 //! A batch crosses process boundaries (Moleculer over NATS) as a single binary message and
 //! is applied by the engine straight from the bytes, without per-trade allocation.
 //!
-//! # Format, version 2 (all integers little-endian)
+//! # Format, version 3 (all integers little-endian)
 //!
 //! ```text
-//! header (32 bytes)
+//! header (48 bytes; 32 in versions 1 and 2, which are read too)
 //!   0  [u8; 4]  magic "TSTB"
-//!   4  u16      version = 2 (version 1 is read too: it has no correction rows)
-//!   6  u16      header length = 32 (readers require exactly 32)
+//!   4  u16      version = 3 (1 has no correction rows, 1 and 2 no seq span)
+//!   6  u16      header length = 48 (32 for versions 1 and 2; readers require exactly that)
 //!   8  u32      source name length (bytes; the name starts the string area)
 //!  12  u32      symbol count
 //!  16  u32      trade row count
 //!  20  u32      order row count
 //!  24  u32      string area length
 //!  28  u32      correction row count (version 1: reserved, 0)
+//!  32  u64      seq span start: every record of the source with start <= seq < end is in
+//!  40  u64      seq span end     the batch (as rows or not); end = 0: no span. Rows lie inside.
 //! symbol table: symbol count × 8 bytes
 //!   0  u32  offset into the string area      4  u32  length (> 0)
 //! trade rows: trade count × 56 bytes
@@ -50,10 +52,12 @@ use std::collections::BTreeMap;
 
 /// First four bytes of every batch.
 pub const BATCH_MAGIC: [u8; 4] = *b"TSTB";
-/// Format version written by this crate (2 added correction rows).
-pub const BATCH_VERSION: u16 = 2;
-/// Header length of version 1.
-pub const HEADER_LEN: usize = 32;
+/// Format version written by this crate (2 added correction rows, 3 the seq span).
+pub const BATCH_VERSION: u16 = 3;
+/// Header length of the version written.
+pub const HEADER_LEN: usize = 48;
+/// Header length of versions 1 and 2.
+pub const HEADER_LEN_V2: usize = 32;
 /// Bytes per symbol table entry.
 pub const SYMBOL_ENTRY_LEN: usize = 8;
 /// Bytes per trade row.
@@ -76,6 +80,9 @@ pub enum BatchError {
     /// The magic is not `TSTB`.
     #[error("not a trade batch (bad magic)")]
     BadMagic,
+    /// The declared seq span is empty or leaves out a row.
+    #[error("seq span is empty or leaves out a row")]
+    Span,
     /// A version this reader does not know.
     #[error("unsupported batch version {0}")]
     UnsupportedVersion(u16),
@@ -152,6 +159,8 @@ struct Writer {
     corrections: Vec<u8>,
     n_corrections: u32,
     strings: Vec<u8>,
+    /// The records' seq span, when known.
+    span: Option<(u64, u64)>,
     /// First overflow met while writing; reported by `finish` (sinks cannot return errors).
     error: Option<BatchError>,
 }
@@ -172,6 +181,7 @@ impl Writer {
             corrections: Vec::new(),
             n_corrections: 0,
             strings: source.as_bytes().to_vec(),
+            span: None,
             error: None,
         })
     }
@@ -294,8 +304,24 @@ impl Writer {
         if let Some(e) = self.error {
             return Err(e);
         }
+        if let Some((start, end)) = self.span {
+            let rows = (self
+                .trades
+                .chunks_exact(TRADE_ROW_LEN)
+                .map(|r| u64_at(r, 24)))
+            .chain(
+                self.orders
+                    .chunks_exact(ORDER_ROW_LEN)
+                    .map(|r| u64_at(r, 24)),
+            )
+            .chain((self.corrections.chunks_exact(CORRECTION_ROW_LEN)).map(|r| u64_at(r, 16)));
+            if start >= end || rows.into_iter().any(|seq| seq < start || seq >= end) {
+                return Err(BatchError::Span);
+            }
+        }
         let strings_len = u32::try_from(self.strings.len())
             .map_err(|_| BatchError::Overflow("string area exceeds 4 GiB"))?;
+        let (span_start, span_end) = self.span.unwrap_or((0, 0));
         let total = HEADER_LEN
             + self.symbol_table.len()
             + self.trades.len()
@@ -312,6 +338,8 @@ impl Writer {
         out.extend_from_slice(&self.n_orders.to_le_bytes());
         out.extend_from_slice(&strings_len.to_le_bytes());
         out.extend_from_slice(&self.n_corrections.to_le_bytes());
+        out.extend_from_slice(&span_start.to_le_bytes());
+        out.extend_from_slice(&span_end.to_le_bytes());
         out.extend_from_slice(&self.symbol_table);
         out.extend_from_slice(&self.trades);
         out.extend_from_slice(&self.orders);
@@ -394,6 +422,14 @@ impl BatchBuilder {
             record: 0,
             summary: DecodeSummary::default(),
         })
+    }
+
+    /// Declares that every record of the source with `start <= seq < end` is in this batch
+    /// (the caller decoded each of them, whatever it held). The engine then marks the whole
+    /// span applied for each symbol with rows, which keeps consecutive batches one range.
+    /// `finish` fails with [`BatchError::Span`] if a row lies outside it.
+    pub fn set_span(&mut self, start: u64, end: u64) {
+        self.writer.span = Some((start, end));
     }
 
     /// Sets the record index attached to the following rows and rejects.
@@ -555,6 +591,7 @@ pub struct CorrectionRow<'a> {
 #[derive(Debug, Clone)]
 pub struct TradeBatchView<'a> {
     version: u16,
+    span: Option<(u64, u64)>,
     source: &'a str,
     symbols: Vec<&'a str>,
     trade_rows: &'a [u8],
@@ -581,19 +618,40 @@ impl<'a> TradeBatchView<'a> {
     /// A [`BatchError`] describing the first problem: short buffer, magic, version, header,
     /// length, UTF-8, symbol entries, row fields (symbol index, id range, side, reserved bytes).
     pub fn parse(bytes: &'a [u8]) -> Result<TradeBatchView<'a>, BatchError> {
-        if bytes.len() < HEADER_LEN {
+        if bytes.len() < HEADER_LEN_V2 {
             return Err(BatchError::TooShort(bytes.len()));
         }
         if bytes[0..4] != BATCH_MAGIC {
             return Err(BatchError::BadMagic);
         }
         let version = u16::from_le_bytes(bytes_at(bytes, 4));
-        if version != BATCH_VERSION && version != 1 {
+        if !(1..=BATCH_VERSION).contains(&version) {
             return Err(BatchError::UnsupportedVersion(version));
         }
-        if usize::from(u16::from_le_bytes(bytes_at(bytes, 6))) != HEADER_LEN {
-            return Err(BatchError::BadHeader("header length is not 32"));
+        let header_len = if version >= 3 {
+            HEADER_LEN
+        } else {
+            HEADER_LEN_V2
+        };
+        if bytes.len() < header_len {
+            return Err(BatchError::TooShort(bytes.len()));
         }
+        if usize::from(u16::from_le_bytes(bytes_at(bytes, 6))) != header_len {
+            return Err(BatchError::BadHeader(
+                "header length does not match the version",
+            ));
+        }
+        let span = if version >= 3 {
+            let (start, end) = (u64_at(bytes, 32), u64_at(bytes, 40));
+            match (start, end) {
+                (0, 0) => None,
+                (s, e) if s < e => Some((s, e)),
+                _ => return Err(BatchError::BadHeader("empty seq span")),
+            }
+        } else {
+            None
+        };
+        let in_span = |seq: u64| span.is_none_or(|(s, e)| s <= seq && seq < e);
         let source_len = u64::from(u32_at(bytes, 8));
         let n_symbols = u64::from(u32_at(bytes, 12));
         let n_trades = u64::from(u32_at(bytes, 16));
@@ -607,7 +665,7 @@ impl<'a> TradeBatchView<'a> {
             return Err(BatchError::BadHeader("source name does not fit"));
         }
         // u64 arithmetic cannot overflow: every term is < 2^32 × 56.
-        let sym_end = HEADER_LEN as u64 + n_symbols * SYMBOL_ENTRY_LEN as u64;
+        let sym_end = header_len as u64 + n_symbols * SYMBOL_ENTRY_LEN as u64;
         let trades_end = sym_end + n_trades * TRADE_ROW_LEN as u64;
         let orders_end = trades_end + n_orders * ORDER_ROW_LEN as u64;
         let corrections_end = orders_end + n_corrections * CORRECTION_ROW_LEN as u64;
@@ -632,7 +690,7 @@ impl<'a> TradeBatchView<'a> {
             .ok_or(BatchError::BadHeader("source name splits a character"))?;
 
         let mut symbols = Vec::with_capacity(n_symbols as usize);
-        for (i, e) in bytes[HEADER_LEN..sym_end]
+        for (i, e) in bytes[header_len..sym_end]
             .chunks_exact(SYMBOL_ENTRY_LEN)
             .enumerate()
         {
@@ -652,6 +710,9 @@ impl<'a> TradeBatchView<'a> {
             if u64::from(u32_at(r, 32)) >= n_symbols {
                 return Err(bad("symbol index"));
             }
+            if !in_span(u64_at(r, 24)) {
+                return Err(bad("seq outside the seq span"));
+            }
             if opt_str(strings, u32_at(r, 40), u32_at(r, 44)).is_err() {
                 return Err(bad("id"));
             }
@@ -669,6 +730,9 @@ impl<'a> TradeBatchView<'a> {
             if u64::from(u32_at(r, 32)) >= n_symbols {
                 return Err(bad("symbol index"));
             }
+            if !in_span(u64_at(r, 24)) {
+                return Err(bad("seq outside the seq span"));
+            }
             if opt_str(strings, u32_at(r, 40), u32_at(r, 44)).is_err() {
                 return Err(bad("ClOrdID"));
             }
@@ -685,6 +749,9 @@ impl<'a> TradeBatchView<'a> {
             };
             if u64::from(u32_at(r, 24)) >= n_symbols {
                 return Err(bad("symbol index"));
+            }
+            if !in_span(u64_at(r, 16)) {
+                return Err(bad("seq outside the seq span"));
             }
             if opt_str(strings, u32_at(r, 32), u32_at(r, 36)).is_err() {
                 return Err(bad("correction id"));
@@ -704,6 +771,7 @@ impl<'a> TradeBatchView<'a> {
 
         Ok(TradeBatchView {
             version,
+            span,
             source,
             symbols,
             trade_rows,
@@ -838,6 +906,30 @@ impl<'a> TradeBatchView<'a> {
             .map(|r| u32_at(r, 32))
     }
 
+    /// The seq span the batch covers: the declared one (version 3), else `(min seq, max seq +
+    /// 1)` over every row (trades, orders, cancels and corrections); `None` when neither.
+    /// A batch holds a contiguous run of its source, so no record of a symbol with rows here
+    /// lies in this span outside the batch.
+    pub fn seq_span(&self) -> Option<(u64, u64)> {
+        if self.span.is_some() {
+            return self.span;
+        }
+        let seqs = (self
+            .trade_rows
+            .chunks_exact(TRADE_ROW_LEN)
+            .map(|r| u64_at(r, 24)))
+        .chain(
+            self.order_rows
+                .chunks_exact(ORDER_ROW_LEN)
+                .map(|r| u64_at(r, 24)),
+        )
+        .chain((self.correction_rows.chunks_exact(CORRECTION_ROW_LEN)).map(|r| u64_at(r, 16)));
+        seqs.fold(None, |span, seq| match span {
+            None => Some((seq, seq.saturating_add(1))),
+            Some((lo, hi)) => Some((lo.min(seq), hi.max(seq.saturating_add(1)))),
+        })
+    }
+
     /// Trade rows in batch order.
     pub fn trade_rows(&self) -> impl ExactSizeIterator<Item = TradeRow<'a>> + '_ {
         self.trade_rows
@@ -929,8 +1021,14 @@ pub fn partition(
     {
         return Err(BatchError::Owner("owner out of range"));
     }
+    // Each part keeps the whole batch's span: a symbol's records in it all go to one part.
     let mut writers = (0..n_owners)
-        .map(|_| Writer::new(view.source))
+        .map(|_| {
+            Writer::new(view.source).map(|mut w| {
+                w.span = view.span;
+                w
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     // Batch symbol index → index in its owner's table (u32::MAX until first use).
     let mut remap = vec![u32::MAX; n_symbols];
@@ -1037,7 +1135,7 @@ mod tests {
         let v = TradeBatchView::parse(&bytes).unwrap();
         assert_eq!(
             (v.version(), v.source(), v.symbols()),
-            (2, "trades/3", &["A", "B", "C"][..])
+            (3, "trades/3", &["A", "B", "C"][..])
         );
         assert_eq!((v.trade_count(), v.order_count()), (6, 1));
         let rows: Vec<TradeRow<'_>> = v.trade_rows().collect();
@@ -1066,10 +1164,10 @@ mod tests {
         b[0] = b'X';
         assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::BadMagic);
         let mut b = good.clone();
-        b[4] = 3;
+        b[4] = 4;
         assert_eq!(
             TradeBatchView::parse(&b).unwrap_err(),
-            BatchError::UnsupportedVersion(3)
+            BatchError::UnsupportedVersion(4)
         );
         let mut b = good.clone();
         b.push(0);
@@ -1108,6 +1206,68 @@ mod tests {
         b[last] = 0xff;
         assert_eq!(TradeBatchView::parse(&b).unwrap_err(), BatchError::Utf8);
         assert!(BatchBuilder::new(&"s".repeat(MAX_SOURCE_LEN + 1)).is_err());
+        // A declared span that leaves out a row (the sample's seqs are 0..=9).
+        let mut b = good.clone();
+        b[32..40].copy_from_slice(&1u64.to_le_bytes());
+        b[40..48].copy_from_slice(&100u64.to_le_bytes());
+        assert_eq!(
+            TradeBatchView::parse(&b).unwrap_err(),
+            BatchError::BadRow {
+                what: "seq outside the seq span",
+                row: 0
+            }
+        );
+        b[32..40].copy_from_slice(&100u64.to_le_bytes());
+        assert!(matches!(
+            TradeBatchView::parse(&b),
+            Err(BatchError::BadHeader(_))
+        ));
+    }
+
+    /// The same batch in version 2 (no span), as older writers sent it.
+    fn as_version_2(v3: &[u8]) -> Vec<u8> {
+        let mut b = v3[..HEADER_LEN_V2].to_vec();
+        b[4..6].copy_from_slice(&2u16.to_le_bytes());
+        b[6..8].copy_from_slice(&(HEADER_LEN_V2 as u16).to_le_bytes());
+        b.extend_from_slice(&v3[HEADER_LEN..]);
+        b
+    }
+
+    #[test]
+    fn the_seq_span_is_declared_checked_and_kept_by_partitions() {
+        let trade = |seq: u64, symbol: &'static str| Trade {
+            symbol,
+            price: SCALE,
+            qty: SCALE,
+            time_ns: T0,
+            arrival: Arrival { seq, ord: 0 },
+            id: None,
+            side: Side::Unknown,
+        };
+        let mut b = BatchBuilder::new("t/0").unwrap();
+        b.set_span(100, 200);
+        b.push_trade(&trade(120, "A"));
+        b.push_trade(&trade(130, "B"));
+        let bytes = b.finish().unwrap().bytes;
+        let v = TradeBatchView::parse(&bytes).unwrap();
+        assert_eq!(v.seq_span(), Some((100, 200)));
+        let parts = partition(&v, &[0, 1], 2).unwrap();
+        for part in &parts {
+            assert_eq!(
+                TradeBatchView::parse(part).unwrap().seq_span(),
+                Some((100, 200))
+            );
+        }
+        // Without a declared span, the rows' own.
+        let v2 = as_version_2(&bytes);
+        let v = TradeBatchView::parse(&v2).unwrap();
+        assert_eq!((v.version(), v.seq_span()), (2, Some((120, 131))));
+        assert_eq!(v.trade_count(), 2);
+        // A row outside the declared span is the writer's error.
+        let mut b = BatchBuilder::new("t/0").unwrap();
+        b.set_span(100, 200);
+        b.push_trade(&trade(200, "A"));
+        assert_eq!(b.finish().unwrap_err(), BatchError::Span);
     }
 
     #[test]

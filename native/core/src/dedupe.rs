@@ -383,10 +383,15 @@ pub(crate) struct IdDedupeParts {
     entries: Vec<IdEntry>,
 }
 
-/// Most disjoint ranges kept per source. Beyond it the two ranges with the smallest gap are
-/// joined (counted in [`Watermarks::joined_gaps`]): the gap is then treated as applied, so a record
-/// inside it that was never applied would be skipped. Real streams need one or two ranges.
+/// Most disjoint ranges kept per source. Beyond it the ranges with the smallest gaps are joined
+/// until [`RANGES_AFTER_JOIN`] remain (counted in [`Watermarks::joined_gaps`]): a joined gap is
+/// treated as applied, so a record inside it that was never applied would be skipped. A gap
+/// opens each time a symbol is absent from a batch of its source, and then holds only other
+/// symbols' records; the gap a replay must fill (a state rebuilt after a node loss) is larger,
+/// so it is the last to go. Joining in bulk keeps a mark O(1) amortized.
 pub const MAX_RANGES_PER_SOURCE: usize = 64;
+/// Ranges left per source after joining the smallest gaps.
+pub const RANGES_AFTER_JOIN: usize = 48;
 
 /// Sorted, disjoint `[lo, hi)` ranges of applied sequence numbers of one source.
 pub type AppliedRanges = Vec<(u64, u64)>;
@@ -395,17 +400,47 @@ pub type AppliedRanges = Vec<(u64, u64)>;
 ///
 /// Each source (a Kafka partition, a replayed file) maps to sorted, disjoint `[lo, hi)` ranges of
 /// sequence numbers already applied. A trade (or order) whose `arrival.seq` lies in a range at the
-/// start of a batch is a redelivery. After the batch, `[min seq, max seq + 1)` of the symbol's rows
-/// is added: a batch (or a chunk of one) covers a contiguous run of its source, so no record of the
-/// symbol inside that run is left out, and the several trades of one record all apply.
+/// start of a batch is a redelivery. After the batch, `[min seq, max seq + 1)` of the batch's rows
+/// (all symbols') is added for every symbol with rows: a batch (or a chunk of one, or the part of
+/// it one owner gets) covers a contiguous run of its source, so no record of the symbol inside
+/// that run is left out, and the several trades of one record all apply. Taking the batch's span
+/// rather than the symbol's own keeps consecutive batches in one range.
 ///
 /// Ranges rather than one watermark let a state rebuilt after a node loss take the log's older
 /// records on replay even though it already applied newer ones; usually one range per source.
 /// A symbol sees few sources, so a sorted vector beats a hash map.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Watermarks {
     sources: Vec<(Box<str>, AppliedRanges)>,
     joined_gaps: u64,
+    /// The last source marked, beside the state rather than in the heap: see [`SourceHint`].
+    #[serde(skip)]
+    hint: Option<SourceHint>,
+}
+
+/// The source a symbol's batches come from, by hash, with its position in `sources` and its
+/// highest applied seq. With it, the engine learns that none of a batch's rows can be a
+/// redelivery, and marks the batch, without reading the source name or the ranges (three cache
+/// misses per symbol and batch otherwise). Rebuilt on the next mark after any other change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SourceHint {
+    hash: u64,
+    index: usize,
+    /// One past the highest applied seq of that source.
+    next_seq: u64,
+}
+
+impl PartialEq for Watermarks {
+    fn eq(&self, other: &Watermarks) -> bool {
+        self.sources == other.sources && self.joined_gaps == other.joined_gaps
+    }
+}
+
+impl Eq for Watermarks {}
+
+/// The hash a [`Watermarks`] hint knows a source by.
+pub fn source_hash(source: &str) -> u64 {
+    id_hash(source)
 }
 
 impl Watermarks {
@@ -439,42 +474,46 @@ impl Watermarks {
         self.joined_gaps
     }
 
+    /// One past the highest applied seq of the source hashing to `hash`, when it is the source
+    /// last marked (without touching the heap); `None` when unknown.
+    #[inline]
+    pub fn next_seq_hint(&self, hash: u64) -> Option<u64> {
+        self.hint.filter(|h| h.hash == hash).map(|h| h.next_seq)
+    }
+
     /// Marks `[lo, hi)` of `source` as applied.
     pub fn mark(&mut self, source: &str, lo: u64, hi: u64) {
+        self.mark_hashed(source, source_hash(source), lo, hi);
+    }
+
+    /// [`Watermarks::mark`] with the source's [`source_hash`]. A mark that extends or follows
+    /// the last range of the hinted source reads only that range.
+    pub fn mark_hashed(&mut self, source: &str, hash: u64, lo: u64, hi: u64) {
         if lo >= hi {
             return;
         }
-        let i = match self.find(source) {
-            Ok(i) => i,
-            Err(i) => {
-                self.sources.insert(i, (source.into(), Vec::new()));
-                i
-            }
+        let hinted = self.hint.filter(|h| h.hash == hash).map(|h| h.index);
+        let i = match hinted {
+            // Trusts the 64-bit hash, as the id set does for trade ids.
+            Some(i) if i < self.sources.len() => i,
+            _ => match self.find(source) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.sources.insert(i, (source.into(), Vec::new()));
+                    i
+                }
+            },
         };
         let Some((_, ranges)) = self.sources.get_mut(i) else {
             return;
         };
-        // Ranges strictly before (ending before lo) and strictly after (starting after hi) stay;
-        // everything touching [lo, hi) is absorbed into it.
-        let start = ranges.partition_point(|&(_, h)| h < lo);
-        let end = ranges.partition_point(|&(l, _)| l <= hi);
-        let (mut nlo, mut nhi) = (lo, hi);
-        if let Some(slice) = ranges.get(start..end) {
-            for &(l, h) in slice {
-                nlo = nlo.min(l);
-                nhi = nhi.max(h);
-            }
-        }
-        ranges.splice(start..end.max(start), [(nlo, nhi)]);
-        while ranges.len() > MAX_RANGES_PER_SOURCE {
-            let gap_at = (1..ranges.len())
-                .min_by_key(|&k| ranges[k].0.saturating_sub(ranges[k - 1].1))
-                .unwrap_or(1);
-            let hi = ranges[gap_at].1;
-            ranges[gap_at - 1].1 = hi;
-            ranges.remove(gap_at);
-            self.joined_gaps += 1;
-        }
+        let joined = mark_ranges(ranges, lo, hi);
+        self.joined_gaps += joined;
+        self.hint = ranges.last().map(|&(_, next_seq)| SourceHint {
+            hash,
+            index: i,
+            next_seq,
+        });
     }
 
     /// Marks everything below `next_seq` of `source` as applied.
@@ -529,6 +568,70 @@ impl Watermarks {
                     && r.windows(2).all(|w| w[0].1 < w[1].0)
             })
     }
+}
+
+/// Adds `[lo, hi)` to sorted disjoint ranges; returns the gaps joined to stay within
+/// [`MAX_RANGES_PER_SOURCE`].
+fn mark_ranges(ranges: &mut AppliedRanges, lo: u64, hi: u64) -> u64 {
+    // The usual case: the mark continues or follows the last range.
+    match ranges.last_mut() {
+        Some(last) if last.0 <= lo && lo <= last.1 => {
+            last.1 = last.1.max(hi);
+            return 0;
+        }
+        Some(last) if last.1 < lo => {
+            ranges.push((lo, hi));
+            return join_smallest_gaps(ranges);
+        }
+        None => {
+            ranges.push((lo, hi));
+            return 0;
+        }
+        Some(_) => {}
+    }
+    // Ranges strictly before (ending before lo) and strictly after (starting after hi) stay;
+    // everything touching [lo, hi) is absorbed into it.
+    let start = ranges.partition_point(|&(_, h)| h < lo);
+    let end = ranges.partition_point(|&(l, _)| l <= hi);
+    let (mut nlo, mut nhi) = (lo, hi);
+    if let Some(slice) = ranges.get(start..end) {
+        for &(l, h) in slice {
+            nlo = nlo.min(l);
+            nhi = nhi.max(h);
+        }
+    }
+    ranges.splice(start..end.max(start), [(nlo, nhi)]);
+    join_smallest_gaps(ranges)
+}
+
+/// Beyond [`MAX_RANGES_PER_SOURCE`] ranges, joins the smallest gaps (the earliest first among
+/// equal ones) until [`RANGES_AFTER_JOIN`] remain; returns how many were joined.
+fn join_smallest_gaps(ranges: &mut AppliedRanges) -> u64 {
+    if ranges.len() <= MAX_RANGES_PER_SOURCE {
+        return 0;
+    }
+    let excess = ranges.len() - RANGES_AFTER_JOIN;
+    // Gap k lies between ranges k - 1 and k. Joining one gap leaves the others' sizes as they
+    // are, so the `excess` smallest can be chosen at once.
+    let mut gaps: Vec<(u64, usize)> = (1..ranges.len())
+        .map(|k| (ranges[k].0.saturating_sub(ranges[k - 1].1), k))
+        .collect();
+    gaps.select_nth_unstable(excess - 1);
+    let mut join = vec![false; ranges.len()];
+    for &(_, k) in gaps.iter().take(excess) {
+        if let Some(j) = join.get_mut(k) {
+            *j = true;
+        }
+    }
+    let mut kept: AppliedRanges = Vec::with_capacity(MAX_RANGES_PER_SOURCE + 1);
+    for (&(lo, hi), &joined) in ranges.iter().zip(&join) {
+        match kept.last_mut() {
+            Some(last) if joined => last.1 = hi,
+            _ => kept.push((lo, hi)),
+        }
+    }
+    *ranges = kept;
+    excess as u64
 }
 
 /// Whether `seq` lies in one of the sorted ranges.
@@ -674,27 +777,40 @@ mod tests {
     #[test]
     fn applied_ranges_are_bounded_per_source() {
         let mut w = Watermarks::default();
-        for k in 0..(MAX_RANGES_PER_SOURCE as u64 + 10) {
-            w.mark("p", k * 10, k * 10 + 1);
+        // A state rebuilt from a checkpoint at 100 has not yet replayed [100, 1000) when live
+        // batches arrive, the symbol absent from every other one.
+        w.mark("p", 0, 100);
+        let marks = 3 * MAX_RANGES_PER_SOURCE as u64;
+        for k in 0..marks {
+            w.mark("p", 1_000 + k * 10, 1_000 + k * 10 + 9);
         }
-        assert_eq!(w.ranges("p").len(), MAX_RANGES_PER_SOURCE);
-        assert_eq!(w.joined_gaps(), 10);
+        let ranges = w.ranges("p");
+        assert!(ranges.len() <= MAX_RANGES_PER_SOURCE && ranges.len() >= RANGES_AFTER_JOIN);
+        assert_eq!(w.joined_gaps(), marks + 1 - ranges.len() as u64);
+        assert!(
+            !w.covers("p", 100) && !w.covers("p", 999),
+            "the replay's gap stays"
+        );
+        assert!(w.covers("p", 99) && w.covers("p", 1_000 + (marks - 1) * 10));
         assert!(w.is_valid());
     }
 
     proptest::proptest! {
         #[test]
-        fn applied_ranges_equal_a_set_of_marked_seqs(marks in proptest::collection::vec((0u64..200, 1u64..20), 0..20)) {
+        fn applied_ranges_equal_a_set_of_marked_seqs(marks in proptest::collection::vec((0u64..200, 1u64..20, proptest::bool::ANY), 0..40)) {
+            // Two sources, interleaved: the hint must follow the source it was set for.
             let mut w = Watermarks::default();
-            let mut set = std::collections::BTreeSet::new();
-            for &(lo, len) in &marks {
-                w.mark("s", lo, lo + len);
-                set.extend(lo..lo + len);
+            let mut sets = [std::collections::BTreeSet::new(), std::collections::BTreeSet::new()];
+            for &(lo, len, second) in &marks {
+                w.mark(if second { "t" } else { "s" }, lo, lo + len);
+                sets[usize::from(second)].extend(lo..lo + len);
             }
             proptest::prop_assert!(w.is_valid());
             for seq in 0..230 {
-                proptest::prop_assert_eq!(w.covers("s", seq), set.contains(&seq));
+                proptest::prop_assert_eq!(w.covers("s", seq), sets[0].contains(&seq));
+                proptest::prop_assert_eq!(w.covers("t", seq), sets[1].contains(&seq));
             }
+            let marks: Vec<(u64, u64)> = marks.iter().filter(|m| !m.2).map(|m| (m.0, m.1)).collect();
             let mut other = Watermarks::default();
             other.mark("s", 500, 510);
             let mut m = w.clone();

@@ -8,7 +8,7 @@ use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
 use crate::bars::TradeKey;
 use crate::bars::{Bar, BarConfig, BarError, BarSpec};
 use crate::batch::{CorrectionRow, TradeBatchView};
-use crate::dedupe::{covered, id_hash, DedupeError, IdDedupe};
+use crate::dedupe::{covered, id_hash, source_hash, DedupeError, IdDedupe};
 use crate::state::{
     ApplyOptions, CorrectionStatus, DedupeConfig, OrderStatus, StateConfig, StateError,
     SymbolCounters, SymbolState, TradeStatus, DEFAULT_CORRECTION_WINDOW_NS,
@@ -270,10 +270,11 @@ struct Scratch {
     applied: Vec<(u32, u32)>,
     /// The applied ranges of every resolved symbol, back to back.
     ranges: Vec<(u64, u64)>,
-    /// Batch symbol index → min(seq) of its rows (u64::MAX: no row).
-    first_seq: Vec<u64>,
-    /// Batch symbol index → max(seq) + 1 of its rows (0: no row).
-    next_seq: Vec<u64>,
+    /// `(min seq, max seq + 1)` of the batch's rows, marked applied for every symbol with
+    /// rows (see [`TradeBatchView::seq_span`]); `None` for a batch without rows.
+    span: Option<(u64, u64)>,
+    /// [`source_hash`] of the batch's source.
+    source_hash: u64,
     /// Batch symbol index → first position of its rows in `order` (counting sort).
     group_start: Vec<u32>,
     /// Trade row indices grouped by symbol, row order within a symbol.
@@ -390,8 +391,7 @@ fn apply_correction_row(
 }
 
 /// Applies the trade rows `order[range]` (all of one symbol, in row order) to `state`, each
-/// cancel or correction of the symbol before the first trade that arrived after it; returns
-/// (min seq, max seq + 1) of the rows ((u64::MAX, 0) when empty) for the applied ranges.
+/// cancel or correction of the symbol before the first trade that arrived after it.
 ///
 /// The rows are scattered over a multi-megabyte batch, so the loop is a software pipeline:
 /// the row 16 positions ahead is prefetched; 8 ahead (its row now cached) its id string; 4
@@ -406,7 +406,7 @@ fn apply_group(
     range: std::ops::Range<usize>,
     ctx: GroupContext<'_>,
     out: &mut GroupOut<'_>,
-) -> (u64, u64) {
+) {
     let GroupContext {
         applied,
         corrections,
@@ -425,8 +425,6 @@ fn apply_group(
     for q in lo..hi.min(lo + ID_AHEAD) {
         hashes[q % 8] = id_hash_at(q);
     }
-    let mut next = 0u64;
-    let mut first = u64::MAX;
     for p in lo..hi {
         if let Some(r) = row_at(p + ROW_AHEAD) {
             prefetch_slice(r);
@@ -462,8 +460,6 @@ fn apply_group(
         }
         let c = &mut *out.counts;
         c.trades += 1;
-        next = next.max(t.arrival.seq.saturating_add(1));
-        first = first.min(t.arrival.seq);
         if covered(applied, t.arrival.seq) {
             c.duplicates_offset += 1;
             state.count_duplicate_offset();
@@ -503,11 +499,14 @@ fn apply_group(
     for k in pending {
         apply_correction_row(state, k, &ctx, out);
     }
-    for k in corrections {
-        next = next.max(k.correction.arrival.seq.saturating_add(1));
-        first = first.min(k.correction.arrival.seq);
+}
+
+/// Marks the batch's seq span applied for a symbol that had rows in it.
+#[inline]
+fn mark_span(state: &mut SymbolState, source: &str, hash: u64, span: Option<(u64, u64)>) {
+    if let Some((lo, hi)) = span {
+        state.mark_applied_hashed(source, hash, lo, hi);
     }
-    (first, next)
 }
 
 /// Counting sort of the trade rows by symbol index: `start[si]..start[si + 1]` indexes the
@@ -618,9 +617,9 @@ impl Engine {
     /// Applies a batch: trades then orders, each symbol's rows in row order.
     ///
     /// Per row: offset watermark of (symbol, batch source) → id dedupe → retention
-    /// (`TooLate`) → bars → detector. After the batch each touched symbol's watermark for the
-    /// source moves to its largest seq + 1 (so all trades of a record in the batch apply, and
-    /// a redelivered batch is dropped). `now_ns` is the wall clock stamped as bars' ts_init.
+    /// (`TooLate`) → bars → detector. Each symbol with rows then has the batch's seq span
+    /// marked applied for the source (so all trades of a record in the batch apply, and a
+    /// redelivered batch is dropped). `now_ns` is the wall clock stamped as bars' ts_init.
     ///
     /// Symbols are independent, so trades are processed grouped by symbol (a counting sort of
     /// the rows, stable within a symbol): one symbol's state then stays in cache for all its
@@ -634,10 +633,8 @@ impl Engine {
         s.applied.clear();
         s.applied.resize(n, (0, 0));
         s.ranges.clear();
-        s.next_seq.clear();
-        s.next_seq.resize(n, 0);
-        s.first_seq.clear();
-        s.first_seq.resize(n, u64::MAX);
+        s.span = view.seq_span();
+        s.source_hash = source_hash(view.source());
         s.batch += 1;
         let options = self.options();
         let mut out = ApplyOutcome::default();
@@ -714,7 +711,7 @@ impl Engine {
                 out.counts.corrections_unknown += symbol_corrections.len() as u64;
                 continue;
             };
-            let (first, next) = apply_group(
+            apply_group(
                 state,
                 view,
                 &s.order,
@@ -734,12 +731,9 @@ impl Engine {
                     corrections: &mut out.corrections,
                 },
             );
-            if let Some(x) = s.next_seq.get_mut(si) {
-                *x = next;
-            }
-            if let Some(x) = s.first_seq.get_mut(si) {
-                *x = first;
-            }
+            // Marked now, while the state is in cache (the rows were checked against the
+            // ranges copied when the symbol was resolved).
+            mark_span(state, view.source(), s.source_hash, s.span);
         }
 
         // Orders are few: row order, with the symbol → slot map of the batch. Closed bars they
@@ -756,16 +750,11 @@ impl Engine {
                 .get(a0 as usize..(a0 + alen) as usize)
                 .unwrap_or(&[]);
             let duplicate = covered(applied, o.arrival.seq);
-            let (Some(state), Some(next), Some(first)) = (
-                self.states.get_mut(slot as usize),
-                s.next_seq.get_mut(si),
-                s.first_seq.get_mut(si),
-            ) else {
+            let Some(state) = self.states.get_mut(slot as usize) else {
                 c.orders_invalid += 1;
                 continue;
             };
-            *next = (*next).max(o.arrival.seq.saturating_add(1));
-            *first = (*first).min(o.arrival.seq);
+            mark_span(state, view.source(), s.source_hash, s.span);
             if duplicate {
                 c.orders_duplicates += 1;
                 state.count_duplicate_offset();
@@ -786,15 +775,6 @@ impl Engine {
                     let symbol = symbol.clone();
                     (u32::MAX, ClosedBar { symbol, bar })
                 }));
-            }
-        }
-
-        let source = view.source();
-        for ((&slot, &next), &first) in s.slots.iter().zip(&s.next_seq).zip(&s.first_seq) {
-            if next > 0 {
-                if let Some(state) = self.states.get_mut(slot as usize) {
-                    state.mark_applied(source, first, next);
-                }
             }
         }
 
@@ -835,7 +815,16 @@ impl Engine {
         let symbol = view.symbols().get(si as usize).copied().unwrap_or("");
         let slot = self.slot_or_create(symbol).unwrap_or(INVALID_SYMBOL);
         if let Some(state) = self.states.get(slot as usize) {
-            let ranges = state.watermarks().ranges(view.source());
+            // Rows are checked against a copy of the ranges, taken only when one of them may
+            // reach the batch (a redelivery, a replay): usually the hint says none does.
+            let watermarks = state.watermarks();
+            let fresh = (s.span.zip(watermarks.next_seq_hint(s.source_hash)))
+                .is_some_and(|((lo, _), next)| next <= lo);
+            let ranges = if fresh {
+                &[][..]
+            } else {
+                watermarks.ranges(view.source())
+            };
             let start = s.ranges.len() as u32;
             s.ranges.extend_from_slice(ranges);
             if let Some(w) = s.applied.get_mut(si as usize) {

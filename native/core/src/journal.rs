@@ -65,10 +65,16 @@ pub enum Lookup {
 }
 
 /// See the module documentation.
+///
+/// The time of the oldest entry and the key of the newest are kept beside the deque: a trade
+/// then reads neither end of it (two cache misses per symbol, the largest cost of the journal)
+/// unless it evicts or arrives out of order. `bounds` must be reset by every change of `entries`.
 #[derive(Debug, Clone)]
 pub struct TradeJournal {
     window_ns: i64,
     entries: VecDeque<JournalEntry>,
+    /// (oldest time, newest key) of `entries`; `None` when empty.
+    bounds: Option<(i64, TradeKey)>,
 }
 
 /// Serialized form.
@@ -91,7 +97,19 @@ impl TradeJournal {
         TradeJournal {
             window_ns: window_ns.max(0),
             entries: VecDeque::new(),
+            bounds: None,
         }
+    }
+
+    fn computed_bounds(&self) -> Option<(i64, TradeKey)> {
+        match (self.entries.front(), self.entries.back()) {
+            (Some(first), Some(last)) => Some((first.time_ns, last.key())),
+            _ => None,
+        }
+    }
+
+    fn reset_bounds(&mut self) {
+        self.bounds = self.computed_bounds();
     }
 
     /// The correction window.
@@ -149,22 +167,36 @@ impl TradeJournal {
             id: id.map_or(0, |h| h.max(1)),
         };
         // Trades mostly arrive in key order: append; a late one is inserted in place.
-        match self.entries.back() {
-            Some(last) if last.key() > key => {
+        match self.bounds {
+            Some((oldest, newest)) if newest > key => {
                 let at = self.entries.partition_point(|e| e.key() < key);
                 self.entries.insert(at, entry);
+                self.bounds = Some((oldest.min(key.time_ns), newest));
             }
-            _ => self.entries.push_back(entry),
+            Some((oldest, _)) => {
+                self.entries.push_back(entry);
+                self.bounds = Some((oldest, key));
+            }
+            None => {
+                self.entries.push_back(entry);
+                self.bounds = Some((key.time_ns, key));
+            }
         }
+        debug_assert_eq!(self.bounds, self.computed_bounds());
     }
 
     fn evict_before(&mut self, keep_from: i64) {
+        match self.bounds {
+            Some((oldest, _)) if oldest < keep_from => {}
+            _ => return,
+        }
         while let Some(front) = self.entries.front() {
             if front.time_ns >= keep_from {
                 break;
             }
             self.entries.pop_front();
         }
+        self.reset_bounds();
     }
 
     /// Finds the trade whose id hashes to `id`, newest first.
@@ -221,6 +253,7 @@ impl TradeJournal {
         all.sort_by_key(JournalEntry::key);
         all.dedup_by_key(|e| e.key());
         self.entries = all.into();
+        self.reset_bounds();
     }
 
     /// Heap bytes of the entries.
@@ -258,10 +291,13 @@ impl TradeJournal {
         {
             return Err("journal entry out of range");
         }
-        Ok(TradeJournal {
+        let mut journal = TradeJournal {
             window_ns: parts.window_ns,
             entries: parts.entries,
-        })
+            bounds: None,
+        };
+        journal.reset_bounds();
+        Ok(journal)
     }
 }
 

@@ -351,6 +351,11 @@ impl SymbolState {
         self.watermarks.mark(source, first, next);
     }
 
+    /// [`SymbolState::mark_applied`] with the source's [`crate::dedupe::source_hash`].
+    pub fn mark_applied_hashed(&mut self, source: &str, hash: u64, first: u64, next: u64) {
+        self.watermarks.mark_hashed(source, hash, first, next);
+    }
+
     /// The counters.
     pub fn counters(&self) -> &SymbolCounters {
         &self.counters

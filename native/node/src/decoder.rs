@@ -129,6 +129,10 @@ impl FixDecoder {
 
     /// Decodes records `payload[offsets[i]..offsets[i+1]]` (seq = `seqs[i]`, or i) of one source
     /// into a packed trade batch. One call per batch: no per-message JS objects.
+    ///
+    /// The records must be a contiguous run of the source (every record between the lowest and
+    /// the highest seq, as a Kafka fetch or a slice of a file gives them): the batch declares
+    /// that seq span, and the engine marks it applied for every symbol with rows.
     #[napi(catch_unwind)]
     pub fn decode_batch(
         &self,
@@ -155,6 +159,7 @@ impl FixDecoder {
         }
         let mut builder = BatchBuilder::new(&source)
             .map_err(|e| Error::new(Status::InvalidArg, format!("source: {e}")))?;
+        let mut span: Option<(u64, u64)> = None;
         for i in 0..records {
             let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
             if start > end || end > payload.len() {
@@ -179,9 +184,13 @@ impl FixDecoder {
                 }
                 None => i as u64,
             };
+            span = Some(span.map_or((seq, seq + 1), |(lo, hi)| (lo.min(seq), hi.max(seq + 1))));
             builder.begin_record(i as u32);
             self.inner
                 .decode_record(&payload[start..end], seq, &mut builder);
+        }
+        if let Some((lo, hi)) = span {
+            builder.set_span(lo, hi);
         }
         let packed = builder
             .finish()
