@@ -481,6 +481,15 @@ impl Watermarks {
         self.hint.filter(|h| h.hash == hash).map(|h| h.next_seq)
     }
 
+    /// The last range of the hinted source, as a slice (empty when there is no hint): what the
+    /// next mark of that source reads.
+    pub fn hinted_tail(&self) -> &[(u64, u64)] {
+        self.hint
+            .and_then(|h| self.sources.get(h.index))
+            .and_then(|(_, r)| r.len().checked_sub(1).and_then(|i| r.get(i..)))
+            .unwrap_or(&[])
+    }
+
     /// Marks `[lo, hi)` of `source` as applied.
     pub fn mark(&mut self, source: &str, lo: u64, hi: u64) {
         self.mark_hashed(source, source_hash(source), lo, hi);

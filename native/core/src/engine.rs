@@ -690,6 +690,10 @@ impl Engine {
                 .and_then(|&(_, slot)| self.states.get(slot as usize))
             {
                 prefetch_slice(st.detector().hot_window());
+                // The heap ends a trade writes: the journal's newest entry (the next one is
+                // appended beside it) and the last applied range.
+                prefetch_slice(st.journal_tail());
+                prefetch_slice(st.watermarks().hinted_tail());
             }
             let si = si as usize;
             let (Some(&lo), Some(&hi)) = (s.group_start.get(si), s.group_start.get(si + 1)) else {

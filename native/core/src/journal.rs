@@ -117,6 +117,16 @@ impl TradeJournal {
         self.window_ns
     }
 
+    /// The newest entry, as a slice (empty when none): what the next append lands beside.
+    pub fn tail(&self) -> &[JournalEntry] {
+        let (front, back) = self.entries.as_slices();
+        let last = if back.is_empty() { front } else { back };
+        last.len()
+            .checked_sub(1)
+            .and_then(|i| last.get(i..))
+            .unwrap_or(&[])
+    }
+
     /// Number of trades held.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -336,6 +336,11 @@ impl SymbolState {
         &self.journal
     }
 
+    /// The journal's newest entry, as a slice (for prefetching).
+    pub fn journal_tail(&self) -> &[crate::journal::JournalEntry] {
+        self.journal.tail()
+    }
+
     /// The per-source offset watermarks.
     pub fn watermarks(&self) -> &Watermarks {
         &self.watermarks
