@@ -33,6 +33,8 @@ export interface ProbeReport {
   samples: Float64Array;
   /** Lateness of a 5 ms timer since the last reset: how long other work held the event loop. */
   eventLoopDelay: { p50Ms: number; p99Ms: number; maxMs: number } | null;
+  /** Nodes this node declared lost for missing heartbeats (`$node.disconnected`, unexpected). */
+  nodesLost: number;
 }
 
 const LOOP_TICK_MS = 5;
@@ -58,6 +60,10 @@ export function probePipeline(broker: ServiceBroker, keepSamples: boolean): Prob
   let deliveryMs = new SampleBuffer();
   let samples = new SampleBuffer();
   let lateness = new SampleBuffer();
+  let nodesLost = 0;
+  broker.localBus.on("$node.disconnected", (p: { unexpected?: boolean }) => {
+    if (p.unexpected) nodesLost += 1;
+  });
   let last = performance.now();
   const tick = () => {
     const now = performance.now();
@@ -94,10 +100,12 @@ export function probePipeline(broker: ServiceBroker, keepSamples: boolean): Prob
       deliveryMs: deliveryMs.take(),
       samples: keepSamples ? samples.take() : new Float64Array(0),
       eventLoopDelay: loopLateness(lateness.take()),
+      nodesLost,
     }),
     reset() {
       lateness = new SampleBuffer();
       window = null;
+      nodesLost = 0;
       batches = 0;
       deliveryMs = new SampleBuffer();
       samples = new SampleBuffer();

@@ -29,6 +29,7 @@ import { latencySection } from "./latency";
 import { memorySection } from "./memory";
 import { parseSection } from "./parse";
 import { recoverySection } from "./recovery";
+import { saturationSection } from "./saturation";
 
 /** The sections, in run order. */
 export const SECTIONS: readonly Section[] = [
@@ -39,6 +40,7 @@ export const SECTIONS: readonly Section[] = [
   clusterSection,
   memorySection,
   recoverySection,
+  saturationSection,
 ];
 
 interface Cli {

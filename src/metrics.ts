@@ -39,6 +39,7 @@ export const M = {
   historyBuffered: "tickstream.history.bars.buffered",
   historyDropped: "tickstream.history.bars.dropped",
   historyReadErrors: "tickstream.history.read.errors",
+  nodesLost: "tickstream.cluster.nodes.lost",
 } as const;
 
 const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -131,6 +132,11 @@ export function registerMetrics(broker: ServiceBroker): void {
   counter(M.historyWriteErrors, "Failed history writes (each is retried with backoff)");
   counter(M.historyDropped, "Closed bars dropped unwritten because the history buffer was full");
   counter(M.historyReadErrors, "History reads that failed (REST answered from memory only)");
+  counter(
+    M.nodesLost,
+    "Nodes this node saw leave the cluster, by whether they left unexpectedly (missed heartbeats, a crash) or said goodbye",
+    ["unexpected"],
+  );
   metrics.register({
     type: "gauge",
     name: M.historyBuffered,
@@ -141,6 +147,21 @@ export function registerMetrics(broker: ServiceBroker): void {
     name: M.symbols,
     description: "Symbols held by this node's actors",
     labelNames: ["service"],
+  });
+}
+
+/**
+ * Counts every node this node sees leave (`$node.disconnected`) and logs the unexpected ones: a
+ * node declared lost while it was only busy costs a handoff and a replay, so a busy cluster
+ * must keep this at 0.
+ */
+export function countLostNodes(broker: ServiceBroker): void {
+  registerMetrics(broker);
+  broker.localBus.on("$node.disconnected", (p: { node: { id: string }; unexpected: boolean }) => {
+    if (broker.isMetricsEnabled())
+      broker.metrics.increment(M.nodesLost, { unexpected: String(p.unexpected) });
+    if (p.unexpected)
+      broker.logger.warn({ node: p.node.id }, `node ${p.node.id} declared lost (no heartbeat)`);
   });
 }
 

@@ -7,6 +7,7 @@ import type { Server } from "node:http";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
 import { brokerOptions } from "../../moleculer.config";
 import type { Config } from "../config";
+import { countLostNodes } from "../metrics";
 import { firstFreePort, portFree, PortInUse } from "./ports";
 import { SERVICE_FACTORIES } from "./services";
 
@@ -33,6 +34,7 @@ export async function startNode(
       `METRICS_PORT ${given.metrics.port} is in use; metrics are served on ${config.metrics.port}`,
     );
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](config));
+  countLostNodes(broker);
   await broker.start();
   let url: string | null = null;
   const api = config.services.includes("api")
