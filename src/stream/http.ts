@@ -7,7 +7,7 @@ import { Errors } from "moleculer";
 import type { ServerResponse } from "node:http";
 import { PassThrough } from "node:stream";
 import type { StreamFilter } from "./filter";
-import type { StreamHub, StreamSink } from "./hub";
+import { corker, type StreamHub, type StreamSink } from "./hub";
 
 export const ERR_TOO_MANY_STREAMS = "ERR_TOO_MANY_STREAMS";
 
@@ -25,9 +25,12 @@ export const STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8";
 
 /** A sink writing into `stream` (what the action returns), watching `res` too when given. */
 export function responseSink(stream: PassThrough, res?: ServerResponse): StreamSink {
+  const corked = res ? corker(res) : () => undefined;
   return {
     write(chunk) {
-      if (!stream.destroyed && !stream.writableEnded) stream.write(chunk);
+      if (stream.destroyed || stream.writableEnded) return;
+      corked();
+      stream.write(chunk);
     },
     backlogBytes: () => stream.writableLength + stream.readableLength + (res?.writableLength ?? 0),
     end: () => stream.end(),

@@ -24,7 +24,14 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { INTERVALS, parseInterval, parseSymbol } from "../api/params";
 import type { AnomalyScope, StreamFilter } from "./filter";
-import type { Framing, StreamBar, StreamConnection, StreamHub, StreamSink } from "./hub";
+import {
+  corker,
+  type Framing,
+  type StreamBar,
+  type StreamConnection,
+  type StreamHub,
+  type StreamSink,
+} from "./hub";
 
 export const WS_PATH = "/api/ws";
 /** Close codes (RFC 6455): 1001 going away, 1008 policy violation, 1013 try again later. */
@@ -65,13 +72,14 @@ export function attachWebSocket(server: Server, hub: StreamHub, opts: WsOptions)
     const key = req.headers["x-api-key"] ?? url.searchParams.get("apiKey");
     if (opts.apiKey !== null && key !== opts.apiKey) return refuse(401, "Unauthorized");
     if (hub.full) return refuse(503, "Service Unavailable");
-    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, hub, opts));
+    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, socket, hub, opts));
   });
   return wss;
 }
 
-function serve(ws: WebSocket, hub: StreamHub, opts: WsOptions): void {
+function serve(ws: WebSocket, socket: Duplex, hub: StreamHub, opts: WsOptions): void {
   let seq = 0;
+  const corked = corker(socket);
   const send = (type: string, fields: object) =>
     ws.send(JSON.stringify({ type, seq: ++seq, ...fields }));
   const framing: Framing = {
@@ -79,7 +87,10 @@ function serve(ws: WebSocket, hub: StreamHub, opts: WsOptions): void {
     keepAlive: () => null,
   };
   const sink: StreamSink = {
-    write: (chunk) => ws.send(chunk),
+    write: (chunk) => {
+      corked();
+      ws.send(chunk);
+    },
     backlogBytes: () => ws.bufferedAmount,
     end: () => ws.close(WS_CLOSE.shutdown, "node stopping"),
     destroy: () => {
