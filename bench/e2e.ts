@@ -35,8 +35,8 @@ import {
 } from "./stats";
 import { checkBars, statsTotals, type BarCheck, type StatsTotals } from "./verify";
 
-/** Issue goal: Tickstream at ≥ 70 % of the counting consumer. */
-export const E2E_RATIO_GOAL = 0.7;
+/** Issue goal: Tickstream at ≥ 90 % of the counting consumer. */
+export const E2E_RATIO_GOAL = 0.9;
 
 /**
  * The fetch settings the nodes run with (KAFKA_CONCURRENCY, KAFKA_MAX_BYTES_PER_PARTITION,

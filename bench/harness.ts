@@ -128,6 +128,8 @@ export interface RatioSpec {
   of: string;
   over: string;
   goal?: number;
+  /** The goal is a ceiling (a cost ratio): met when the value is at most the goal. */
+  atMost?: boolean;
 }
 
 export interface Ratio extends RatioSpec {

@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     ratios[section.key] = Object.fromEntries(
       result.ratios.map((r) => [
         `${r.of}/${r.over}`,
-        { value: r.value, goal: r.goal ?? null, met: r.met },
+        { value: r.value, goal: r.goal ?? null, ...(r.atMost && { atMost: true }), met: r.met },
       ]),
     );
     notes[section.key] = result.notes;
