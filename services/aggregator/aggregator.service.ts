@@ -38,6 +38,12 @@ import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json
 const FORMING_THROTTLE_MS = 250;
 /** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
 const REVISION_SCAN_SYMBOLS = 250;
+/**
+ * Bars per `bars.closed` / `bars.updated` event. A replay closes thousands of bars between two
+ * publishes; one event for all of them would exceed NATS's max_payload (1 MB by default; a bar
+ * is about 0.4 KB), so they go out in events of at most this many.
+ */
+export const BARS_PER_EVENT = 1_000;
 const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
 
@@ -71,6 +77,7 @@ interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
   publishRevised(revised: StoredBar[]): void;
+  broadcastBars(event: "bars.closed" | "bars.updated", bars: readonly object[]): void;
   drainClosed(): void;
   publishForming(): void;
   closeByWallClock(): void;
@@ -186,28 +193,26 @@ export function aggregatorService(config: Config): ServiceSchema {
             });
           }
         }
-        this.broker
-          .broadcast("bars.closed", {
-            bars: closed.map((c) => ({
-              symbol: c.symbol,
-              interval: c.interval,
-              bar: toBarJson(c.bar),
-            })),
-          })
-          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
+        this.broadcastBars(
+          "bars.closed",
+          closed.map((c) => ({ symbol: c.symbol, interval: c.interval, bar: toBarJson(c.bar) })),
+        );
       },
 
       publishRevised(this: This, revised: StoredBar[]) {
         this.history?.revised(revised);
-        this.broker
-          .broadcast("bars.closed", {
-            bars: revised.map((b) => ({
-              symbol: b.symbol,
-              interval: b.interval,
-              bar: storedBarJson(b),
-            })),
-          })
-          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
+        this.broadcastBars(
+          "bars.closed",
+          revised.map((b) => ({ symbol: b.symbol, interval: b.interval, bar: storedBarJson(b) })),
+        );
+      },
+
+      /** Broadcasts `bars` in events of at most BARS_PER_EVENT, in order. */
+      broadcastBars(this: This, event: "bars.closed" | "bars.updated", bars: readonly object[]) {
+        for (let i = 0; i < bars.length; i += BARS_PER_EVENT)
+          this.broker
+            .broadcast(event, { bars: bars.slice(i, i + BARS_PER_EVENT) })
+            .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
       },
 
       drainClosed(this: This) {
@@ -224,10 +229,10 @@ export function aggregatorService(config: Config): ServiceSchema {
         }
         const symbols = this.actors.engine.drainTouched();
         if (symbols.length === 0) return;
-        const bars = unpackLatest(symbols, this.actors.engine.latestPacked(symbols));
-        this.broker
-          .broadcast("bars.updated", { bars })
-          .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
+        this.broadcastBars(
+          "bars.updated",
+          unpackLatest(symbols, this.actors.engine.latestPacked(symbols)),
+        );
       },
 
       closeByWallClock(this: This) {

@@ -23,6 +23,9 @@
  *   fast too. Nodes reconnect up to a reconnect wait apart, and NATS drops a message for a node
  *   that has not resubscribed yet: such a request would otherwise hang for the whole request
  *   timeout (seen: one ingest node's partitions stalled 10 s after NATS came back).
+ *
+ * A packet the client refuses (larger than the server's max_payload) fails its call or event
+ * like any other send error, instead of throwing out of `broker.broadcast` and ending the process.
  */
 import { Errors, Transporters } from "moleculer";
 
@@ -81,6 +84,14 @@ export class TickstreamNatsTransporter extends Transporters.NATS {
       if (this.watching !== client) return;
       if (s.type === "disconnect") this.lost();
       else if (s.type === "reconnect") this.regained();
+    }
+  }
+
+  override send(topic: string, data: Buffer): Promise<void> {
+    try {
+      return super.send(topic, data);
+    } catch (err: unknown) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 

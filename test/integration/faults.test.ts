@@ -516,4 +516,41 @@ describe("infrastructure faults", () => {
       await Promise.all([early.stop(), late.stop()]);
     }
   }, 60_000);
+
+  it("fails a broadcast larger than NATS's max_payload and goes on", async () => {
+    // The client refuses such a packet synchronously; it must reject the broadcast, not throw
+    // out of broker.broadcast (which had ended a node replaying a large backlog).
+    const namespace = `payload-${run}`;
+    const options = { namespace, logger: false };
+    const sender = new ServiceBroker({
+      ...options,
+      nodeID: `sender-${run}`,
+      transporter: new TickstreamNatsTransporter({ url: nats.url }),
+    });
+    const receiver = new ServiceBroker({
+      ...options,
+      nodeID: `receiver-${run}`,
+      transporter: new TickstreamNatsTransporter({ url: nats.url }),
+    });
+    const got: number[] = [];
+    receiver.createService({
+      name: "sink",
+      events: { "big.test": (ctx: { params: { n: number } }) => void got.push(ctx.params.n) },
+    });
+    try {
+      await Promise.all([sender.start(), receiver.start()]);
+      await sender.waitForServices("sink", 30_000);
+      const huge = "x".repeat(2 * 1024 * 1024);
+      const err = await sender.broadcast("big.test", { n: 1, huge }, { throwError: true }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect((err as { code?: string } | null)?.code).toBe("MAX_PAYLOAD_EXCEEDED");
+      await sender.broadcast("big.test", { n: 2 });
+      await eventually(() => (got.includes(2) ? true : undefined), "the next broadcast");
+      expect(got).toEqual([2]);
+    } finally {
+      await Promise.all([sender.stop(), receiver.stop()]);
+    }
+  }, 60_000);
 });

@@ -76,7 +76,8 @@ async function waitForExactCounts(
       const got = await appliedPerSymbol(url);
       const sum = [...got.values()].reduce((a, b) => a + b, 0);
       if (sum > total) throw new Error(`applied ${sum} trades, more than the ${total} produced`);
-      return sum === total ? true : undefined;
+      if (sum < total) throw new Error(`applied ${sum} of the ${total} trades produced so far`);
+      return true;
     },
     what,
     90_000,
@@ -449,11 +450,17 @@ describe("Kafka ingestion", () => {
       try {
         await Promise.all([a.ready(), b.ready()]);
         await produce(topic, records);
-        await waitForExactCounts(
-          a.url,
-          expectedPerSymbol(trades),
-          "both nodes' partitions to be applied",
-        );
+        try {
+          await waitForExactCounts(
+            a.url,
+            expectedPerSymbol(trades),
+            "both nodes' partitions to be applied",
+          );
+        } catch (e) {
+          // What the nodes said is what explains a shortfall (a crash, a stuck retry).
+          console.log(`node a:\n${a.output().slice(-6000)}\nnode b:\n${b.output().slice(-6000)}`);
+          throw e;
+        }
         await expectExactBars(b.url, trades); // asked through the other node's gateway
         const { body } = await getJson(`${a.url}/api/stats`);
         const ingest = (body as { nodes: { nodeID: string; messages: { received: number } }[] })
