@@ -129,6 +129,10 @@ export interface Bar {
   low?: number
   close?: number
   volume: number
+  /** Σ quantity as exact decimal text (what roll-ups sum; `volume` is its nearest number). */
+  volumeExact: string
+  /** Σ price × quantity as exact decimal text: VWAP of a roll-up is Σ notional / Σ volume. */
+  notional: string
   vwap?: number
   trades: number
   closed: boolean

@@ -11,7 +11,7 @@ use tickstream_core::batch::{partition, TradeBatchView};
 use tickstream_core::engine::{
     AppliedCorrection, ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode,
 };
-use tickstream_core::types::wide_to_f64;
+use tickstream_core::types::{wide_to_decimal, wide_to_f64, SCALE_DIGITS};
 use tickstream_core::types::{Arrival, CorrectionKind};
 
 use crate::convert::{iso_ns, ns_to_ms, num};
@@ -51,6 +51,10 @@ pub struct BarJs {
     pub low: Option<f64>,
     pub close: Option<f64>,
     pub volume: f64,
+    /// Σ quantity as exact decimal text (what roll-ups sum; `volume` is its nearest number).
+    pub volume_exact: String,
+    /// Σ price × quantity as exact decimal text: VWAP of a roll-up is Σ notional / Σ volume.
+    pub notional: String,
     pub vwap: Option<f64>,
     pub trades: u32,
     pub closed: bool,
@@ -288,6 +292,8 @@ fn bar_js(b: &Bar, generation: u32) -> BarJs {
         low: b.low().map(num),
         close: b.close().map(num),
         volume: wide_to_f64(b.volume()),
+        volume_exact: wide_to_decimal(b.volume(), SCALE_DIGITS),
+        notional: wide_to_decimal(b.notional(), 2 * SCALE_DIGITS),
         vwap: b.vwap(),
         trades: b.trades(),
         closed: b.is_closed(),
