@@ -34,6 +34,12 @@ import {
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
 import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json";
+import { engineBase, storedBase } from "../../src/windowing/parts";
+import { rollingWindow, windowBars, type Fill, type ReadLive } from "../../src/windowing/query";
+import type { BaseBar, RolledBar } from "../../src/windowing/rollup";
+import { parseSession } from "../../src/windowing/session";
+import { parseInterval, parseWindow, type LiveInterval } from "../../src/windowing/spec";
+import { isUtc, parseZone } from "../../src/windowing/zone";
 
 const FORMING_THROTTLE_MS = 250;
 /** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
@@ -51,12 +57,53 @@ export interface BarsAnswer {
   history: HistoryStatus;
 }
 
+/** An interval other than a live one in UTC: rolled up from live bars (src/windowing/). */
+export interface RolledBarsAnswer {
+  symbol: string;
+  interval: string;
+  tz: string;
+  session: string | null;
+  fill: Fill;
+  /** The live interval rolled up. */
+  base: LiveInterval;
+  bars: RolledBar[];
+  history: HistoryStatus;
+}
+
 export interface BarsParams {
   symbol: string;
-  interval: "1m" | "5m" | "1h";
+  /** Any interval a live one divides (checked by the gateway; re-checked here). */
+  interval: string;
+  tz?: string;
+  session?: string;
+  fill?: Fill;
   fromMs?: number;
   toMs?: number;
   limit: number;
+}
+
+export interface RollingParams {
+  symbol: string;
+  window: string;
+  atMs?: number;
+}
+
+export interface RollingAnswer {
+  symbol: string;
+  window: string;
+  base: LiveInterval;
+  atMs: number;
+  /** The window covers live bars with start in [fromMs, toMs). */
+  fromMs: number;
+  toMs: number;
+  bar: Omit<RolledBar, "filled">;
+  history: HistoryStatus;
+}
+
+/** What one read of live bars (memory and history merged) found. */
+interface LiveRead {
+  bars: BaseBar[];
+  history: HistoryStatus;
 }
 
 interface Vars extends SymbolActorsVars {
@@ -68,6 +115,15 @@ interface Vars extends SymbolActorsVars {
 }
 
 interface Methods extends SymbolActorsMethods {
+  readLive(
+    symbol: string,
+    interval: LiveInterval,
+    fromMs: number | undefined,
+    toMs: number | undefined,
+    limit: number,
+    mustKnow: boolean,
+  ): Promise<LiveRead>;
+  liveReader(symbol: string): { read: ReadLive; status: () => HistoryStatus };
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
   publishRevised(revised: StoredBar[]): void;
@@ -79,6 +135,7 @@ interface Methods extends SymbolActorsMethods {
 type This = Service & Vars & Methods;
 
 export function aggregatorService(config: Config): ServiceSchema {
+  const live = config.bars.intervals;
   const schema: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     name: "aggregator",
     mixins: [symbolActorsMixin(config, { bars: true, detector: false })],
@@ -88,14 +145,49 @@ export function aggregatorService(config: Config): ServiceSchema {
         strategy: "Rendezvous",
         params: {
           symbol: { type: "string", max: 64 },
-          interval: { type: "enum", values: ["1m", "5m", "1h"] },
+          interval: { type: "string", max: 16 },
+          tz: { type: "string", optional: true, max: 64 },
+          session: { type: "string", optional: true, max: 16 },
+          fill: { type: "enum", values: ["none", "prev"], optional: true },
           fromMs: { type: "number", optional: true },
           toMs: { type: "number", optional: true },
           limit: { type: "number", integer: true, min: 1, max: 10_000 },
         },
-        async handler(this: This, ctx: Context<BarsParams>): Promise<BarsAnswer> {
-          const { symbol, interval, fromMs, toMs, limit } = ctx.params;
+        async handler(
+          this: This,
+          ctx: Context<BarsParams>,
+        ): Promise<BarsAnswer | RolledBarsAnswer> {
+          const { symbol, fromMs, toMs, limit } = ctx.params;
+          const spec = parseInterval(ctx.params.interval, live);
+          const zone = parseZone(ctx.params.tz);
+          const session = parseSession(ctx.params.session);
+          const fill = ctx.params.fill ?? "none";
           await this.ensureServing(symbol);
+          const interval = live.find((l) => l === spec.text);
+          // A live interval aligned as the engine aligns it is served as kept, not rolled up.
+          if (
+            interval === undefined ||
+            session !== null ||
+            fill !== "none" ||
+            (spec.ms >= 3_600_000 && !isUtc(zone))
+          ) {
+            if (this.history !== null) this.drainClosed();
+            const reader = this.liveReader(symbol);
+            const query = { spec, zone, session, fromMs, toMs, limit, fill, nowMs: Date.now() };
+            const { base, bars } = await windowBars(query, live, reader.read);
+            const history = reader.status();
+            const tz = zone;
+            return {
+              symbol,
+              interval: spec.text,
+              tz,
+              session: session?.text ?? null,
+              fill,
+              base,
+              bars,
+              history,
+            };
+          }
           // A bar may have closed and left memory in the same batch: hand it to history first.
           if (this.history !== null) this.drainClosed();
           const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
@@ -107,6 +199,37 @@ export function aggregatorService(config: Config): ServiceSchema {
           const older = (stored?.bars ?? []).map(storedBarJson);
           const bars = mergeBars((memory ?? []).map(toBarJson), older, limit);
           return { symbol, interval, bars, history: stored?.status ?? "off" };
+        },
+      },
+
+      /** OHLCV over a trailing window of whole live bars (src/windowing/query.ts). */
+      rolling: {
+        strategy: "Rendezvous",
+        params: {
+          symbol: { type: "string", max: 64 },
+          window: { type: "string", max: 16 },
+          atMs: { type: "number", optional: true },
+        },
+        async handler(this: This, ctx: Context<RollingParams>): Promise<RollingAnswer> {
+          const { symbol } = ctx.params;
+          const spec = parseWindow(ctx.params.window, live);
+          const nowMs = Date.now();
+          const atMs = ctx.params.atMs ?? nowMs;
+          await this.ensureServing(symbol);
+          if (this.history !== null) this.drainClosed();
+          const reader = this.liveReader(symbol);
+          const { base, bar } = await rollingWindow(spec, atMs, nowMs, live, reader.read);
+          const { filled: _filled, ...window } = bar;
+          return {
+            symbol,
+            window: spec.text,
+            base,
+            atMs,
+            fromMs: bar.startMs,
+            toMs: bar.endMs,
+            bar: window,
+            history: reader.status(),
+          };
         },
       },
 
@@ -146,6 +269,50 @@ export function aggregatorService(config: Config): ServiceSchema {
     },
 
     methods: {
+      /** Live bars of memory and history merged, as `bars` merges them, for roll-ups. */
+      async readLive(
+        this: This,
+        symbol: string,
+        interval: LiveInterval,
+        fromMs: number | undefined,
+        toMs: number | undefined,
+        limit: number,
+        mustKnow: boolean,
+      ): Promise<LiveRead> {
+        const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
+        const stored = await this.history?.read(
+          symbol,
+          interval,
+          fromMs,
+          toMs,
+          limit,
+          mustKnow && !memory,
+        );
+        if (mustKnow && memory === null && !stored?.known) {
+          if (stored?.status === "unavailable") throw historyUnavailable(symbol, stored.error);
+          throw unknownSymbol(symbol);
+        }
+        const bars = mergeBars(
+          (memory ?? []).map(engineBase),
+          (stored?.bars ?? []).map(storedBase),
+          limit,
+        );
+        return { bars, history: stored?.status ?? "off" };
+      },
+
+      /** A `ReadLive` for one query: the first read settles whether the symbol exists. */
+      liveReader(this: This, symbol: string) {
+        let first = true;
+        let history: HistoryStatus = this.history === null ? "off" : "ok";
+        const read: ReadLive = async (interval, fromMs, toMs, limit) => {
+          const got = await this.readLive(symbol, interval, fromMs, toMs, limit, first);
+          first = false;
+          if (got.history === "unavailable") history = "unavailable";
+          return got.bars;
+        };
+        return { read, status: () => history };
+      },
+
       onApplied(this: This, result: Binding.ApplyResult, params: ApplyParams) {
         const metrics = this.broker.metrics;
         if (this.broker.isMetricsEnabled()) {

@@ -66,6 +66,9 @@ describe("REPL commands", () => {
   });
 
   it("prints the problem for a bad argument instead of failing the REPL", async () => {
-    await expect(run("bars", { symbol: "AAPL", interval: "7m" })).rejects.toThrow(/interval/);
+    await expect(run("bars", { symbol: "AAPL", interval: "30s" })).rejects.toThrow(/interval/);
+    await expect(
+      run("bars", { symbol: "AAPL", interval: "1d", options: { tz: "Mars/Olympus" } }),
+    ).rejects.toThrow(/tz/);
   });
 });

@@ -77,6 +77,13 @@ describe("configuration", () => {
     expect(() => loadConfig({ CORRECTION_WINDOW: "soon" })).toThrow(/CORRECTION_WINDOW/);
   });
 
+  it("reads the live bar intervals as a subset of the core's, finest first", () => {
+    expect(loadConfig({}).bars.intervals).toEqual(["1m", "5m", "1h"]);
+    expect(loadConfig({ BAR_INTERVALS: "1h, 5m" }).bars.intervals).toEqual(["5m", "1h"]);
+    for (const bad of ["15m", "1m,1m", "1m,,5m"])
+      expect(() => loadConfig({ BAR_INTERVALS: bad })).toThrow(/BAR_INTERVALS.*Rust core/);
+  });
+
   it("is documented in the README table exactly as declared", () => {
     const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
     const begin = readme.indexOf(CONFIG_TABLE_BEGIN);

@@ -1,0 +1,106 @@
+/**
+ * Bar intervals a client may ask for (`<n>s`, `<n>m`, `<n>h`, `<n>d`, `<n>w`) and the live
+ * intervals the engine keeps (`BAR_INTERVALS`, a subset of the Rust core's 1m, 5m and 1h). Any
+ * asked interval must be a multiple of a live one: it is answered by rolling live bars up.
+ */
+import { badParameter } from "../errors";
+import { DAY_MS } from "./zone";
+
+export const LIVE_INTERVALS = ["1m", "5m", "1h"] as const;
+export type LiveInterval = (typeof LIVE_INTERVALS)[number];
+export const LIVE_MS: Record<LiveInterval, number> = {
+  "1m": 60_000,
+  "5m": 300_000,
+  "1h": 3_600_000,
+};
+
+export type Unit = "s" | "m" | "h" | "d" | "w";
+const UNIT_MS: Record<Unit, number> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: DAY_MS,
+  w: 7 * DAY_MS,
+};
+
+/** An interval as asked: `n` units; `ms` is its nominal length (a local day may be 23 or 25 h). */
+export interface BarSpec {
+  text: string;
+  n: number;
+  unit: Unit;
+  ms: number;
+}
+
+/** The longest interval answered: a year of days, 52 weeks. */
+const MAX_MS = 366 * DAY_MS;
+
+/** Parses `15m`, `4h`, `1d`, `1w`; null when the text is not such an interval. */
+export function parseSpec(text: string): BarSpec | null {
+  const m = /^([1-9]\d{0,5})([smhdw])$/.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]);
+  const unit = m[2] as Unit;
+  const ms = n * UNIT_MS[unit];
+  return ms > MAX_MS ? null : { text: `${n}${unit}`, n, unit, ms };
+}
+
+/** The live intervals of `live` that divide `ms`, coarsest first. */
+export function divisors(live: readonly LiveInterval[], ms: number): LiveInterval[] {
+  return [...live].filter((l) => ms % LIVE_MS[l] === 0).sort((a, b) => LIVE_MS[b] - LIVE_MS[a]);
+}
+
+/** The `interval` query parameter: a spec some live interval divides, or a 422 saying which. */
+export function parseInterval(
+  value: string | undefined,
+  live: readonly LiveInterval[],
+  name = "interval",
+): BarSpec {
+  const spec = parseSpec(value === undefined || value === "" ? "1m" : value);
+  const liveText = live.join(", ");
+  if (spec === null)
+    throw badParameter(
+      name,
+      `must be <n>s, <n>m, <n>h, <n>d or <n>w (at most 366 days), a multiple of a live interval (${liveText})`,
+      value,
+    );
+  if (divisors(live, spec.ms).length === 0)
+    throw badParameter(
+      name,
+      `must be a multiple of one of the live intervals ${liveText}; no live interval divides ${spec.text}`,
+      value,
+    );
+  return spec;
+}
+
+/** `BAR_INTERVALS`: a non-empty subset of the core's intervals, finest first; null when invalid. */
+export function parseLiveIntervals(text: string): LiveInterval[] | null {
+  const items = text.split(",").map((s) => s.trim());
+  const out: LiveInterval[] = [];
+  for (const item of items) {
+    const found = LIVE_INTERVALS.find((l) => l === item);
+    if (found === undefined || out.includes(found)) return null;
+    out.push(found);
+  }
+  return out.length === 0 ? null : out.sort((a, b) => LIVE_MS[a] - LIVE_MS[b]);
+}
+
+/** The longest rolling window: a month of live bars. */
+const MAX_WINDOW_MS = 31 * DAY_MS;
+
+/** The `window` of a rolling query: fixed length (a day is 24 h here), a live interval divides it. */
+export function parseWindow(
+  value: string | undefined,
+  live: readonly LiveInterval[],
+  name = "window",
+): BarSpec {
+  const spec = value === undefined ? null : parseSpec(value);
+  if (spec === null || spec.ms > MAX_WINDOW_MS)
+    throw badParameter(name, "must be <n>s, <n>m, <n>h, <n>d or <n>w, at most 31 days", value);
+  if (divisors(live, spec.ms).length === 0)
+    throw badParameter(
+      name,
+      `must be a multiple of one of the live intervals ${live.join(", ")}`,
+      value,
+    );
+  return spec;
+}
