@@ -29,6 +29,12 @@ export declare class Engine {
    */
   bars(symbol: string, interval: string, fromMs?: number | undefined | null, toMs?: number | undefined | null, limit?: number | undefined | null): Array<Bar> | null
   /**
+   * A symbol's trades with an event time in `[fromMs, toMs)`, summed exactly from its trade
+   * journal (the correction window); `null` when the engine does not hold the symbol or its
+   * journal may not hold every such trade (a span older than the window).
+   */
+  tradeWindow(symbol: string, fromMs: number, toMs: number): TradeWindowJs | null
+  /**
    * The newest bar of every interval of each given symbol (forming-bar updates), packed: one
    * row of `LATEST_STRIDE` numbers per bar, in the order of `symbols` and `BarSpec::ALL` — symbol
    * index, interval index (0 = 1m, 1 = 5m, 2 = 1h), start ms, open, high,
@@ -336,6 +342,19 @@ export interface SymbolSummary {
   trades: number
   lastPrice?: number
   lastTradeMs?: number
+}
+
+/** A symbol's trades in a span of event time, summed exactly (`Engine.tradeWindow`). */
+export interface TradeWindowJs {
+  open?: number
+  high?: number
+  low?: number
+  close?: number
+  /** Σ quantity as exact decimal text. */
+  volumeExact: string
+  /** Σ price × quantity as exact decimal text. */
+  notional: string
+  trades: number
 }
 
 /** Valid messages without trades, counted by MsgType. */

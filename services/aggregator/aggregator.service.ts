@@ -35,7 +35,13 @@ import {
 } from "../../mixins/symbol-actors.mixin";
 import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json";
 import { engineBase, storedBase } from "../../src/windowing/parts";
-import { rollingWindow, windowBars, type Fill, type ReadLive } from "../../src/windowing/query";
+import {
+  rollingWindow,
+  windowBars,
+  type Fill,
+  type ReadLive,
+  type RollingAnswer as WindowSums,
+} from "../../src/windowing/query";
 import type { BaseBar, RolledBar } from "../../src/windowing/rollup";
 import { parseSession } from "../../src/windowing/session";
 import { parseInterval, parseWindow, type LiveInterval } from "../../src/windowing/spec";
@@ -88,16 +94,12 @@ export interface RollingParams {
   atMs?: number;
 }
 
-export interface RollingAnswer {
+export interface RollingAnswer extends WindowSums {
   symbol: string;
   window: string;
-  base: LiveInterval;
   atMs: number;
-  /** The window covers live bars with start in [fromMs, toMs). */
-  fromMs: number;
-  toMs: number;
-  bar: Omit<RolledBar, "filled">;
-  history: HistoryStatus;
+  /** Whether history was read (absent when the trade journal answered). */
+  history?: HistoryStatus;
 }
 
 /** What one read of live bars (memory and history merged) found. */
@@ -212,23 +214,25 @@ export function aggregatorService(config: Config): ServiceSchema {
         },
         async handler(this: This, ctx: Context<RollingParams>): Promise<RollingAnswer> {
           const { symbol } = ctx.params;
-          const spec = parseWindow(ctx.params.window, live);
-          const nowMs = Date.now();
-          const atMs = ctx.params.atMs ?? nowMs;
+          const spec = parseWindow(ctx.params.window);
+          const atMs = ctx.params.atMs ?? Date.now();
           await this.ensureServing(symbol);
           if (this.history !== null) this.drainClosed();
           const reader = this.liveReader(symbol);
-          const { base, bar } = await rollingWindow(spec, atMs, nowMs, live, reader.read);
-          const { filled: _filled, ...window } = bar;
+          let read = false;
+          const readLive: ReadLive = (...args) => {
+            read = true;
+            return reader.read(...args);
+          };
+          const sums = await rollingWindow(spec, atMs, live, readLive, (fromMs, toMs) =>
+            this.actors.engine.tradeWindow(symbol, fromMs, toMs),
+          );
           return {
             symbol,
             window: spec.text,
-            base,
             atMs,
-            fromMs: bar.startMs,
-            toMs: bar.endMs,
-            bar: window,
-            history: reader.status(),
+            ...sums,
+            ...(read ? { history: reader.status() } : {}),
           };
         },
       },

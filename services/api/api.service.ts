@@ -218,7 +218,7 @@ export function apiService(config: Config): ServiceSchema {
           const atMs = parseTime(q.at, "at");
           return ctx.call("aggregator.rolling", {
             symbol: parseSymbol(q.symbol),
-            window: parseWindow(q.window ?? "5m", config.bars.intervals).text,
+            window: parseWindow(q.window ?? "5m").text,
             ...(atMs === undefined ? {} : { atMs }),
           });
         },

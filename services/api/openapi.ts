@@ -120,16 +120,6 @@ const rolledBar = {
   },
 };
 
-/** The window of /api/bars/{symbol}/rolling: a rolled bar without `filled`. */
-const windowBar = (() => {
-  const { filled: _filled, ...properties } = rolledBar.properties;
-  return {
-    ...rolledBar,
-    required: rolledBar.required.filter((r) => r !== "filled"),
-    properties,
-  };
-})();
-
 const INTERVAL_PATTERN = "^[1-9][0-9]{0,5}[smhdw]$";
 
 const anomaly = {
@@ -476,7 +466,7 @@ export function openApiDocument(): object {
         get: {
           summary: "OHLCV, VWAP and trades over a trailing window",
           description:
-            "The live bars of the coarsest live interval dividing `window`, the last of them the one holding `at` (the forming bar when `at` is now): whole live bars, so the window covers [fromMs, toMs), between window − base and window before `at`. Exact (sums, not averages), from memory and history; cheap enough to poll.",
+            "Exact sums (not averages) over a trailing window, cheap enough to poll. Within the trade journal (CORRECTION_WINDOW, default RETENTION_1M, back from the symbol's latest trade): every trade with an event time in [at − window, at), base `trades`. Further back: the whole live bars of the coarsest live interval dividing `window` (base), the last of them the one holding `at`, so the window covers [fromMs, toMs), between window − base and window before `at`, from memory and history; a window no live interval divides is then a 422.",
           parameters: [
             {
               name: "symbol",
@@ -488,27 +478,59 @@ export function openApiDocument(): object {
               name: "window",
               in: "query",
               required: false,
-              description:
-                "Length, <n>s, <n>m, <n>h, <n>d (24 h) or <n>w, at most 31 days, a multiple of a live interval",
+              description: "Length: <n>s, <n>m, <n>h, <n>d (24 h) or <n>w, at most 31 days",
               schema: { type: "string", pattern: INTERVAL_PATTERN, default: "5m" },
             },
-            timeParam("at", "The window ends with the live bar holding this instant (default now)"),
+            timeParam("at", "The window ends at this instant (default now)"),
           ],
           responses: {
             "200": json(
               {
                 type: "object",
                 additionalProperties: false,
-                required: ["symbol", "window", "base", "atMs", "fromMs", "toMs", "bar", "history"],
+                required: [
+                  "symbol",
+                  "window",
+                  "base",
+                  "atMs",
+                  "fromMs",
+                  "toMs",
+                  "open",
+                  "high",
+                  "low",
+                  "close",
+                  "volume",
+                  "vwap",
+                  "trades",
+                ],
                 properties: {
                   symbol: { type: "string" },
                   window: { type: "string", pattern: INTERVAL_PATTERN },
-                  base: { type: "string", enum: ["1m", "5m", "1h"] },
+                  base: {
+                    type: "string",
+                    enum: ["trades", "1m", "5m", "1h"],
+                    description:
+                      "trades: every trade in [fromMs, toMs) from the trade journal; otherwise the live interval whose whole bars were summed",
+                  },
                   atMs: { type: "integer" },
-                  fromMs: { type: "integer" },
+                  fromMs: { type: "integer", description: "The window covers [fromMs, toMs)" },
                   toMs: { type: "integer" },
-                  bar: windowBar,
-                  history: { type: "string", enum: ["ok", "unavailable", "off"] },
+                  open: { ...nullableNumber, description: "Null without trades" },
+                  high: nullableNumber,
+                  low: nullableNumber,
+                  close: nullableNumber,
+                  volume: { type: "number", minimum: 0 },
+                  vwap: {
+                    ...nullableNumber,
+                    description: "Σ price·qty / Σ qty; null when volume is 0",
+                  },
+                  trades: { type: "integer", minimum: 0 },
+                  history: {
+                    type: "string",
+                    enum: ["ok", "unavailable", "off"],
+                    description:
+                      "Whether the history store was read (absent when the trade journal answered)",
+                  },
                 },
               },
               "The window",

@@ -11,7 +11,15 @@
  */
 import { badParameter } from "../errors";
 import { alignmentProblem, calendar, type Calendar } from "./calendar";
-import { Rollup, filledBar, type BaseBar, type RolledBar } from "./rollup";
+import { scaled } from "./decimal";
+import {
+  NOTIONAL_SCALE,
+  QTY_SCALE,
+  Rollup,
+  filledBar,
+  type BaseBar,
+  type RolledBar,
+} from "./rollup";
 import { SessionClock, type Session } from "./session";
 import { divisors, LIVE_MS, type BarSpec, type LiveInterval } from "./spec";
 
@@ -226,35 +234,87 @@ async function closeBefore(
   return null;
 }
 
-/** A trailing window of `spec` ending with the live bar that holds `atMs`. */
+/** A symbol's trades in a span of event time, summed exactly (the engine's trade journal). */
+export interface TradeSums {
+  open?: number;
+  high?: number;
+  low?: number;
+  close?: number;
+  volumeExact: string;
+  notional: string;
+  trades: number;
+}
+
+/** OHLCV, VWAP and trades over a trailing window. */
 export interface RollingAnswer {
-  base: LiveInterval;
-  bar: RolledBar;
+  /** `trades`: every trade in [fromMs, toMs); else the live interval whose whole bars were summed. */
+  base: "trades" | LiveInterval;
+  fromMs: number;
+  toMs: number;
+  open: number | null;
+  high: number | null;
+  low: number | null;
+  close: number | null;
+  volume: number;
+  vwap: number | null;
+  trades: number;
 }
 
 /**
- * OHLCV, VWAP and trades over the live bars of the coarsest live interval dividing the window,
- * the last of them the one holding `atMs` (forming, when `atMs` is now): whole live bars, so the
- * window reaches back between `window − base` and `window` before `atMs`.
+ * The trades with an event time in [atMs − window, atMs), exactly, from the symbol's trade
+ * journal (`tradeWindow`, null when the journal may not hold them all: a window reaching back
+ * before the correction window). Otherwise the whole live bars of the coarsest live interval
+ * dividing the window, the last of them the one holding `atMs`: the window then covers
+ * [fromMs, toMs), between `window − base` and `window` before `atMs`.
  */
 export async function rollingWindow(
   spec: BarSpec,
   atMs: number,
-  nowMs: number,
   live: readonly LiveInterval[],
   read: ReadLive,
+  tradeWindow: (fromMs: number, toMs: number) => TradeSums | null,
 ): Promise<RollingAnswer> {
+  const at = clamp(atMs)!;
+  const exact = tradeWindow(at - spec.ms, at);
+  if (exact !== null) {
+    const acc = new Rollup(at - spec.ms, at);
+    acc.add({
+      startMs: at - spec.ms,
+      open: exact.open ?? null,
+      high: exact.high ?? null,
+      low: exact.low ?? null,
+      close: exact.close ?? null,
+      volume: scaled(exact.volumeExact, QTY_SCALE),
+      notional: scaled(exact.notional, NOTIONAL_SCALE),
+      trades: exact.trades,
+      closed: true,
+      revised: false,
+      orderCount: 0,
+      buyQty: 0n,
+      sellQty: 0n,
+      generation: 0,
+      revision: 0,
+    });
+    return answer("trades", acc);
+  }
   const base = divisors(live, spec.ms)[0];
-  if (base === undefined)
+  if (base === undefined) {
+    // An unknown symbol is a 404 before the window is a 422.
+    await read(live[0]!, at, at, 1);
     throw badParameter(
       "window",
-      `must be a multiple of one of the live intervals ${live.join(", ")}`,
+      `is finer than the live intervals (${live.join(", ")}) and reaches back before the trade journal (CORRECTION_WINDOW)`,
       spec.text,
     );
+  }
   const width = LIVE_MS[base];
-  const toMs = Math.floor(clamp(atMs)! / width) * width + width;
-  const fromMs = toMs - spec.ms;
-  const acc = new Rollup(fromMs, toMs);
-  for (const p of await read(base, fromMs, toMs, spec.ms / width)) acc.add(p);
-  return { base, bar: acc.bar(nowMs) };
+  const toMs = Math.floor(at / width) * width + width;
+  const acc = new Rollup(toMs - spec.ms, toMs);
+  for (const p of await read(base, toMs - spec.ms, toMs, spec.ms / width)) acc.add(p);
+  return answer(base, acc);
+}
+
+function answer(base: RollingAnswer["base"], acc: Rollup): RollingAnswer {
+  const { startMs, endMs, open, high, low, close, volume, vwap, trades } = acc.bar(0);
+  return { base, fromMs: startMs, toMs: endMs, open, high, low, close, volume, vwap, trades };
 }

@@ -87,20 +87,10 @@ export function parseLiveIntervals(text: string): LiveInterval[] | null {
 /** The longest rolling window: a month of live bars. */
 const MAX_WINDOW_MS = 31 * DAY_MS;
 
-/** The `window` of a rolling query: fixed length (a day is 24 h here), a live interval divides it. */
-export function parseWindow(
-  value: string | undefined,
-  live: readonly LiveInterval[],
-  name = "window",
-): BarSpec {
+/** The `window` of a rolling query: fixed length (a day is 24 h here), at most 31 days. */
+export function parseWindow(value: string | undefined, name = "window"): BarSpec {
   const spec = value === undefined ? null : parseSpec(value);
   if (spec === null || spec.ms > MAX_WINDOW_MS)
     throw badParameter(name, "must be <n>s, <n>m, <n>h, <n>d or <n>w, at most 31 days", value);
-  if (divisors(live, spec.ms).length === 0)
-    throw badParameter(
-      name,
-      `must be a multiple of one of the live intervals ${live.join(", ")}`,
-      value,
-    );
   return spec;
 }

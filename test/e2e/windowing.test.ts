@@ -432,34 +432,57 @@ describe("windowing: any interval, zones, sessions, ranges, fill and rolling win
     expect(newest.bars.at(-1)!.startMs).toBe(quarters.at(-1)!.startMs);
   });
 
-  it("answers a rolling window exactly, from history", async () => {
+  it("answers rolling windows exactly: from the trade journal, else whole live bars", async () => {
+    type Window = RefRolled & { base: string; fromMs: number; toMs: number; history?: string };
+    const rolling = async (query: string): Promise<Window> => {
+      const { status, body } = await getJson(`${node.url}/api/bars/ACME/rolling?${query}`);
+      expect({ query, status }).toEqual({ query, status: 200 });
+      expect(check("/api/bars/{symbol}/rolling", 200, body)).toEqual([]);
+      return body as Window;
+    };
+    const sums = (w: RefRolled) => {
+      const { open, high, low, close, volume, vwap, trades } = w;
+      return { open, high, low, close, volume, vwap, trades };
+    };
+    const reference = (fromMs: number, toMs: number) =>
+      refRolled(
+        fills,
+        "ACME",
+        () => [fromMs, toMs],
+        (t) => t >= fromMs && t < toMs,
+      ).map(sums);
+
+    // March left the journal long ago: the coarsest live interval dividing 30m is 5m, its bars
+    // from 14:40 up to the one holding 15:07:30, from history.
     const at = Date.parse("2024-03-11T15:07:30Z");
-    const { status, body } = await getJson(`${node.url}/api/bars/ACME/rolling?window=30m&at=${at}`);
-    expect(status).toBe(200);
-    expect(check("/api/bars/{symbol}/rolling", 200, body)).toEqual([]);
-    const w = body as { base: string; fromMs: number; toMs: number; bar: RefRolled };
-    // The coarsest live interval dividing 30m is 5m: its bars from 14:40 up to the one holding 15:07:30.
-    expect(w).toMatchObject({
+    const old = await rolling(`window=30m&at=${at}`);
+    expect(old).toMatchObject({
       base: "5m",
       fromMs: Date.parse("2024-03-11T14:40:00Z"),
       toMs: Date.parse("2024-03-11T15:10:00Z"),
+      history: "ok",
     });
-    const want = refRolled(
-      fills,
-      "ACME",
-      () => [w.fromMs, w.toMs],
-      (t) => t >= w.fromMs && t < w.toMs,
-    );
-    expect(want).toHaveLength(1);
-    expect(
-      shown({
-        ...w.bar,
-        filled: false,
-        closed: true,
-        generation: 0,
-        revision: 0,
-      }),
-    ).toEqual(want[0]);
+    expect([sums(old)]).toEqual(reference(old.fromMs, old.toMs));
+    expect(reference(old.fromMs, old.toMs)).toHaveLength(1);
+
+    // The last minutes are in the journal (CORRECTION_WINDOW = RETENTION_1M = 10m here): exact
+    // to the trade, for windows no live interval divides too.
+    const last = fills.filter((f) => f.symbol === "ACME").at(-1)!.timeMs;
+    for (const [window, ms] of [
+      ["45s", 45_000],
+      ["7m", 420_000],
+    ] as const) {
+      const w = await rolling(`window=${window}&at=${last + 1}`);
+      expect(w).toMatchObject({ base: "trades", fromMs: last + 1 - ms, toMs: last + 1 });
+      expect(w.history).toBeUndefined();
+      expect([sums(w)]).toEqual(reference(w.fromMs, w.toMs));
+    }
+    // Reaching back beyond the journal with a window no live interval divides: a 422.
+    const { status, body } = await getJson(`${node.url}/api/bars/ACME/rolling?window=45s&at=${at}`);
+    expect([status, (body as { data: { parameter: string } }).data.parameter]).toEqual([
+      422,
+      "window",
+    ]);
   });
 
   it("says what is wrong with a 422", async () => {

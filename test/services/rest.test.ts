@@ -114,14 +114,21 @@ describe("REST API", () => {
     ).body as Rolled;
     expect(day).toMatchObject({ base: "1h", tz: "America/New_York" });
     expect(day.bars.length).toBeGreaterThan(0);
+    // Within the trade journal (the correction window) any window is exact to the trade.
     const window = await call(
-      `/api/bars/${symbol}/rolling?window=2m`,
+      `/api/bars/${symbol}/rolling?window=30s`,
       "/api/bars/{symbol}/rolling",
     );
-    expect(window.body).toMatchObject({ symbol, window: "2m", base: "1m" });
-    const w = window.body as { fromMs: number; toMs: number; bar: { trades: number } };
-    expect(w.toMs - w.fromMs).toBe(120_000);
-    expect(w.bar.trades).toBeGreaterThan(0);
+    expect(window.body).toMatchObject({ symbol, window: "30s", base: "trades" });
+    const w = window.body as { fromMs: number; toMs: number; atMs: number; trades: number };
+    expect([w.toMs - w.fromMs, w.toMs]).toEqual([30_000, w.atMs]);
+    expect(w.trades).toBeGreaterThan(0);
+    // Older than the journal: whole live bars, from history when they left memory.
+    const old = await call(
+      `/api/bars/${symbol}/rolling?window=10m&at=${Date.now() - 86_400_000}`,
+      "/api/bars/{symbol}/rolling",
+    );
+    expect(old.body).toMatchObject({ base: "5m", trades: 0, open: null, volume: 0 });
   });
 
   it("finds the synthetic price jumps as anomalies, newest first", async () => {
@@ -161,7 +168,7 @@ describe("REST API", () => {
       ["/api/bars/AAPL?interval=1d&tz=Mars/Olympus", 422, "tz"],
       ["/api/bars/AAPL?interval=1d&session=16:00-09:30", 422, "session"],
       ["/api/bars/AAPL?interval=1d&fill=next", 422, "fill"],
-      ["/api/bars/AAPL/rolling?window=30s", 422, "window"],
+      ["/api/bars/AAPL/rolling?window=45d", 422, "window"],
       ["/api/bars/AAPL/rolling?window=5m&at=noon", 422, "at"],
       ["/api/bars/AAPL?limit=0", 422, "limit"],
       ["/api/bars/AAPL?limit=abc", 422, "limit"],

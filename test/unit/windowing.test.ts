@@ -52,9 +52,10 @@ describe("intervals", () => {
   });
 
   it("checks windows, zones and sessions with a 422 naming the parameter", () => {
-    expect(parseWindow("30m", LIVE).ms).toBe(1_800_000);
-    expect(problem(() => parseWindow("30s", LIVE))?.parameter).toBe("window");
-    expect(problem(() => parseWindow("32d", LIVE))?.parameter).toBe("window");
+    expect(parseWindow("30m").ms).toBe(1_800_000);
+    expect(parseWindow("45s").ms).toBe(45_000);
+    expect(problem(() => parseWindow("32d"))?.parameter).toBe("window");
+    expect(problem(() => parseWindow("5x"))?.parameter).toBe("window");
     expect(parseZone("America/New_York")).toBe("America/New_York");
     expect(parseZone(undefined)).toBe("UTC");
     expect(problem(() => parseZone("Mars/Olympus"))?.parameter).toBe("tz");
@@ -278,14 +279,52 @@ describe("roll-ups", () => {
       [20, 3, false],
       [25, 4, false],
     ]);
+    // Beyond the trade journal: whole live bars with start in [t0 + 6m, t0 + 16m), at 7 and 14 minutes.
+    const noJournal = () => null;
     const window = await rollingWindow(
       parseSpec("10m")!,
       t0 + 15 * 60_000,
-      Date.now(),
       ["1m"],
       read,
+      noJournal,
     );
-    // Live bars with start in [t0 + 6m, t0 + 16m): the ones at 7 and 14 minutes.
-    expect(window.bar).toMatchObject({ startMs: t0 + 6 * 60_000, open: 1, close: 2, trades: 2 });
+    expect(window).toMatchObject({
+      base: "1m",
+      fromMs: t0 + 6 * 60_000,
+      toMs: t0 + 16 * 60_000,
+      open: 1,
+      close: 2,
+      trades: 2,
+    });
+    await expect(
+      rollingWindow(parseSpec("30s")!, t0, ["1m"], read, noJournal),
+    ).rejects.toMatchObject({ code: 422, data: { parameter: "window" } });
+    // Within it: exactly [at − window, at), whatever the live intervals.
+    const asked: number[][] = [];
+    const exact = await rollingWindow(parseSpec("30s")!, t0, ["1m"], read, (from, to) => {
+      asked.push([from, to]);
+      return {
+        open: 5,
+        high: 6,
+        low: 4,
+        close: 4.5,
+        volumeExact: "0.3",
+        notional: "1.5",
+        trades: 3,
+      };
+    });
+    expect(asked).toEqual([[t0 - 30_000, t0]]);
+    expect(exact).toEqual({
+      base: "trades",
+      fromMs: t0 - 30_000,
+      toMs: t0,
+      open: 5,
+      high: 6,
+      low: 4,
+      close: 4.5,
+      volume: 0.3,
+      vwap: 5,
+      trades: 3,
+    });
   });
 });

@@ -940,6 +940,17 @@ impl Engine {
         Some(self.state(symbol)?.bars().bars(spec, from_ns, to_ns, limit))
     }
 
+    /// A symbol's trades with an event time in `[from_ns, to_ns)` from its trade journal; `None`
+    /// when the symbol is not held or its journal may not hold all of them.
+    pub fn trade_window(
+        &self,
+        symbol: &str,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Option<crate::journal::TradeWindow> {
+        self.state(symbol)?.trade_window(from_ns, to_ns)
+    }
+
     /// One summary per symbol, sorted by symbol.
     pub fn symbol_summaries(&self) -> Vec<SymbolSummary> {
         let mut v: Vec<SymbolSummary> = self

@@ -16,7 +16,7 @@ use crate::bars::{
 use crate::dedupe::{
     id_hash, DedupeError, IdDedupe, Watermarks, DEFAULT_DEDUPE_CAP, DEFAULT_DEDUPE_WINDOW_NS,
 };
-use crate::journal::{Lookup, TradeJournal};
+use crate::journal::{Lookup, TradeJournal, TradeWindow};
 use crate::types::{Correction, CorrectionKind, Order, Trade};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -339,6 +339,16 @@ impl SymbolState {
     /// The journal's newest entry, as a slice (for prefetching).
     pub fn journal_tail(&self) -> &[crate::journal::JournalEntry] {
         self.journal.tail()
+    }
+
+    /// The symbol's trades with an event time in `[from_ns, to_ns)`, exactly, from its journal;
+    /// `None` when the journal may not hold all of them.
+    pub fn trade_window(&self, from_ns: i64, to_ns: i64) -> Option<TradeWindow> {
+        match self.bars.latest_event_ns() {
+            Some(latest) => self.journal.window(from_ns, to_ns, latest),
+            // Nothing applied yet: no trades anywhere, if trades are journaled at all.
+            None => (self.journal.window_ns() > 0).then(TradeWindow::default),
+        }
     }
 
     /// The per-source offset watermarks.

@@ -71,6 +71,20 @@ pub struct BarJs {
     pub generation: u32,
 }
 
+/// A symbol's trades in a span of event time, summed exactly (`Engine.tradeWindow`).
+#[napi(object)]
+pub struct TradeWindowJs {
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: Option<f64>,
+    /// Σ quantity as exact decimal text.
+    pub volume_exact: String,
+    /// Σ price × quantity as exact decimal text.
+    pub notional: String,
+    pub trades: u32,
+}
+
 /// Numbers per bar in `Engine.latestPacked`.
 #[napi]
 pub const LATEST_STRIDE: u32 = 17;
@@ -489,6 +503,34 @@ impl Engine {
         );
         let generation = self.generation(&symbol);
         Ok(bars.map(|v| v.iter().map(|b| bar_js(b, generation)).collect()))
+    }
+
+    /// A symbol's trades with an event time in `[fromMs, toMs)`, summed exactly from its trade
+    /// journal (the correction window); `null` when the engine does not hold the symbol or its
+    /// journal may not hold every such trade (a span older than the window).
+    #[napi(catch_unwind)]
+    pub fn trade_window(
+        &self,
+        symbol: String,
+        from_ms: f64,
+        to_ms: f64,
+    ) -> Result<Option<TradeWindowJs>> {
+        if !from_ms.is_finite() || !to_ms.is_finite() {
+            return Err(Error::new(Status::InvalidArg, "times must be finite"));
+        }
+        let ns = |ms: f64| (ms.clamp(-9.2e12, 9.2e12) * NS_PER_MS as f64) as i64;
+        Ok(self
+            .inner
+            .trade_window(&symbol, ns(from_ms), ns(to_ms))
+            .map(|w| TradeWindowJs {
+                open: w.open.map(num),
+                high: w.high.map(num),
+                low: w.low.map(num),
+                close: w.close.map(num),
+                volume_exact: wide_to_decimal(w.volume, SCALE_DIGITS),
+                notional: wide_to_decimal(w.notional, 2 * SCALE_DIGITS),
+                trades: w.trades,
+            }))
     }
 
     /// The newest bar of every interval of each given symbol (forming-bar updates), packed: one
