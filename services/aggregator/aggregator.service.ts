@@ -41,6 +41,7 @@ import {
   type Fill,
   type ReadLive,
   type RollingAnswer as WindowSums,
+  type WindowQuery,
 } from "../../src/windowing/query";
 import type { BaseBar, RolledBar } from "../../src/windowing/rollup";
 import { parseSession } from "../../src/windowing/session";
@@ -126,6 +127,7 @@ interface Methods extends SymbolActorsMethods {
     mustKnow: boolean,
   ): Promise<LiveRead>;
   liveReader(symbol: string): { read: ReadLive; status: () => HistoryStatus };
+  rolledBars(symbol: string, query: WindowQuery): Promise<RolledBarsAnswer>;
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
   publishRevised(revised: StoredBar[]): void;
@@ -172,24 +174,17 @@ export function aggregatorService(config: Config): ServiceSchema {
             session !== null ||
             fill !== "none" ||
             (spec.ms >= 3_600_000 && !isUtc(zone))
-          ) {
-            if (this.history !== null) this.drainClosed();
-            const reader = this.liveReader(symbol);
-            const query = { spec, zone, session, fromMs, toMs, limit, fill, nowMs: Date.now() };
-            const { base, bars } = await windowBars(query, live, reader.read);
-            const history = reader.status();
-            const tz = zone;
-            return {
-              symbol,
-              interval: spec.text,
-              tz,
-              session: session?.text ?? null,
+          )
+            return this.rolledBars(symbol, {
+              spec,
+              zone,
+              session,
+              fromMs,
+              toMs,
+              limit,
               fill,
-              base,
-              bars,
-              history,
-            };
-          }
+              nowMs: Date.now(),
+            });
           // A bar may have closed and left memory in the same batch: hand it to history first.
           if (this.history !== null) this.drainClosed();
           const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
@@ -204,7 +199,7 @@ export function aggregatorService(config: Config): ServiceSchema {
         },
       },
 
-      /** OHLCV over a trailing window of whole live bars (src/windowing/query.ts). */
+      /** OHLCV over a trailing window: from the trade journal, else whole live bars (src/windowing/query.ts). */
       rolling: {
         strategy: "Rendezvous",
         params: {
@@ -302,6 +297,23 @@ export function aggregatorService(config: Config): ServiceSchema {
           limit,
         );
         return { bars, history: stored?.status ?? "off" };
+      },
+
+      /** Bars of any interval, zone, session or fill, rolled up from live bars. */
+      async rolledBars(this: This, symbol: string, query: WindowQuery): Promise<RolledBarsAnswer> {
+        if (this.history !== null) this.drainClosed();
+        const reader = this.liveReader(symbol);
+        const { base, bars } = await windowBars(query, live, reader.read);
+        return {
+          symbol,
+          interval: query.spec.text,
+          tz: query.zone,
+          session: query.session?.text ?? null,
+          fill: query.fill,
+          base,
+          bars,
+          history: reader.status(),
+        };
       },
 
       /** A `ReadLive` for one query: the first read settles whether the symbol exists. */
