@@ -164,6 +164,8 @@ async function collect(
     cursor = got[0]!.startMs;
     // More than `max` intervals: the oldest may be partial, the newest `max` are whole.
     if (roll(parts, width, cal, q).length > max) break;
+    // A chunk from SQLite holds the event loop ~0.1 s: let heartbeats and batches in between.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   const rolled = roll(parts, width, cal, q);
   return rolled.slice(Math.max(0, rolled.length - max));
