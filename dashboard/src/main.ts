@@ -35,7 +35,9 @@ const REFRESH_MS = 1000;
 const knownZone = (name: string | null): string | null => {
   if (name === null || name === "") return null;
   try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+    const zone = new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+    // Keep a link's own name (ICU answers the legacy Asia/Calcutta for Asia/Kolkata).
+    return zone.toLowerCase() === name.toLowerCase() ? zone : name;
   } catch {
     return null;
   }

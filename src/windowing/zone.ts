@@ -45,13 +45,17 @@ export function knownZone(name: string): string | null {
   }
 }
 
-/** The `tz` query parameter: an IANA zone the platform knows (default UTC), canonical name. */
+/**
+ * The `tz` query parameter: an IANA zone the platform knows (default UTC). Its spelling is fixed
+ * (`america/new_york` → `America/New_York`), but a link keeps its name: ICU would answer the
+ * legacy `Asia/Calcutta` for `Asia/Kolkata`.
+ */
 export function parseZone(value: string | undefined, name = "tz"): string {
   if (value === undefined || value === "") return "UTC";
   const zone = value.length > 64 ? null : knownZone(value);
   if (zone === null)
     throw badParameter(name, "must be an IANA time zone such as America/New_York or UTC", value);
-  return zone;
+  return zone.toLowerCase() === value.toLowerCase() ? zone : value;
 }
 
 export const isUtc = (zone: string): boolean =>

@@ -58,6 +58,8 @@ describe("intervals", () => {
     expect(problem(() => parseWindow("5x"))?.parameter).toBe("window");
     expect(parseZone("America/New_York")).toBe("America/New_York");
     expect(parseZone(undefined)).toBe("UTC");
+    expect(parseZone("america/new_york")).toBe("America/New_York");
+    expect(parseZone("Asia/Kolkata")).toBe("Asia/Kolkata");
     expect(problem(() => parseZone("Mars/Olympus"))?.parameter).toBe("tz");
     expect(parseSession("09:30-16:00")).toEqual({
       text: "09:30-16:00",
