@@ -33,7 +33,14 @@ import {
   type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
-import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json";
+import {
+  activityBarJson,
+  storedBarJson,
+  toBarJson,
+  unpackLatest,
+  type ActivityBarJson,
+  type BarJson,
+} from "./bar-json";
 import { engineBase, storedBase } from "../../src/windowing/parts";
 import {
   rollingWindow,
@@ -45,7 +52,12 @@ import {
 } from "../../src/windowing/query";
 import type { BaseBar, RolledBar } from "../../src/windowing/rollup";
 import { parseSession } from "../../src/windowing/session";
-import { parseInterval, parseWindow, type LiveInterval } from "../../src/windowing/spec";
+import {
+  parseActivityInterval,
+  parseInterval,
+  parseWindow,
+  type LiveInterval,
+} from "../../src/windowing/spec";
 import { isUtc, parseZone } from "../../src/windowing/zone";
 
 const FORMING_THROTTLE_MS = 250;
@@ -87,6 +99,22 @@ export interface BarsParams {
   fromMs?: number;
   toMs?: number;
   limit: number;
+}
+
+export interface ActivityParams {
+  symbol: string;
+  interval: string;
+  fromMs?: number;
+  toMs?: number;
+  limit: number;
+}
+
+/** Tick and volume bars are kept in memory only: `history` is always `off`. */
+export interface ActivityAnswer {
+  symbol: string;
+  interval: string;
+  bars: ActivityBarJson[];
+  history: "off";
 }
 
 export interface RollingParams {
@@ -196,6 +224,33 @@ export function aggregatorService(config: Config): ServiceSchema {
           const older = (stored?.bars ?? []).map(storedBarJson);
           const bars = mergeBars((memory ?? []).map(toBarJson), older, limit);
           return { symbol, interval, bars, history: stored?.status ?? "off" };
+        },
+      },
+
+      /**
+       * Tick and volume bars (BAR_INTERVALS `<n>t`, `<n>v`): memory only, the last 500 per spec;
+       * `from`/`to` bound their first trade's time.
+       */
+      activityBars: {
+        strategy: "Rendezvous",
+        params: {
+          symbol: { type: "string", max: 64 },
+          interval: { type: "string", max: 16 },
+          fromMs: { type: "number", optional: true },
+          toMs: { type: "number", optional: true },
+          limit: { type: "number", integer: true, min: 1, max: 10_000 },
+        },
+        async handler(this: This, ctx: Context<ActivityParams>): Promise<ActivityAnswer> {
+          const { symbol, fromMs, toMs, limit } = ctx.params;
+          const interval = parseActivityInterval(ctx.params.interval, config.bars.activity);
+          await this.ensureServing(symbol);
+          const held = interval && this.actors.engine.activityBars(symbol, interval, 10_000);
+          if (!interval || !held) throw unknownSymbol(symbol);
+          const bars = held
+            .filter((b) => (fromMs ?? -Infinity) <= b.firstMs && b.firstMs < (toMs ?? Infinity))
+            .slice(-limit)
+            .map(activityBarJson);
+          return { symbol, interval, bars, history: "off" };
         },
       },
 

@@ -17,10 +17,10 @@ import type { AnomalyRecord } from "../../src/anomaly/recent";
 import { parseFill, parseLimit, parseSymbol, parseTime } from "../../src/api/params";
 import { candidates } from "../../src/windowing/query";
 import { parseSession } from "../../src/windowing/session";
-import { parseInterval, parseWindow } from "../../src/windowing/spec";
+import { parseActivityInterval, parseInterval, parseWindow } from "../../src/windowing/spec";
 import { parseZone } from "../../src/windowing/zone";
 import type { Config } from "../../src/config";
-import { ERR_UNAUTHORIZED, notReady } from "../../src/errors";
+import { badParameter, ERR_UNAUTHORIZED, notReady } from "../../src/errors";
 import { anomaliesView, statsView, symbolsView } from "../../src/cluster/views";
 import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
 import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
@@ -188,6 +188,22 @@ export function apiService(config: Config): ServiceSchema {
           const q = ctx.params;
           const fromMs = parseTime(q.from, "from");
           const toMs = parseTime(q.to, "to");
+          const range = {
+            ...(fromMs === undefined ? {} : { fromMs }),
+            ...(toMs === undefined ? {} : { toMs }),
+          };
+          const activity = parseActivityInterval(q.interval, config.bars.activity);
+          if (activity !== null) {
+            for (const p of ["tz", "session", "fill"] as const)
+              if (q[p] !== undefined && q[p] !== "")
+                throw badParameter(p, "does not apply to tick and volume bars", q[p]);
+            return ctx.call("aggregator.activityBars", {
+              symbol: parseSymbol(q.symbol),
+              interval: activity,
+              ...range,
+              limit: parseLimit(q.limit, 500),
+            });
+          }
           const spec = parseInterval(q.interval, config.bars.intervals);
           const tz = parseZone(q.tz);
           const session = parseSession(q.session);

@@ -121,6 +121,49 @@ const rolledBar = {
 };
 
 const INTERVAL_PATTERN = "^[1-9][0-9]{0,5}[smhdw]$";
+/** Time intervals, and tick (`<n>t`) and volume (`<n>v`) bars. */
+const BARS_INTERVAL_PATTERN = "^[1-9][0-9]{0,8}[smhdwtv]$";
+
+/** A tick or volume bar (BAR_INTERVALS `<n>t`, `<n>v`). */
+const activityBar = {
+  type: "object",
+  additionalProperties: false,
+  required: [
+    "number",
+    "start",
+    "startMs",
+    "endMs",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "trades",
+    "closed",
+  ],
+  properties: {
+    number: {
+      type: "integer",
+      minimum: 0,
+      description: "Bar number within the symbol's state (0 for its first bar of the spec)",
+    },
+    start: { type: "string", format: "date-time", description: "Event time of its first trade" },
+    startMs: { type: "integer", description: "Event time of its first trade, epoch ms" },
+    endMs: { type: "integer", description: "Event time of its last trade, epoch ms" },
+    open: { type: "number" },
+    high: { type: "number" },
+    low: { type: "number" },
+    close: { type: "number" },
+    volume: { type: "number", minimum: 0 },
+    vwap: { ...nullableNumber, description: "Σ price·qty / Σ qty; null when volume is 0" },
+    trades: { type: "integer", minimum: 1 },
+    closed: {
+      type: "boolean",
+      description: "It reached its trade count or volume (the forming bar is last, closed=false)",
+    },
+  },
+};
 
 const anomaly = {
   type: "object",
@@ -268,6 +311,7 @@ export function openApiDocument(): object {
         Error: error,
         Bar: bar,
         RolledBar: rolledBar,
+        ActivityBar: activityBar,
         Anomaly: anomaly,
         StreamBar: streamBar,
         StreamHello: streamHello,
@@ -379,8 +423,8 @@ export function openApiDocument(): object {
               in: "query",
               required: false,
               description:
-                "<n>s, <n>m, <n>h, <n>d or <n>w (at most 366 days), a multiple of a live interval (BAR_INTERVALS, default 1m,5m,1h)",
-              schema: { type: "string", pattern: INTERVAL_PATTERN, default: "1m" },
+                "<n>s, <n>m, <n>h, <n>d or <n>w (at most 366 days), a multiple of a live interval (BAR_INTERVALS, default 1m,5m,1h); or a tick (<n>t) or volume (<n>v) bar spec BAR_INTERVALS keeps (then tz, session and fill do not apply, and from/to bound the first trade's time)",
+              schema: { type: "string", pattern: BARS_INTERVAL_PATTERN, default: "1m" },
             },
             {
               name: "tz",
@@ -425,7 +469,7 @@ export function openApiDocument(): object {
                 required: ["symbol", "interval", "bars", "history"],
                 properties: {
                   symbol: { type: "string" },
-                  interval: { type: "string", pattern: INTERVAL_PATTERN },
+                  interval: { type: "string", pattern: BARS_INTERVAL_PATTERN },
                   tz: { type: "string", description: "Rolled up: the zone, canonical name" },
                   session: { type: ["string", "null"] },
                   fill: { type: "string", enum: ["none", "prev"] },
@@ -441,6 +485,7 @@ export function openApiDocument(): object {
                       anyOf: [
                         { $ref: "#/components/schemas/Bar" },
                         { $ref: "#/components/schemas/RolledBar" },
+                        { $ref: "#/components/schemas/ActivityBar" },
                       ],
                     },
                   },

@@ -10,6 +10,7 @@ import type { BarJson } from "../../services/aggregator/bar-json";
 import { parseFill, parseLimit, parseSymbol } from "../api/params";
 import { parseSession } from "../windowing/session";
 import { parseZone } from "../windowing/zone";
+import { ACTIVITY_PATTERN } from "../windowing/spec";
 
 /** Options of `bars` beside the interval and limit (the aggregator checks the interval). */
 export interface BarsOptions {
@@ -45,8 +46,10 @@ export async function barsRows(
   options: BarsOptions = {},
 ): Promise<Rows> {
   const session = parseSession(options.session);
+  // Tick and volume bars (`100t`, `5000v`) have their own action; the aggregator checks the spec.
+  const activity = interval !== undefined && ACTIVITY_PATTERN.test(interval);
   const answer = await broker.call<{ bars: (BarJson & { filled?: boolean })[] }, object>(
-    "aggregator.bars",
+    activity ? "aggregator.activityBars" : "aggregator.bars",
     {
       symbol: parseSymbol(symbol),
       interval: interval === undefined || interval === "" ? "1m" : interval,

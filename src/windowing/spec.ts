@@ -72,16 +72,29 @@ export function parseInterval(
   return spec;
 }
 
-/** `BAR_INTERVALS`: a non-empty subset of the core's intervals, finest first; null when invalid. */
-export function parseLiveIntervals(text: string): LiveInterval[] | null {
+/** A tick (`<n>t`, every n trades) or volume (`<n>v`, every n units) bar spec. */
+export const ACTIVITY_PATTERN = /^[1-9]\d{0,8}[tv]$/;
+/** Tick and volume specs the core keeps per symbol at most. */
+export const MAX_ACTIVITY = 4;
+
+/**
+ * `BAR_INTERVALS`: a non-empty subset of the core's time intervals (finest first) and up to
+ * four tick and volume specs; null when invalid.
+ */
+export function parseLiveIntervals(
+  text: string,
+): { intervals: LiveInterval[]; activity: string[] } | null {
   const items = text.split(",").map((s) => s.trim());
-  const out: LiveInterval[] = [];
+  const intervals: LiveInterval[] = [];
+  const activity: string[] = [];
   for (const item of items) {
     const found = LIVE_INTERVALS.find((l) => l === item);
-    if (found === undefined || out.includes(found)) return null;
-    out.push(found);
+    if (found !== undefined && !intervals.includes(found)) intervals.push(found);
+    else if (ACTIVITY_PATTERN.test(item) && !activity.includes(item)) activity.push(item);
+    else return null;
   }
-  return out.length === 0 ? null : out.sort((a, b) => LIVE_MS[a] - LIVE_MS[b]);
+  if (intervals.length === 0 || activity.length > MAX_ACTIVITY) return null;
+  return { intervals: intervals.sort((a, b) => LIVE_MS[a] - LIVE_MS[b]), activity };
 }
 
 /** The longest rolling window: a month of live bars. */
@@ -93,4 +106,25 @@ export function parseWindow(value: string | undefined, name = "window"): BarSpec
   if (spec === null || spec.ms > MAX_WINDOW_MS)
     throw badParameter(name, "must be <n>s, <n>m, <n>h, <n>d or <n>w, at most 31 days", value);
   return spec;
+}
+
+/**
+ * An `interval` naming tick or volume bars: one of BAR_INTERVALS' specs, or a 422 listing them.
+ * Null when the value is not of that form (a time interval).
+ */
+export function parseActivityInterval(
+  value: string | undefined,
+  kept: readonly string[],
+  name = "interval",
+): string | null {
+  if (value === undefined || !ACTIVITY_PATTERN.test(value)) return null;
+  if (!kept.includes(value))
+    throw badParameter(
+      name,
+      kept.length === 0
+        ? "names tick or volume bars, and BAR_INTERVALS keeps none"
+        : `names tick or volume bars that BAR_INTERVALS does not keep (it keeps ${kept.join(", ")})`,
+      value,
+    );
+  return value;
 }

@@ -273,6 +273,7 @@ describe("windowing: any interval, zones, sessions, ranges, fill and rolling win
       HISTORY_URL: `sqlite:${path.join(dir, "history.sqlite")}`,
       HISTORY_FLUSH_MS: "100",
       NAMESPACE: `windowing-${process.pid}`,
+      BAR_INTERVALS: "1m,5m,1h,7t,100v",
     });
     check = await openApiChecker(node.url);
     await eventually(
@@ -485,6 +486,65 @@ describe("windowing: any interval, zones, sessions, ranges, fill and rolling win
     ]);
   });
 
+  it("keeps tick and volume bars in the order trades are applied", async () => {
+    type Activity = RefRolled & { number: number; closed: boolean };
+    const unit = 1_000_000_000n;
+    for (const symbol of SYMBOLS) {
+      // The file is applied in its order; a volume bar closes with the trade that reaches 100.
+      const mine = fills.filter((f) => f.symbol === symbol).sort((a, b) => a.seq - b.seq);
+      const reference = (closes: (bar: Fill[]) => boolean) => {
+        const out: Fill[][] = [[]];
+        for (const f of mine) {
+          out.at(-1)!.push(f);
+          if (closes(out.at(-1)!)) out.push([]);
+        }
+        if (out.at(-1)!.length === 0) out.pop();
+        return out.map((bar, number) => {
+          const notional = bar.reduce((s, f) => s + f.price * f.qty, 0n);
+          const volume = bar.reduce((s, f) => s + f.qty, 0n);
+          return {
+            number,
+            startMs: bar[0]!.timeMs,
+            endMs: bar.at(-1)!.timeMs,
+            open: asNumber(bar[0]!.price),
+            high: asNumber(bar.reduce((m, f) => (f.price > m ? f.price : m), 0n)),
+            low: asNumber(bar.reduce((m, f) => (f.price < m ? f.price : m), bar[0]!.price)),
+            close: asNumber(bar.at(-1)!.price),
+            volume: asNumber(volume),
+            vwap: refVwap(notional, volume),
+            trades: bar.length,
+            closed: closes(bar),
+          };
+        });
+      };
+      for (const [interval, closes] of [
+        ["7t", (bar: Fill[]) => bar.length >= 7],
+        ["100v", (bar: Fill[]) => bar.reduce((s, f) => s + f.qty, 0n) >= 100n * unit],
+      ] as const) {
+        const got = await bars(symbol, `interval=${interval}&limit=10000`);
+        const want = reference(closes);
+        expect(want.length).toBeGreaterThan(20);
+        const shownActivity = (b: Answer["bars"][number]) => {
+          const { number, startMs, endMs, open, high, low, close, volume, vwap, trades, closed } =
+            b as unknown as Activity & { startMs: number; endMs: number };
+          return { number, startMs, endMs, open, high, low, close, volume, vwap, trades, closed };
+        };
+        expect({ symbol, interval, bars: got.bars.map(shownActivity) }).toEqual({
+          symbol,
+          interval,
+          bars: want,
+        });
+        expect(got.history).toBe("off");
+        // from/to bound the first trade's time.
+        const mid = want[10]!.startMs;
+        const bounded = await bars(symbol, `interval=${interval}&from=${mid}&limit=3`);
+        expect(bounded.bars.map(shownActivity)).toEqual(
+          want.filter((b) => b.startMs >= mid).slice(-3),
+        );
+      }
+    }
+  });
+
   it("says what is wrong with a 422", async () => {
     for (const [query, parameter] of [
       ["interval=45s", "interval"],
@@ -492,6 +552,8 @@ describe("windowing: any interval, zones, sessions, ranges, fill and rolling win
       ["interval=1d&tz=Nowhere/Land", "tz"],
       ["interval=1d&session=9:30-16:00", "session"],
       ["interval=1d&fill=linear", "fill"],
+      ["interval=8t", "interval"],
+      ["interval=7t&tz=America/New_York", "tz"],
     ] as const) {
       const { status, body } = await getJson(`${node.url}/api/bars/ACME?${query}`);
       expect({

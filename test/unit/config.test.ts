@@ -80,7 +80,11 @@ describe("configuration", () => {
   it("reads the live bar intervals as a subset of the core's, finest first", () => {
     expect(loadConfig({}).bars.intervals).toEqual(["1m", "5m", "1h"]);
     expect(loadConfig({ BAR_INTERVALS: "1h, 5m" }).bars.intervals).toEqual(["5m", "1h"]);
-    for (const bad of ["15m", "1m,1m", "1m,,5m"])
+    expect(loadConfig({ BAR_INTERVALS: "1m,100t,50v" }).bars).toMatchObject({
+      intervals: ["1m"],
+      activity: ["100t", "50v"],
+    });
+    for (const bad of ["15m", "1m,1m", "1m,,5m", "100t"])
       expect(() => loadConfig({ BAR_INTERVALS: bad })).toThrow(/BAR_INTERVALS.*Rust core/);
   });
 

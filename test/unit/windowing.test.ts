@@ -9,6 +9,7 @@ import { windowBars, rollingWindow, type ReadLive } from "../../src/windowing/qu
 import { Rollup, type BaseBar } from "../../src/windowing/rollup";
 import { parseSession, SessionClock } from "../../src/windowing/session";
 import {
+  parseActivityInterval,
   parseInterval,
   parseLiveIntervals,
   parseSpec,
@@ -45,10 +46,29 @@ describe("intervals", () => {
     expect(parseSpec("366d")?.ms).toBe(366 * 86_400_000);
   });
 
-  it("reads BAR_INTERVALS as a subset of the core's intervals, finest first", () => {
-    expect(parseLiveIntervals("1h,1m")).toEqual(["1m", "1h"]);
-    expect(parseLiveIntervals("1m,5m,1h")).toEqual(["1m", "5m", "1h"]);
-    for (const bad of ["", "15m", "1m,1m", "1m,,5m"]) expect(parseLiveIntervals(bad)).toBeNull();
+  it("reads BAR_INTERVALS as a subset of the core's intervals, finest first, and tick and volume specs", () => {
+    expect(parseLiveIntervals("1h,1m")).toEqual({ intervals: ["1m", "1h"], activity: [] });
+    expect(parseLiveIntervals("1m,5m,1h,100t,5000v")).toEqual({
+      intervals: ["1m", "5m", "1h"],
+      activity: ["100t", "5000v"],
+    });
+    for (const bad of [
+      "",
+      "15m",
+      "1m,1m",
+      "1m,,5m",
+      "100t",
+      "1m,0t",
+      "1m,1t,2t,3t,4t,5t",
+      "1m,7t,7t",
+    ])
+      expect(parseLiveIntervals(bad)).toBeNull();
+    expect(parseActivityInterval("1m", ["7t"])).toBeNull();
+    expect(parseActivityInterval("7t", ["7t"])).toBe("7t");
+    expect(problem(() => parseActivityInterval("8t", ["7t"]))).toEqual({
+      code: 422,
+      parameter: "interval",
+    });
   });
 
   it("checks windows, zones and sessions with a 422 naming the parameter", () => {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use tickstream_core::activity::{parse_specs, ActivityError, ActivitySpec, ActivitySpecs};
 use tickstream_core::anomaly::{Anomaly, DetectorKind, DetectorOverride};
 use tickstream_core::bars::{Bar, BarSpec};
 use tickstream_core::batch::{partition, TradeBatchView};
@@ -40,6 +41,8 @@ pub struct EngineOptions {
     pub lambda: Option<f64>,
     /// Per-symbol detector settings as JSON: `{"SYM": {"window": 50, "threshold": 6, …}}`.
     pub overrides: Option<String>,
+    /// Tick and volume bars to keep, e.g. `"100t,5000v"` (at most 4; default none).
+    pub activity_bars: Option<String>,
 }
 
 /// One bar as JS sees it (prices and quantities as numbers).
@@ -69,6 +72,27 @@ pub struct BarJs {
     /// Custody epoch of the state the bar came from (`Engine.setGeneration`); 0 when unset.
     /// Versions of a bar order by (generation, revision).
     pub generation: u32,
+}
+
+/// A tick or volume bar (`Engine.activityBars`).
+#[napi(object)]
+pub struct ActivityBarJs {
+    /// Bar number within the symbol's state (the first bar of the spec is 0).
+    pub number: f64,
+    /// Event time of its first and of its last trade, epoch ms.
+    pub first_ms: f64,
+    pub last_ms: f64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    /// Σ quantity as exact decimal text.
+    pub volume_exact: String,
+    /// Σ price × quantity as exact decimal text.
+    pub notional: String,
+    pub trades: u32,
+    pub closed: bool,
 }
 
 /// A symbol's trades in a span of event time, summed exactly (`Engine.tradeWindow`).
@@ -235,6 +259,10 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
     };
     if let Some(cap) = o.dedupe_capacity {
         c.dedupe.cap = cap as usize;
+    }
+    if let Some(text) = o.activity_bars.as_deref() {
+        let invalid = |e: ActivityError| Error::new(Status::InvalidArg, e.to_string());
+        c.activity = ActivitySpecs::new(&parse_specs(text).map_err(invalid)?).map_err(invalid)?;
     }
     let d = &mut c.detector.default;
     if let Some(kind) = o.detector_kind.as_deref() {
@@ -503,6 +531,40 @@ impl Engine {
         );
         let generation = self.generation(&symbol);
         Ok(bars.map(|v| v.iter().map(|b| bar_js(b, generation)).collect()))
+    }
+
+    /// The newest `limit` bars of a tick or volume spec (`"100t"`, `"5000v"`), oldest first, the
+    /// forming one last; `null` when the engine does not hold the symbol or keeps no such bars.
+    #[napi(catch_unwind)]
+    pub fn activity_bars(
+        &self,
+        symbol: String,
+        interval: String,
+        limit: Option<u32>,
+    ) -> Result<Option<Vec<ActivityBarJs>>> {
+        let spec = ActivitySpec::parse(&interval)
+            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let bars = self
+            .inner
+            .activity_bars(&symbol, spec, limit.unwrap_or(500) as usize);
+        Ok(bars.map(|v| {
+            v.iter()
+                .map(|b| ActivityBarJs {
+                    number: b.number as f64,
+                    first_ms: ns_to_ms(b.first_ns),
+                    last_ms: ns_to_ms(b.last_ns),
+                    open: num(b.open),
+                    high: num(b.high),
+                    low: num(b.low),
+                    close: num(b.close),
+                    volume: wide_to_f64(b.volume),
+                    volume_exact: wide_to_decimal(b.volume, SCALE_DIGITS),
+                    notional: wide_to_decimal(b.notional, 2 * SCALE_DIGITS),
+                    trades: b.trades,
+                    closed: b.closed,
+                })
+                .collect()
+        }))
     }
 
     /// A symbol's trades with an event time in `[fromMs, toMs)`, summed exactly from its trade
