@@ -29,6 +29,17 @@ export declare class Engine {
    */
   bars(symbol: string, interval: string, fromMs?: number | undefined | null, toMs?: number | undefined | null, limit?: number | undefined | null): Array<Bar> | null
   /**
+   * The newest `limit` bars of a tick or volume spec (`"100t"`, `"5000v"`), oldest first, the
+   * forming one last; `null` when the engine does not hold the symbol or keeps no such bars.
+   */
+  activityBars(symbol: string, interval: string, limit?: number | undefined | null): Array<ActivityBarJs> | null
+  /**
+   * A symbol's trades with an event time in `[fromMs, toMs)`, summed exactly from its trade
+   * journal (the correction window); `null` when the engine does not hold the symbol or its
+   * journal may not hold every such trade (a span older than the window).
+   */
+  tradeWindow(symbol: string, fromMs: number, toMs: number): TradeWindowJs | null
+  /**
    * The newest bar of every interval of each given symbol (forming-bar updates), packed: one
    * row of `LATEST_STRIDE` numbers per bar, in the order of `symbols` and `BarSpec::ALL` — symbol
    * index, interval index (0 = 1m, 1 = 5m, 2 = 1h), start ms, open, high,
@@ -74,6 +85,26 @@ export declare class FixDecoder {
   decodeBatch(payload: Uint8Array, offsets: Uint32Array, seqs: Float64Array | undefined | null, source: string): DecodedBatch
   /** Decodes one record into per-message values (tools and tests; not the hot path). */
   decodeMessages(record: Uint8Array, seq?: number | undefined | null): Array<DecodedMessage>
+}
+
+/** A tick or volume bar (`Engine.activityBars`). */
+export interface ActivityBarJs {
+  /** Bar number within the symbol's state (the first bar of the spec is 0). */
+  number: number
+  /** Event time of its first and of its last trade, epoch ms. */
+  firstMs: number
+  lastMs: number
+  open: number
+  high: number
+  low: number
+  close: number
+  volume: number
+  /** Σ quantity as exact decimal text. */
+  volumeExact: string
+  /** Σ price × quantity as exact decimal text. */
+  notional: string
+  trades: number
+  closed: boolean
 }
 
 /** An anomalous trade. */
@@ -129,6 +160,10 @@ export interface Bar {
   low?: number
   close?: number
   volume: number
+  /** Σ quantity as exact decimal text (what roll-ups sum; `volume` is its nearest number). */
+  volumeExact: string
+  /** Σ price × quantity as exact decimal text: VWAP of a roll-up is Σ notional / Σ volume. */
+  notional: string
   vwap?: number
   trades: number
   closed: boolean
@@ -270,6 +305,8 @@ export interface EngineOptions {
   lambda?: number
   /** Per-symbol detector settings as JSON: `{"SYM": {"window": 50, "threshold": 6, …}}`. */
   overrides?: string
+  /** Tick and volume bars to keep, e.g. `"100t,5000v"` (at most 4; default none). */
+  activityBars?: string
 }
 
 /** Engine-wide counters. */
@@ -332,6 +369,19 @@ export interface SymbolSummary {
   trades: number
   lastPrice?: number
   lastTradeMs?: number
+}
+
+/** A symbol's trades in a span of event time, summed exactly (`Engine.tradeWindow`). */
+export interface TradeWindowJs {
+  open?: number
+  high?: number
+  low?: number
+  close?: number
+  /** Σ quantity as exact decimal text. */
+  volumeExact: string
+  /** Σ price × quantity as exact decimal text. */
+  notional: string
+  trades: number
 }
 
 /** Valid messages without trades, counted by MsgType. */

@@ -6,6 +6,7 @@
  * Services and mixins receive the parsed `Config`; they never read `process.env` themselves.
  */
 import os from "node:os";
+import { LIVE_INTERVALS, parseLiveIntervals, type LiveInterval } from "./windowing/spec";
 
 export interface Setting {
   env: string;
@@ -264,6 +265,12 @@ export const SETTINGS = [
       "MDEntryType values of MarketDataIncrementalRefresh entries that count as trades (`2,3` adds index values)",
   },
   {
+    env: "BAR_INTERVALS",
+    default: "1m,5m,1h",
+    description:
+      "Live bar intervals that REST rolls up into any multiple of them (`interval=15m`, `4h`, `1d`, `1w`): a non-empty subset of the three the Rust core keeps (1m, 5m, 1h), which it keeps whatever this says; plus up to four tick (`<n>t`, a bar every n trades) and volume (`<n>v`, every n units) bar specs, kept in memory per symbol (the last 500 bars each)",
+  },
+  {
     env: "BAR_GRACE_MS",
     default: "2000",
     description:
@@ -422,6 +429,21 @@ function duration(env: Env, name: SettingName): number {
   if (ms === undefined || ms <= 0)
     throw new ConfigError(name, `expected a duration like 24h, got "${text}"`);
   return ms;
+}
+
+/**
+ * `BAR_INTERVALS`: the core keeps 1m, 5m and 1h; a subset names the ones roll-ups read. Tick and
+ * volume specs are kept as listed.
+ */
+function liveIntervals(env: Env): { intervals: LiveInterval[]; activity: string[] } {
+  const text = raw(env, "BAR_INTERVALS");
+  const parsed = parseLiveIntervals(text);
+  if (parsed === null)
+    throw new ConfigError(
+      "BAR_INTERVALS",
+      `expected distinct intervals among ${LIVE_INTERVALS.join(", ")} (the ones the Rust core keeps; at least one) and up to four <n>t or <n>v, got "${text}"`,
+    );
+  return parsed;
 }
 
 /** `CORRECTION_WINDOW`: empty is the 1m retention, which is also the most it may be. */
@@ -671,6 +693,10 @@ export interface Config {
   checkpoints: { intervalMs: number } | null;
   decoder: { mdEntryTypes: string };
   bars: {
+    /** Live intervals roll-ups read, finest first (BAR_INTERVALS). */
+    intervals: LiveInterval[];
+    /** Tick and volume bar specs (`100t`, `5000v`) of BAR_INTERVALS. */
+    activity: string[];
     graceMs: number;
     retentionMs: { "1m": number; "5m": number; "1h": number };
     /** How far back a trade may be cancelled or corrected (≤ the 1m retention). */
@@ -765,6 +791,7 @@ export function loadConfig(env: Env = process.env): Config {
     starveOnSigusr2Ms: int(env, "STARVE_ON_SIGUSR2_MS", 0, 600_000),
     decoder: { mdEntryTypes },
     bars: {
+      ...liveIntervals(env),
       graceMs: int(env, "BAR_GRACE_MS", 0),
       retentionMs: {
         "1m": duration(env, "RETENTION_1M"),

@@ -19,6 +19,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { INTERVAL_MS, type Anomaly, type Bar, type Interval } from "./types";
+import { offsetMs } from "./zone";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -32,7 +33,9 @@ type PricedBar = Bar & { open: number; high: number; low: number; close: number 
 const priced = (b: Bar): b is PricedBar =>
   b.open !== null && b.high !== null && b.low !== null && b.close !== null;
 
-const time = (ms: number) => Math.floor(ms / 1000) as UTCTimestamp;
+/** The chart library draws times as UTC: each instant is shifted to read as the zone's local time. */
+let zone = "UTC";
+const time = (ms: number) => Math.floor((ms + offsetMs(zone, ms)) / 1000) as UTCTimestamp;
 
 export class BarChart {
   private readonly chart: IChartApi;
@@ -81,6 +84,11 @@ export class BarChart {
     this.markers = createSeriesMarkers(this.candles, []);
   }
 
+  /** The zone whose local time the axis shows (set before `setBars`). */
+  setZone(name: string): void {
+    zone = name;
+  }
+
   /** Replaces everything shown (a new symbol or interval, or a reload). */
   setBars(bars: readonly Bar[]): void {
     this.bars = new Map();
@@ -124,10 +132,16 @@ export class BarChart {
 
   setAnomalies(anomalies: readonly Anomaly[], interval: Interval): void {
     const width = INTERVAL_MS[interval];
+    const starts = [...this.bars.keys()].sort((a, b) => a - b);
+    // On the bar that holds it (local days and hours are not a fixed grid); else on the UTC grid.
+    const barOf = (t: number) => {
+      const start = starts.findLast((s) => s <= t);
+      return start !== undefined && t - start < width * 1.1 ? start : Math.floor(t / width) * width;
+    };
     const markers: SeriesMarker<Time>[] = [...anomalies]
       .sort((a, b) => a.timeMs - b.timeMs)
       .map((a) => ({
-        time: time(Math.floor(a.timeMs / width) * width),
+        time: time(barOf(a.timeMs)),
         position: a.ret >= 0 ? "aboveBar" : "belowBar",
         shape: a.ret >= 0 ? "arrowDown" : "arrowUp",
         color: ANOMALY,

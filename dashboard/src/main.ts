@@ -4,12 +4,19 @@
  *
  * On each (re)connection of the stream the history is loaded over REST; stream events that
  * arrive meanwhile are held and applied after it, so no update falls between the two.
+ *
+ * Intervals the stream does not carry (15m, 4h, 1d, and 1h outside UTC) are rolled up by the
+ * server: the dashboard listens to the live interval they are made of, and each of its updates
+ * makes it fetch the newest rolled bars again (at most once per REFRESH_MS).
  */
 import { BarChart } from "./chart";
 import { HealthMeter } from "./health";
 import { EventStream, type SseMessage, type StreamState } from "./sse";
 import {
+  INTERVAL_MS,
   INTERVALS,
+  STREAMED,
+  ZONES,
   type Anomaly,
   type Bar,
   type Hello,
@@ -23,12 +30,25 @@ const ANOMALIES_SHOWN = 100;
 const SYMBOLS_SHOWN = 500;
 const POLL_MS = 2000;
 const KEY_STORAGE = "tickstream.apiKey";
+const REFRESH_MS = 1000;
+
+const knownZone = (name: string | null): string | null => {
+  if (name === null || name === "") return null;
+  try {
+    const zone = new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+    // Keep a link's own name (ICU answers the legacy Asia/Calcutta for Asia/Kolkata).
+    return zone.toLowerCase() === name.toLowerCase() ? zone : name;
+  } catch {
+    return null;
+  }
+};
 
 /** What the browser test reads. */
 interface TestHook {
   ready(): boolean;
   symbol(): string | null;
   interval(): Interval;
+  zone(): string;
   candles(): number;
   lastCandle(): Bar | null;
   anomalies(): number;
@@ -86,6 +106,9 @@ class Dashboard {
   private symbols: SymbolSummary[] = [];
   private symbol: string | null = null;
   private interval: Interval = "1m";
+  private zone = "UTC";
+  /** A pending fetch of the newest rolled bars (rolled intervals only). */
+  private refresh: ReturnType<typeof setTimeout> | null = null;
   private anomalies: Anomaly[] = [];
   private symbolAnomalies: Anomaly[] = [];
   private stream: EventStream | null = null;
@@ -103,12 +126,14 @@ class Dashboard {
     const params = new URLSearchParams(location.search);
     const interval = INTERVALS.find((i) => i === params.get("interval"));
     if (interval) this.interval = interval;
+    this.zone = knownZone(params.get("tz")) ?? "UTC";
     this.symbol = params.get("symbol");
     this.bindControls();
     window.__tickstream = {
       ready: () => this.loaded,
       symbol: () => this.symbol,
       interval: () => this.interval,
+      zone: () => this.zone,
       candles: () => this.chart.candleCount,
       lastCandle: () => this.lastBar,
       anomalies: () => this.anomalies.length,
@@ -145,6 +170,21 @@ class Dashboard {
         if (interval && this.symbol) this.select(this.symbol, interval);
       });
     }
+    const zones = el<HTMLSelectElement>("tz");
+    const own = knownZone(Intl.DateTimeFormat().resolvedOptions().timeZone);
+    const names = [...new Set<string>([...ZONES, ...(own ? [own] : []), this.zone])];
+    zones.replaceChildren(
+      ...names.map((z) => {
+        const option = make("option", "", z === own && z !== "UTC" ? `${z} (yours)` : z);
+        option.value = z;
+        return option;
+      }),
+    );
+    zones.value = this.zone;
+    zones.addEventListener("change", () => {
+      this.zone = zones.value;
+      if (this.symbol) this.select(this.symbol, this.interval);
+    });
     el<HTMLFormElement>("key-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.apiKey = el<HTMLInputElement>("key").value.trim() || null;
@@ -164,19 +204,29 @@ class Dashboard {
     this.held = [];
     this.lastBar = null;
     this.symbolAnomalies = [];
+    if (this.refresh !== null) clearTimeout(this.refresh);
+    this.refresh = null;
+    this.chart.setZone(this.zone);
     this.chart.setBars([]);
     this.chart.setAnomalies([], interval);
     const url = new URL(location.href);
     url.searchParams.set("symbol", symbol);
     url.searchParams.set("interval", interval);
+    if (this.zone === "UTC") url.searchParams.delete("tz");
+    else url.searchParams.set("tz", this.zone);
     history.replaceState(null, "", url);
     el("chart-symbol").textContent = symbol;
     el("chart-interval").textContent = interval;
+    el("chart-tz").textContent = this.zone;
     this.renderOhlc();
     this.renderInterval();
     this.renderSymbols();
     this.stream?.close();
-    const query = new URLSearchParams({ symbols: symbol, intervals: interval, anomalies: "all" });
+    const query = new URLSearchParams({
+      symbols: symbol,
+      intervals: STREAMED[interval],
+      anomalies: "all",
+    });
     this.stream = new EventStream({
       url: `/api/stream?${query.toString()}`,
       headers: () => this.headers(),
@@ -203,7 +253,8 @@ class Dashboard {
   private apply(message: SseMessage, live: boolean): void {
     if (message.event === "bar" || message.event === "closed") {
       const { symbol, interval, bar } = JSON.parse(message.data) as StreamBar;
-      if (symbol !== this.symbol || interval !== this.interval) return;
+      if (symbol !== this.symbol || interval !== STREAMED[this.interval]) return;
+      if (this.rolled()) return this.refreshRolled();
       this.chart.update(bar);
       if (!this.lastBar || bar.startMs >= this.lastBar.startMs) {
         this.lastBar = bar;
@@ -226,7 +277,7 @@ class Dashboard {
     try {
       const enc = encodeURIComponent(symbol);
       const [bars, mine, all] = await Promise.all([
-        this.get<{ bars: Bar[] }>(`/api/bars/${enc}?interval=${this.interval}&limit=500`),
+        this.get<{ bars: Bar[] }>(`/api/bars/${enc}?${this.barsQuery(500)}`),
         this.get<{ anomalies: Anomaly[] }>(`/api/anomalies?symbol=${enc}&limit=500`),
         this.get<{ anomalies: Anomaly[] }>(`/api/anomalies?limit=${ANOMALIES_SHOWN}`),
       ]);
@@ -247,6 +298,42 @@ class Dashboard {
     this.held = [];
     for (const m of held) this.apply(m, true);
     this.renderOhlc();
+  }
+
+  /** Whether the server rolls the shown interval up (the stream carries a finer one). */
+  private rolled(): boolean {
+    return (
+      STREAMED[this.interval] !== this.interval ||
+      (this.zone !== "UTC" && INTERVAL_MS[this.interval] >= 3_600_000)
+    );
+  }
+
+  private barsQuery(limit: number): string {
+    const query = new URLSearchParams({ interval: this.interval, limit: String(limit) });
+    if (this.zone !== "UTC") query.set("tz", this.zone);
+    return query.toString();
+  }
+
+  /** Fetches the newest rolled bars once REFRESH_MS after the first change that asks for it. */
+  private refreshRolled(): void {
+    if (this.refresh !== null || this.symbol === null) return;
+    const gen = this.generation;
+    const path = `/api/bars/${encodeURIComponent(this.symbol)}?${this.barsQuery(2)}`;
+    this.refresh = setTimeout(() => {
+      this.refresh = null;
+      this.get<{ bars: Bar[] }>(path)
+        .then(({ bars }) => {
+          if (gen !== this.generation) return;
+          for (const b of bars) this.chart.update(b);
+          const last = bars.at(-1);
+          if (last && (!this.lastBar || last.startMs >= this.lastBar.startMs)) {
+            this.lastBar = last;
+            if (this.symbol) this.renderLastPrice(this.symbol, last.close);
+          }
+          this.renderOhlc();
+        })
+        .catch(() => undefined); // the next update asks again
+    }, REFRESH_MS);
   }
 
   private addAnomalies(list: readonly Anomaly[], fresh: boolean): void {

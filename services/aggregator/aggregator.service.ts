@@ -33,7 +33,32 @@ import {
   type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
-import { storedBarJson, toBarJson, unpackLatest, type BarJson } from "./bar-json";
+import {
+  activityBarJson,
+  storedBarJson,
+  toBarJson,
+  unpackLatest,
+  type ActivityBarJson,
+  type BarJson,
+} from "./bar-json";
+import { engineBase, storedBase } from "../../src/windowing/parts";
+import {
+  rollingWindow,
+  windowBars,
+  type Fill,
+  type ReadLive,
+  type RollingAnswer as WindowSums,
+  type WindowQuery,
+} from "../../src/windowing/query";
+import type { BaseBar, RolledBar } from "../../src/windowing/rollup";
+import { parseSession } from "../../src/windowing/session";
+import {
+  parseActivityInterval,
+  parseInterval,
+  parseWindow,
+  type LiveInterval,
+} from "../../src/windowing/spec";
+import { isUtc, parseZone } from "../../src/windowing/zone";
 
 const FORMING_THROTTLE_MS = 250;
 /** Symbols looked at per tick for revised closed bars (a few µs each, plus the revised bars). */
@@ -57,12 +82,65 @@ export interface BarsAnswer {
   history: HistoryStatus;
 }
 
+/** An interval other than a live one in UTC: rolled up from live bars (src/windowing/). */
+export interface RolledBarsAnswer {
+  symbol: string;
+  interval: string;
+  tz: string;
+  session: string | null;
+  fill: Fill;
+  /** The live interval rolled up. */
+  base: LiveInterval;
+  bars: RolledBar[];
+  history: HistoryStatus;
+}
+
 export interface BarsParams {
   symbol: string;
-  interval: "1m" | "5m" | "1h";
+  /** Any interval a live one divides (checked by the gateway; re-checked here). */
+  interval: string;
+  tz?: string;
+  session?: string;
+  fill?: Fill;
   fromMs?: number;
   toMs?: number;
   limit: number;
+}
+
+export interface ActivityParams {
+  symbol: string;
+  interval: string;
+  fromMs?: number;
+  toMs?: number;
+  limit: number;
+}
+
+/** Tick and volume bars are kept in memory only: `history` is always `off`. */
+export interface ActivityAnswer {
+  symbol: string;
+  interval: string;
+  bars: ActivityBarJson[];
+  history: "off";
+}
+
+export interface RollingParams {
+  symbol: string;
+  window: string;
+  atMs?: number;
+}
+
+export interface RollingAnswer extends WindowSums {
+  symbol: string;
+  window: string;
+  atMs: number;
+  /** Whether history was read (absent when the trade journal answered). */
+  history?: HistoryStatus;
+}
+
+/** What one read of live bars (memory and history merged) found. */
+interface LiveRead {
+  bars: BaseBar[];
+  history: HistoryStatus;
 }
 
 interface Vars extends SymbolActorsVars {
@@ -74,6 +152,16 @@ interface Vars extends SymbolActorsVars {
 }
 
 interface Methods extends SymbolActorsMethods {
+  readLive(
+    symbol: string,
+    interval: LiveInterval,
+    fromMs: number | undefined,
+    toMs: number | undefined,
+    limit: number,
+    mustKnow: boolean,
+  ): Promise<LiveRead>;
+  liveReader(symbol: string): { read: ReadLive; status: () => HistoryStatus };
+  rolledBars(symbol: string, query: WindowQuery): Promise<RolledBarsAnswer>;
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
   publishRevised(revised: StoredBar[]): void;
@@ -86,6 +174,7 @@ interface Methods extends SymbolActorsMethods {
 type This = Service & Vars & Methods;
 
 export function aggregatorService(config: Config): ServiceSchema {
+  const live = config.bars.intervals;
   const schema: ServiceSchema<ServiceSettingSchema, Methods, Vars> = {
     name: "aggregator",
     mixins: [symbolActorsMixin(config, { bars: true, detector: false })],
@@ -95,14 +184,42 @@ export function aggregatorService(config: Config): ServiceSchema {
         strategy: "Rendezvous",
         params: {
           symbol: { type: "string", max: 64 },
-          interval: { type: "enum", values: ["1m", "5m", "1h"] },
+          interval: { type: "string", max: 16 },
+          tz: { type: "string", optional: true, max: 64 },
+          session: { type: "string", optional: true, max: 16 },
+          fill: { type: "enum", values: ["none", "prev"], optional: true },
           fromMs: { type: "number", optional: true },
           toMs: { type: "number", optional: true },
           limit: { type: "number", integer: true, min: 1, max: 10_000 },
         },
-        async handler(this: This, ctx: Context<BarsParams>): Promise<BarsAnswer> {
-          const { symbol, interval, fromMs, toMs, limit } = ctx.params;
+        async handler(
+          this: This,
+          ctx: Context<BarsParams>,
+        ): Promise<BarsAnswer | RolledBarsAnswer> {
+          const { symbol, fromMs, toMs, limit } = ctx.params;
+          const spec = parseInterval(ctx.params.interval, live);
+          const zone = parseZone(ctx.params.tz);
+          const session = parseSession(ctx.params.session);
+          const fill = ctx.params.fill ?? "none";
           await this.ensureServing(symbol);
+          const interval = live.find((l) => l === spec.text);
+          // A live interval aligned as the engine aligns it is served as kept, not rolled up.
+          if (
+            interval === undefined ||
+            session !== null ||
+            fill !== "none" ||
+            (spec.ms >= 3_600_000 && !isUtc(zone))
+          )
+            return this.rolledBars(symbol, {
+              spec,
+              zone,
+              session,
+              fromMs,
+              toMs,
+              limit,
+              fill,
+              nowMs: Date.now(),
+            });
           // A bar may have closed and left memory in the same batch: hand it to history first.
           if (this.history !== null) this.drainClosed();
           const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
@@ -114,6 +231,66 @@ export function aggregatorService(config: Config): ServiceSchema {
           const older = (stored?.bars ?? []).map(storedBarJson);
           const bars = mergeBars((memory ?? []).map(toBarJson), older, limit);
           return { symbol, interval, bars, history: stored?.status ?? "off" };
+        },
+      },
+
+      /**
+       * Tick and volume bars (BAR_INTERVALS `<n>t`, `<n>v`): memory only, the last 500 per spec;
+       * `from`/`to` bound their first trade's time.
+       */
+      activityBars: {
+        strategy: "Rendezvous",
+        params: {
+          symbol: { type: "string", max: 64 },
+          interval: { type: "string", max: 16 },
+          fromMs: { type: "number", optional: true },
+          toMs: { type: "number", optional: true },
+          limit: { type: "number", integer: true, min: 1, max: 10_000 },
+        },
+        async handler(this: This, ctx: Context<ActivityParams>): Promise<ActivityAnswer> {
+          const { symbol, fromMs, toMs, limit } = ctx.params;
+          const interval = parseActivityInterval(ctx.params.interval, config.bars.activity);
+          await this.ensureServing(symbol);
+          const held = interval && this.actors.engine.activityBars(symbol, interval, 10_000);
+          if (!interval || !held) throw unknownSymbol(symbol);
+          const bars = held
+            .filter((b) => (fromMs ?? -Infinity) <= b.firstMs && b.firstMs < (toMs ?? Infinity))
+            .slice(-limit)
+            .map(activityBarJson);
+          return { symbol, interval, bars, history: "off" };
+        },
+      },
+
+      /** OHLCV over a trailing window: from the trade journal, else whole live bars (src/windowing/query.ts). */
+      rolling: {
+        strategy: "Rendezvous",
+        params: {
+          symbol: { type: "string", max: 64 },
+          window: { type: "string", max: 16 },
+          atMs: { type: "number", optional: true },
+        },
+        async handler(this: This, ctx: Context<RollingParams>): Promise<RollingAnswer> {
+          const { symbol } = ctx.params;
+          const spec = parseWindow(ctx.params.window);
+          const atMs = ctx.params.atMs ?? Date.now();
+          await this.ensureServing(symbol);
+          if (this.history !== null) this.drainClosed();
+          const reader = this.liveReader(symbol);
+          let read = false;
+          const readLive: ReadLive = (...args) => {
+            read = true;
+            return reader.read(...args);
+          };
+          const sums = await rollingWindow(spec, atMs, live, readLive, (fromMs, toMs) =>
+            this.actors.engine.tradeWindow(symbol, fromMs, toMs),
+          );
+          return {
+            symbol,
+            window: spec.text,
+            atMs,
+            ...sums,
+            ...(read ? { history: reader.status() } : {}),
+          };
         },
       },
 
@@ -153,6 +330,67 @@ export function aggregatorService(config: Config): ServiceSchema {
     },
 
     methods: {
+      /** Live bars of memory and history merged, as `bars` merges them, for roll-ups. */
+      async readLive(
+        this: This,
+        symbol: string,
+        interval: LiveInterval,
+        fromMs: number | undefined,
+        toMs: number | undefined,
+        limit: number,
+        mustKnow: boolean,
+      ): Promise<LiveRead> {
+        const memory = this.actors.engine.bars(symbol, interval, fromMs, toMs, limit);
+        const stored = await this.history?.read(
+          symbol,
+          interval,
+          fromMs,
+          toMs,
+          limit,
+          mustKnow && !memory,
+        );
+        if (mustKnow && memory === null && !stored?.known) {
+          if (stored?.status === "unavailable") throw historyUnavailable(symbol, stored.error);
+          throw unknownSymbol(symbol);
+        }
+        const bars = mergeBars(
+          (memory ?? []).map(engineBase),
+          (stored?.bars ?? []).map(storedBase),
+          limit,
+        );
+        return { bars, history: stored?.status ?? "off" };
+      },
+
+      /** Bars of any interval, zone, session or fill, rolled up from live bars. */
+      async rolledBars(this: This, symbol: string, query: WindowQuery): Promise<RolledBarsAnswer> {
+        if (this.history !== null) this.drainClosed();
+        const reader = this.liveReader(symbol);
+        const { base, bars } = await windowBars(query, live, reader.read);
+        return {
+          symbol,
+          interval: query.spec.text,
+          tz: query.zone,
+          session: query.session?.text ?? null,
+          fill: query.fill,
+          base,
+          bars,
+          history: reader.status(),
+        };
+      },
+
+      /** A `ReadLive` for one query: the first read settles whether the symbol exists. */
+      liveReader(this: This, symbol: string) {
+        let first = true;
+        let history: HistoryStatus = this.history === null ? "off" : "ok";
+        const read: ReadLive = async (interval, fromMs, toMs, limit) => {
+          const got = await this.readLive(symbol, interval, fromMs, toMs, limit, first);
+          first = false;
+          if (got.history === "unavailable") history = "unavailable";
+          return got.bars;
+        };
+        return { read, status: () => history };
+      },
+
       onApplied(this: This, result: Binding.ApplyResult, params: ApplyParams) {
         const metrics = this.broker.metrics;
         if (this.broker.isMetricsEnabled()) {

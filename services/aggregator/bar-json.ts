@@ -1,5 +1,6 @@
 import type { StoredBar } from "../../src/history/store";
 import { native, type Binding } from "../../src/native";
+import { ratio, scaled } from "../../src/windowing/decimal";
 
 /** A bar as REST and events show it (times in UTC). */
 export interface BarJson {
@@ -60,6 +61,44 @@ export function storedBarJson(b: StoredBar): BarJson {
     orders: { count: b.orderCount, buyQty: Number(b.buyQty), sellQty: Number(b.sellQty) },
     generation: b.generation,
     revision: b.revision,
+  };
+}
+
+/** A tick or volume bar as REST shows it: it spans its first to its last trade. */
+export interface ActivityBarJson {
+  /** Bar number within the symbol's state (0 for its first bar of the spec). */
+  number: number;
+  /** Event time of its first trade. */
+  start: string;
+  startMs: number;
+  /** Event time of its last trade. */
+  endMs: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  vwap: number | null;
+  trades: number;
+  closed: boolean;
+}
+
+export function activityBarJson(b: Binding.ActivityBarJs): ActivityBarJson {
+  const volume = scaled(b.volumeExact, 9);
+  return {
+    number: b.number,
+    start: new Date(b.firstMs).toISOString(),
+    startMs: b.firstMs,
+    endMs: b.lastMs,
+    open: b.open,
+    high: b.high,
+    low: b.low,
+    close: b.close,
+    volume: b.volume,
+    // notional (1e-18) / volume (1e-9) carries one factor 1e9 too many.
+    vwap: volume > 0n ? ratio(scaled(b.notional, 18), volume * 10n ** 9n) : null,
+    trades: b.trades,
+    closed: b.closed,
   };
 }
 

@@ -14,9 +14,13 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { WebSocketServer } from "ws";
 import path from "node:path";
 import type { AnomalyRecord } from "../../src/anomaly/recent";
-import { parseInterval, parseLimit, parseSymbol, parseTime } from "../../src/api/params";
+import { parseFill, parseLimit, parseSymbol, parseTime } from "../../src/api/params";
+import { candidates } from "../../src/windowing/query";
+import { parseSession } from "../../src/windowing/session";
+import { parseActivityInterval, parseInterval, parseWindow } from "../../src/windowing/spec";
+import { parseZone } from "../../src/windowing/zone";
 import type { Config } from "../../src/config";
-import { ERR_UNAUTHORIZED, notReady } from "../../src/errors";
+import { badParameter, ERR_UNAUTHORIZED, notReady } from "../../src/errors";
 import { anomaliesView, statsView, symbolsView } from "../../src/cluster/views";
 import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
 import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
@@ -91,6 +95,7 @@ export function apiService(config: Config): ServiceSchema {
             "GET /ready": "api.ready",
             "GET /symbols": "api.symbols",
             "GET /bars/:symbol": "api.bars",
+            "GET /bars/:symbol/rolling": "api.rolling",
             "GET /anomalies": "api.anomalies",
             "GET /stats": "api.stats",
             "GET /openapi.json": "api.openapi",
@@ -171,6 +176,9 @@ export function apiService(config: Config): ServiceSchema {
         params: {
           symbol: { type: "string", max: 256 },
           interval: { type: "string", optional: true, max: 16 },
+          tz: { type: "string", optional: true, max: 64 },
+          session: { type: "string", optional: true, max: 16 },
+          fill: { type: "string", optional: true, max: 16 },
           from: { type: "string", optional: true, max: 64 },
           to: { type: "string", optional: true, max: 64 },
           limit: { type: "string", optional: true, max: 16 },
@@ -180,12 +188,54 @@ export function apiService(config: Config): ServiceSchema {
           const q = ctx.params;
           const fromMs = parseTime(q.from, "from");
           const toMs = parseTime(q.to, "to");
+          const range = {
+            ...(fromMs === undefined ? {} : { fromMs }),
+            ...(toMs === undefined ? {} : { toMs }),
+          };
+          const activity = parseActivityInterval(q.interval, config.bars.activity);
+          if (activity !== null) {
+            for (const p of ["tz", "session", "fill"] as const)
+              if (q[p] !== undefined && q[p] !== "")
+                throw badParameter(p, "does not apply to tick and volume bars", q[p]);
+            return ctx.call("aggregator.activityBars", {
+              symbol: parseSymbol(q.symbol),
+              interval: activity,
+              ...range,
+              limit: parseLimit(q.limit, 500),
+            });
+          }
+          const spec = parseInterval(q.interval, config.bars.intervals);
+          const tz = parseZone(q.tz);
+          const session = parseSession(q.session);
+          // Checked here too, so that a query no live interval can answer never reaches an actor.
+          candidates({ spec, zone: tz, session }, config.bars.intervals);
           return ctx.call("aggregator.bars", {
             symbol: parseSymbol(q.symbol),
-            interval: parseInterval(q.interval),
+            interval: spec.text,
+            ...(q.tz === undefined || q.tz === "" ? {} : { tz }),
+            ...(session === null ? {} : { session: session.text }),
+            ...(q.fill === undefined || q.fill === "" ? {} : { fill: parseFill(q.fill) }),
             ...(fromMs === undefined ? {} : { fromMs }),
             ...(toMs === undefined ? {} : { toMs }),
             limit: parseLimit(q.limit, 500),
+          });
+        },
+      },
+
+      rolling: {
+        params: {
+          symbol: { type: "string", max: 256 },
+          window: { type: "string", optional: true, max: 16 },
+          at: { type: "string", optional: true, max: 64 },
+          $$strict: "remove",
+        },
+        handler(this: This, ctx: Context<Query>) {
+          const q = ctx.params;
+          const atMs = parseTime(q.at, "at");
+          return ctx.call("aggregator.rolling", {
+            symbol: parseSymbol(q.symbol),
+            window: parseWindow(q.window ?? "5m").text,
+            ...(atMs === undefined ? {} : { atMs }),
           });
         },
       },

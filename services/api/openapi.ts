@@ -76,6 +76,95 @@ const bar = {
   },
 };
 
+/** A bar rolled up from live bars (any interval, time zone, session) or filled by `fill=prev`. */
+const rolledBar = {
+  ...bar,
+  required: [...bar.required, "endMs", "filled"],
+  properties: {
+    ...bar.properties,
+    start: {
+      type: "string",
+      format: "date-time",
+      description: "The UTC instant the (local) interval starts",
+    },
+    startMs: {
+      type: "integer",
+      description: "The UTC instant the (local) interval starts, epoch ms",
+    },
+    endMs: {
+      type: "integer",
+      description:
+        "Where the interval ends, epoch ms (exclusive): a local day may last 23 or 25 hours",
+    },
+    closed: {
+      type: "boolean",
+      description:
+        "Every live bar in it is closed and the interval has ended on the server's clock",
+    },
+    generation: {
+      type: "integer",
+      minimum: 0,
+      description: "The highest generation of the live bars rolled up (0 for a filled bar)",
+    },
+    revision: {
+      type: "integer",
+      minimum: 0,
+      description:
+        "The sum of the revisions of the live bars of that generation: any change to any of them raises the version (0 for a filled bar)",
+    },
+    filled: {
+      type: "boolean",
+      description:
+        "An interval without trades listed by fill=prev: open = high = low = close = the previous close, volume 0, trades 0",
+    },
+  },
+};
+
+const INTERVAL_PATTERN = "^[1-9][0-9]{0,5}[smhdw]$";
+/** Time intervals, and tick (`<n>t`) and volume (`<n>v`) bars. */
+const BARS_INTERVAL_PATTERN = "^[1-9][0-9]{0,8}[smhdwtv]$";
+
+/** A tick or volume bar (BAR_INTERVALS `<n>t`, `<n>v`). */
+const activityBar = {
+  type: "object",
+  additionalProperties: false,
+  required: [
+    "number",
+    "start",
+    "startMs",
+    "endMs",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "trades",
+    "closed",
+  ],
+  properties: {
+    number: {
+      type: "integer",
+      minimum: 0,
+      description: "Bar number within the symbol's state (0 for its first bar of the spec)",
+    },
+    start: { type: "string", format: "date-time", description: "Event time of its first trade" },
+    startMs: { type: "integer", description: "Event time of its first trade, epoch ms" },
+    endMs: { type: "integer", description: "Event time of its last trade, epoch ms" },
+    open: { type: "number" },
+    high: { type: "number" },
+    low: { type: "number" },
+    close: { type: "number" },
+    volume: { type: "number", minimum: 0 },
+    vwap: { ...nullableNumber, description: "Σ price·qty / Σ qty; null when volume is 0" },
+    trades: { type: "integer", minimum: 1 },
+    closed: {
+      type: "boolean",
+      description: "It reached its trade count or volume (the forming bar is last, closed=false)",
+    },
+  },
+};
+
 const anomaly = {
   type: "object",
   additionalProperties: false,
@@ -221,6 +310,8 @@ export function openApiDocument(): object {
       schemas: {
         Error: error,
         Bar: bar,
+        RolledBar: rolledBar,
+        ActivityBar: activityBar,
         Anomaly: anomaly,
         StreamBar: streamBar,
         StreamHello: streamHello,
@@ -319,7 +410,7 @@ export function openApiDocument(): object {
           summary:
             "Bars of one symbol, oldest first; the forming bar is included with closed=false",
           description:
-            "Bars still in memory (see RETENTION_1M, RETENTION_5M, RETENTION_1H) and older closed bars from the history store (HISTORY_URL), merged by interval start: where both hold a bar, the version with the higher (generation, revision) is listed, the one in memory when they are equal. Cancelled and corrected trades are reflected (a bar whose every trade was cancelled is listed with trades 0 and null prices). `history` says whether the store was read.",
+            "Bars still in memory (see RETENTION_1M, RETENTION_5M, RETENTION_1H) and older closed bars from the history store (HISTORY_URL), merged by interval start: where both hold a bar, the version with the higher (generation, revision) is listed, the one in memory when they are equal. Cancelled and corrected trades are reflected (a bar whose every trade was cancelled is listed with trades 0 and null prices). `history` says whether the store was read.\n\nAny other interval (15m, 4h, 1d, 1w, …), a time zone other than UTC for an interval of an hour or more, a session or fill=prev is answered by rolling up live bars (BAR_INTERVALS) from memory and history together, exactly (sums of volume and notional, VWAP = Σ notional / Σ volume); `base` names the live interval rolled up and the bars are RolledBar. An interval no live interval divides is a 422 naming the live intervals.",
           parameters: [
             {
               name: "symbol",
@@ -331,10 +422,44 @@ export function openApiDocument(): object {
               name: "interval",
               in: "query",
               required: false,
-              schema: { type: "string", enum: ["1m", "5m", "1h"], default: "1m" },
+              description:
+                "<n>s, <n>m, <n>h, <n>d or <n>w (at most 366 days), a multiple of a live interval (BAR_INTERVALS, default 1m,5m,1h); or a tick (<n>t) or volume (<n>v) bar spec BAR_INTERVALS keeps (then tz, session and fill do not apply, and from/to bound the first trade's time)",
+              schema: { type: "string", pattern: BARS_INTERVAL_PATTERN, default: "1m" },
+            },
+            {
+              name: "tz",
+              in: "query",
+              required: false,
+              description:
+                "IANA time zone (the platform's database) in which intervals of an hour or more, days (local midnight) and weeks (local Monday) start; correct across DST changes. Shorter intervals stay aligned to the epoch",
+              schema: {
+                type: "string",
+                maxLength: 64,
+                default: "UTC",
+                examples: ["America/New_York"],
+              },
+            },
+            {
+              name: "session",
+              in: "query",
+              required: false,
+              description:
+                "HH:MM-HH:MM local time in tz, open before close: only live bars inside each day's session count (1d with 09:30-16:00 in America/New_York is the exchange's daily bar). Its bounds must fall on a boundary of a live interval dividing the interval",
+              schema: {
+                type: "string",
+                pattern: "^([01][0-9]|2[0-4]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$",
+              },
+            },
+            {
+              name: "fill",
+              in: "query",
+              required: false,
+              description:
+                "none: intervals without trades are left out; prev: they are listed as filled bars at the previous close, from `from` (or `limit` intervals back) to `to` (at most now) or the newest bar",
+              schema: { type: "string", enum: ["none", "prev"], default: "none" },
             },
             timeParam("from", "Earliest interval start"),
-            timeParam("to", "Latest interval start"),
+            timeParam("to", "Intervals start before this (exclusive)"),
             limitParam(500),
           ],
           responses: {
@@ -344,8 +469,26 @@ export function openApiDocument(): object {
                 required: ["symbol", "interval", "bars", "history"],
                 properties: {
                   symbol: { type: "string" },
-                  interval: { type: "string", enum: ["1m", "5m", "1h"] },
-                  bars: { type: "array", items: { $ref: "#/components/schemas/Bar" } },
+                  interval: { type: "string", pattern: BARS_INTERVAL_PATTERN },
+                  tz: { type: "string", description: "Rolled up: the zone, canonical name" },
+                  session: { type: ["string", "null"] },
+                  fill: { type: "string", enum: ["none", "prev"] },
+                  base: {
+                    type: "string",
+                    enum: ["1m", "5m", "1h"],
+                    description:
+                      "Rolled up: the live interval read, the coarsest that divides the interval, the session and the zone's offsets",
+                  },
+                  bars: {
+                    type: "array",
+                    items: {
+                      anyOf: [
+                        { $ref: "#/components/schemas/Bar" },
+                        { $ref: "#/components/schemas/RolledBar" },
+                        { $ref: "#/components/schemas/ActivityBar" },
+                      ],
+                    },
+                  },
                   history: {
                     type: "string",
                     enum: ["ok", "unavailable", "off"],
@@ -355,6 +498,87 @@ export function openApiDocument(): object {
                 },
               },
               "Bars",
+            ),
+            "404": errorResponse("Unknown symbol"),
+            "503": errorResponse(
+              "The symbol is not in memory and the history store cannot be read (ERR_HISTORY_UNAVAILABLE)",
+            ),
+            ...errors,
+          },
+        },
+      },
+      "/api/bars/{symbol}/rolling": {
+        get: {
+          summary: "OHLCV, VWAP and trades over a trailing window",
+          description:
+            "Exact sums (not averages) over a trailing window, cheap enough to poll. Within the trade journal (CORRECTION_WINDOW, default RETENTION_1M, back from the symbol's latest trade): every trade with an event time in [at − window, at), base `trades`. Further back: the whole live bars of the coarsest live interval dividing `window` (base), the last of them the one holding `at`, so the window covers [fromMs, toMs), between window − base and window before `at`, from memory and history; a window no live interval divides is then a 422.",
+          parameters: [
+            {
+              name: "symbol",
+              in: "path",
+              required: true,
+              schema: { type: "string", minLength: 1, maxLength: 64 },
+            },
+            {
+              name: "window",
+              in: "query",
+              required: false,
+              description: "Length: <n>s, <n>m, <n>h, <n>d (24 h) or <n>w, at most 31 days",
+              schema: { type: "string", pattern: INTERVAL_PATTERN, default: "5m" },
+            },
+            timeParam("at", "The window ends at this instant (default now)"),
+          ],
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                additionalProperties: false,
+                required: [
+                  "symbol",
+                  "window",
+                  "base",
+                  "atMs",
+                  "fromMs",
+                  "toMs",
+                  "open",
+                  "high",
+                  "low",
+                  "close",
+                  "volume",
+                  "vwap",
+                  "trades",
+                ],
+                properties: {
+                  symbol: { type: "string" },
+                  window: { type: "string", pattern: INTERVAL_PATTERN },
+                  base: {
+                    type: "string",
+                    enum: ["trades", "1m", "5m", "1h"],
+                    description:
+                      "trades: every trade in [fromMs, toMs) from the trade journal; otherwise the live interval whose whole bars were summed",
+                  },
+                  atMs: { type: "integer" },
+                  fromMs: { type: "integer", description: "The window covers [fromMs, toMs)" },
+                  toMs: { type: "integer" },
+                  open: { ...nullableNumber, description: "Null without trades" },
+                  high: nullableNumber,
+                  low: nullableNumber,
+                  close: nullableNumber,
+                  volume: { type: "number", minimum: 0 },
+                  vwap: {
+                    ...nullableNumber,
+                    description: "Σ price·qty / Σ qty; null when volume is 0",
+                  },
+                  trades: { type: "integer", minimum: 0 },
+                  history: {
+                    type: "string",
+                    enum: ["ok", "unavailable", "off"],
+                    description:
+                      "Whether the history store was read (absent when the trade journal answered)",
+                  },
+                },
+              },
+              "The window",
             ),
             "404": errorResponse("Unknown symbol"),
             "503": errorResponse(

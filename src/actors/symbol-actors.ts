@@ -74,6 +74,8 @@ export function engineOptions(config: Config, role: ActorRole): Binding.EngineOp
     threshold: config.detector.threshold,
     lambda: config.detector.lambda,
     overrides: JSON.stringify(config.detector.overrides),
+    // Tick and volume bars are the aggregator's (the anomaly engine keeps none).
+    activityBars: role.bars ? config.bars.activity.join(",") : "",
   };
 }
 

@@ -18,6 +18,13 @@ export function parseInterval(value: string | undefined, name = "interval"): Int
   return found;
 }
 
+/** `fill`: `none` (default) leaves intervals without trades out, `prev` fills them. */
+export function parseFill(value: string | undefined, name = "fill"): "none" | "prev" {
+  if (value === undefined || value === "" || value === "none") return "none";
+  if (value === "prev") return "prev";
+  throw badParameter(name, "must be none or prev", value);
+}
+
 /** Accepts ISO-8601 (UTC unless an offset is given) or epoch milliseconds. */
 export function parseTime(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === "") return undefined;

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS ${TABLE} (
   low         numeric,
   close       numeric,
   volume      numeric     NOT NULL,
+  volume_exact numeric,
+  notional    numeric,
   vwap        numeric,
   trades      bigint      NOT NULL,
   revised     boolean     NOT NULL,
@@ -46,6 +48,9 @@ const MIGRATE = [
   `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS namespace text NOT NULL DEFAULT ''`,
   `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0`,
   `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS revision bigint NOT NULL DEFAULT 0`,
+  // Before exact roll-ups: such rows read null (see StoredBar).
+  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS volume_exact numeric`,
+  `ALTER TABLE ${TABLE} ADD COLUMN IF NOT EXISTS notional numeric`,
 ];
 const KEY_HAS_NAMESPACE = `
 SELECT 1 FROM pg_index i
@@ -64,6 +69,8 @@ const COLUMNS = [
   "low",
   "close",
   "volume",
+  "volume_exact",
+  "notional",
   "vwap",
   "trades",
   "revised",
@@ -74,7 +81,7 @@ const COLUMNS = [
   "revision",
 ];
 
-/** Rows per INSERT: 17 parameters each, below PostgreSQL's 65,535 per statement. */
+/** Rows per INSERT: 19 parameters each, below PostgreSQL's 65,535 per statement. */
 const ROWS_PER_STATEMENT = 1000;
 
 const UPDATE = COLUMNS.slice(4)
@@ -100,6 +107,8 @@ interface Row {
   low: string | null;
   close: string | null;
   volume: string;
+  volume_exact: string | null;
+  notional: string | null;
   vwap: string | null;
   trades: string;
   revised: boolean;
@@ -235,6 +244,8 @@ async function insert(
       b.low,
       b.close,
       b.volume,
+      b.volumeExact,
+      b.notional,
       b.vwap,
       b.trades,
       b.revised,
@@ -263,6 +274,8 @@ function toStored(r: Row): StoredBar {
     low: r.low,
     close: r.close,
     volume: r.volume,
+    volumeExact: r.volume_exact,
+    notional: r.notional,
     vwap: r.vwap,
     trades: Number(r.trades),
     revised: r.revised,

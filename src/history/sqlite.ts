@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS bars (
   low         TEXT,
   close       TEXT,
   volume      TEXT    NOT NULL,
+  volume_exact TEXT,
+  notional    TEXT,
   vwap        TEXT,
   trades      INTEGER NOT NULL,
   revised     INTEGER NOT NULL,
@@ -36,17 +38,20 @@ CREATE TABLE IF NOT EXISTS bars (
 
 /** Files written before bar versions lack the two columns: their rows are version (0, 0). */
 const VERSION_COLUMNS = ["generation", "revision"];
+/** Files written before exact roll-ups lack these: their rows read null (see StoredBar). */
+const EXACT_COLUMNS = ["volume_exact", "notional"];
 
-const COLUMNS = `symbol, "interval", start_ms, open, high, low, close, volume, vwap, trades, revised,
-  order_count, buy_qty, sell_qty, generation, revision`;
+const COLUMNS = `symbol, "interval", start_ms, open, high, low, close, volume, volume_exact, notional,
+  vwap, trades, revised, order_count, buy_qty, sell_qty, generation, revision`;
 
 // Row values compare lexicographically: the higher (generation, revision) wins (see HistoryStore).
 const UPSERT = `
 INSERT INTO bars (${COLUMNS}, updated_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol, "interval", start_ms) DO UPDATE SET
   open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-  volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades,
+  volume = excluded.volume, volume_exact = excluded.volume_exact, notional = excluded.notional,
+  vwap = excluded.vwap, trades = excluded.trades,
   revised = excluded.revised, order_count = excluded.order_count, buy_qty = excluded.buy_qty,
   sell_qty = excluded.sell_qty, generation = excluded.generation, revision = excluded.revision,
   updated_ms = excluded.updated_ms
@@ -67,6 +72,8 @@ interface Row {
   low: string | null;
   close: string | null;
   volume: string;
+  volume_exact: string | null;
+  notional: string | null;
   vwap: string | null;
   trades: number;
   revised: number;
@@ -99,6 +106,8 @@ export class SqliteHistory implements HistoryStore {
     );
     for (const c of VERSION_COLUMNS.filter((c) => !present.has(c)))
       this.db.exec(`ALTER TABLE bars ADD COLUMN ${c} INTEGER NOT NULL DEFAULT 0`);
+    for (const c of EXACT_COLUMNS.filter((c) => !present.has(c)))
+      this.db.exec(`ALTER TABLE bars ADD COLUMN ${c} TEXT`);
     this.upsert = this.db.prepare(UPSERT);
     this.select = this.db.prepare(SELECT);
   }
@@ -118,6 +127,8 @@ export class SqliteHistory implements HistoryStore {
           b.low,
           b.close,
           b.volume,
+          b.volumeExact,
+          b.notional,
           b.vwap,
           b.trades,
           b.revised ? 1 : 0,
@@ -168,6 +179,8 @@ function toStored(r: Row): StoredBar {
     low: r.low,
     close: r.close,
     volume: r.volume,
+    volumeExact: r.volume_exact,
+    notional: r.notional,
     vwap: r.vwap,
     trades: r.trades,
     revised: r.revised !== 0,

@@ -22,6 +22,12 @@ export interface StoredBar {
   low: string | null;
   close: string | null;
   volume: string;
+  /**
+   * Σ quantity and Σ price × quantity as exact decimal text, what roll-ups to other intervals sum;
+   * null in rows written before they were kept (a roll-up then uses `volume` and `vwap` × `volume`).
+   */
+  volumeExact: string | null;
+  notional: string | null;
   vwap: string | null;
   trades: number;
   revised: boolean;
@@ -77,6 +83,8 @@ export function storedBar(symbol: string, interval: Interval, bar: Binding.Bar):
     low: optionalDecimal(bar.low),
     close: optionalDecimal(bar.close),
     volume: decimal(bar.volume),
+    volumeExact: bar.volumeExact,
+    notional: bar.notional,
     vwap: optionalDecimal(bar.vwap),
     trades: bar.trades,
     revised: bar.revised,

@@ -1,13 +1,23 @@
 /**
  * Custom commands of the Moleculer REPL (`npm run repl`): `symbols`, `bars <symbol> [interval]
- * [--limit n]`, `anomalies [symbol]`, `stats`, `owner <symbol>`, `handoffs`, each printed as a
+ * [--limit n] [--tz zone] [--session HH:MM-HH:MM] [--fill prev]`, `anomalies [symbol]`, `stats`, `owner <symbol>`, `handoffs`, each printed as a
  * table (`nodes` is Moleculer's own). They use the same
  * cluster-wide views as the REST gateway, so they work on any node of a cluster.
  */
 import type { ServiceBroker } from "moleculer";
 import { anomaliesView, callEverywhere, statsView, symbolsView } from "../cluster/views";
 import type { BarJson } from "../../services/aggregator/bar-json";
-import { parseInterval, parseLimit, parseSymbol } from "../api/params";
+import { parseFill, parseLimit, parseSymbol } from "../api/params";
+import { parseSession } from "../windowing/session";
+import { parseZone } from "../windowing/zone";
+import { ACTIVITY_PATTERN } from "../windowing/spec";
+
+/** Options of `bars` beside the interval and limit (the aggregator checks the interval). */
+export interface BarsOptions {
+  tz?: string | undefined;
+  session?: string | undefined;
+  fill?: string | undefined;
+}
 
 /** What moleculer-repl 0.8 passes as `args` (an object, whatever its typings say). */
 export interface ReplArgs {
@@ -33,12 +43,26 @@ export async function barsRows(
   symbol: string,
   interval: string | undefined,
   limit: string | undefined,
+  options: BarsOptions = {},
 ): Promise<Rows> {
-  const answer = await broker.call<{ bars: BarJson[] }, object>("aggregator.bars", {
-    symbol: parseSymbol(symbol),
-    interval: parseInterval(interval),
-    limit: parseLimit(limit, 20),
-  });
+  const session = parseSession(options.session);
+  // Tick and volume bars (`100t`, `5000v`) have their own action; the aggregator checks the spec.
+  const activity = interval !== undefined && ACTIVITY_PATTERN.test(interval);
+  const answer = await broker.call<{ bars: (BarJson & { filled?: boolean })[] }, object>(
+    activity ? "aggregator.activityBars" : "aggregator.bars",
+    {
+      symbol: parseSymbol(symbol),
+      interval: interval === undefined || interval === "" ? "1m" : interval,
+      ...(options.tz === undefined ? {} : { tz: parseZone(options.tz) }),
+      ...(session === null ? {} : { session: session.text }),
+      ...(options.fill === undefined ? {} : { fill: parseFill(options.fill) }),
+      limit: parseLimit(limit, 20),
+    },
+  );
+  const state = (b: BarJson & { filled?: boolean }) =>
+    b.filled === true
+      ? "filled"
+      : `${b.closed ? "closed" : "forming"}${b.revised ? ", revised" : ""}`;
   return [
     ["Start (UTC)", "Open", "High", "Low", "Close", "Volume", "VWAP", "Trades", "State"],
     ...answer.bars.map((b) => [
@@ -50,7 +74,7 @@ export async function barsRows(
       fmt(b.volume, 2),
       fmt(b.vwap),
       b.trades,
-      `${b.closed ? "closed" : "forming"}${b.revised ? ", revised" : ""}`,
+      state(b),
     ]),
   ];
 }
@@ -182,15 +206,25 @@ export const REPL_COMMANDS = [
   command("symbols", "List the symbols held by the cluster", (b) => symbolsRows(b)),
   command(
     "bars <symbol> [interval]",
-    "Show a symbol's bars (interval 1m, 5m or 1h)",
+    "Show a symbol's bars (any interval a live one divides: 1m, 15m, 4h, 1d, 1w …)",
     (b, a) =>
       barsRows(
         b,
         String(a.symbol),
         a.interval as string | undefined,
         a.options.limit as string | undefined,
+        {
+          tz: a.options.tz as string | undefined,
+          session: a.options.session as string | undefined,
+          fill: a.options.fill as string | undefined,
+        },
       ),
-    [{ option: "-l, --limit <n>", description: "Number of bars (default 20)" }],
+    [
+      { option: "-l, --limit <n>", description: "Number of bars (default 20)" },
+      { option: "--tz <zone>", description: "IANA time zone that aligns hours, days and weeks" },
+      { option: "--session <HH:MM-HH:MM>", description: "Only trades inside this local session" },
+      { option: "--fill <prev|none>", description: "prev: list intervals without trades too" },
+    ],
   ),
   command("anomalies [symbol]", "Show recent anomalies", (b, a) =>
     anomaliesRows(b, a.symbol as string | undefined),

@@ -37,6 +37,7 @@ interface Hook {
   ready(): boolean;
   symbol(): string | null;
   interval(): string;
+  zone(): string;
   candles(): number;
   lastCandle(): Candle | null;
   anomalies(): number;
@@ -226,6 +227,51 @@ describe("dashboard in a real browser", () => {
     );
     expect(await page.evaluate(() => window.__tickstream?.candles())).toBeGreaterThanOrEqual(
       HISTORY_MINUTES,
+    );
+  });
+
+  it("rolls 15m and 1d bars up in a chosen time zone", async () => {
+    await page.selectOption("#tz", "America/New_York");
+    for (const interval of ["15m", "1d"]) {
+      await page.click(`#intervals button[data-interval="${interval}"]`);
+      await page.waitForFunction(
+        (i) =>
+          window.__tickstream?.interval() === i &&
+          window.__tickstream.zone() === "America/New_York" &&
+          window.__tickstream.ready(),
+        interval,
+      );
+      const { body } = await getJson(
+        `${node.url}/api/bars/${SYMBOL}?interval=${interval}&tz=America/New_York&limit=500`,
+      );
+      const drawn = (body as { bars: Candle[] }).bars.filter((b) => b.close !== null).length;
+      expect(drawn).toBeGreaterThan(0);
+      expect(await page.evaluate(() => window.__tickstream?.candles())).toBe(drawn);
+      expect(new URL(page.url()).searchParams.get("tz")).toBe("America/New_York");
+    }
+    // The 1d bar follows a new trade: its 1h updates make the page fetch the rolled bar again.
+    const price = Math.round((await formingBar(node)).close * 0.998 * 100) / 100;
+    await trader.trade([{ price, qty: 333, timeMs: Date.now() }]);
+    const { body } = await getJson(
+      `${node.url}/api/bars/${SYMBOL}?interval=1d&tz=America/New_York&limit=1`,
+    );
+    const day = (body as { bars: Candle[] }).bars[0]!;
+    expect(day.close).toBe(price);
+    await page.waitForFunction(
+      (e) => {
+        const c = window.__tickstream?.lastCandle();
+        return c?.startMs === e.startMs && c.close === e.close && c.trades >= e.trades;
+      },
+      day,
+      { timeout: 3000, polling: 20 },
+    );
+    await page.selectOption("#tz", "UTC");
+    await page.click('#intervals button[data-interval="1m"]');
+    await page.waitForFunction(
+      () =>
+        window.__tickstream?.interval() === "1m" &&
+        window.__tickstream.zone() === "UTC" &&
+        window.__tickstream.ready(),
     );
   });
 

@@ -64,6 +64,8 @@ function bar(startMs: number, over: Partial<StoredBar> = {}): StoredBar {
     low: "10",
     close: "10.75",
     volume: "300",
+    volumeExact: "300",
+    notional: "3180",
     vwap: "10.6",
     trades: 3,
     revised: false,

@@ -51,6 +51,14 @@ describe("REPL commands", () => {
     expect(bars.length).toBeGreaterThanOrEqual(2);
     expect(bars.length).toBeLessThanOrEqual(3);
 
+    const rolled = await run("bars", {
+      symbol: "AAPL",
+      interval: "15m",
+      options: { limit: "1", tz: "America/New_York", fill: "prev" },
+    });
+    expect(rolled).toHaveLength(2);
+    expect(rolled[1]?.[8]).toBe("forming");
+
     const anomalies = await run("anomalies", {});
     expect(anomalies.length).toBeGreaterThan(1);
 
@@ -66,6 +74,9 @@ describe("REPL commands", () => {
   });
 
   it("prints the problem for a bad argument instead of failing the REPL", async () => {
-    await expect(run("bars", { symbol: "AAPL", interval: "7m" })).rejects.toThrow(/interval/);
+    await expect(run("bars", { symbol: "AAPL", interval: "30s" })).rejects.toThrow(/interval/);
+    await expect(
+      run("bars", { symbol: "AAPL", interval: "1d", options: { tz: "Mars/Olympus" } }),
+    ).rejects.toThrow(/tz/);
   });
 });

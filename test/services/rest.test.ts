@@ -92,6 +92,45 @@ describe("REST API", () => {
     expect((limited.body as { bars: unknown[] }).bars).toHaveLength(1);
   });
 
+  it("rolls live bars up into other intervals and trailing windows, as documented", async () => {
+    const { body } = await call("/api/symbols", "/api/symbols");
+    const symbol = (body as { symbols: { symbol: string }[] }).symbols[0]!.symbol;
+    type Rolled = {
+      base: string;
+      tz: string;
+      bars: { startMs: number; endMs: number; trades: number; filled: boolean; closed: boolean }[];
+    };
+    const m15 = (await call(`/api/bars/${symbol}?interval=15m`, "/api/bars/{symbol}"))
+      .body as Rolled;
+    expect(m15.base).toBe("5m");
+    expect(m15.bars.at(-1)).toMatchObject({ closed: false, filled: false });
+    expect(m15.bars.at(-1)!.endMs - m15.bars.at(-1)!.startMs).toBe(900_000);
+    // The trades of the forming 15m bar are those of its 5m bars (one read, so they agree).
+    const day = (
+      await call(
+        `/api/bars/${symbol}?interval=1d&tz=America/New_York&fill=prev`,
+        "/api/bars/{symbol}",
+      )
+    ).body as Rolled;
+    expect(day).toMatchObject({ base: "1h", tz: "America/New_York" });
+    expect(day.bars.length).toBeGreaterThan(0);
+    // Within the trade journal (the correction window) any window is exact to the trade.
+    const window = await call(
+      `/api/bars/${symbol}/rolling?window=30s`,
+      "/api/bars/{symbol}/rolling",
+    );
+    expect(window.body).toMatchObject({ symbol, window: "30s", base: "trades" });
+    const w = window.body as { fromMs: number; toMs: number; atMs: number; trades: number };
+    expect([w.toMs - w.fromMs, w.toMs]).toEqual([30_000, w.atMs]);
+    expect(w.trades).toBeGreaterThan(0);
+    // Older than the journal: whole live bars, from history when they left memory.
+    const old = await call(
+      `/api/bars/${symbol}/rolling?window=10m&at=${Date.now() - 86_400_000}`,
+      "/api/bars/{symbol}/rolling",
+    );
+    expect(old.body).toMatchObject({ base: "5m", trades: 0, open: null, volume: 0 });
+  });
+
   it("finds the synthetic price jumps as anomalies, newest first", async () => {
     const anomalies = await eventually(async () => {
       const res = await call("/api/anomalies?limit=50", "/api/anomalies");
@@ -123,7 +162,14 @@ describe("REST API", () => {
   it("says which parameter is wrong with a 4xx, never a 500", async () => {
     const cases: [string, number, string | null][] = [
       ["/api/bars/NOPE", 404, null],
-      ["/api/bars/AAPL?interval=2m", 422, "interval"],
+      ["/api/bars/AAPL?interval=2x", 422, "interval"],
+      ["/api/bars/AAPL?interval=30s", 422, "interval"],
+      ["/api/bars/AAPL?interval=5h&tz=America/New_York", 422, "interval"],
+      ["/api/bars/AAPL?interval=1d&tz=Mars/Olympus", 422, "tz"],
+      ["/api/bars/AAPL?interval=1d&session=16:00-09:30", 422, "session"],
+      ["/api/bars/AAPL?interval=1d&fill=next", 422, "fill"],
+      ["/api/bars/AAPL/rolling?window=45d", 422, "window"],
+      ["/api/bars/AAPL/rolling?window=5m&at=noon", 422, "at"],
       ["/api/bars/AAPL?limit=0", 422, "limit"],
       ["/api/bars/AAPL?limit=abc", 422, "limit"],
       ["/api/bars/AAPL?from=yesterday", 422, "from"],
@@ -132,7 +178,11 @@ describe("REST API", () => {
       ["/api/anomalies?limit=10001", 422, "limit"],
     ];
     for (const [path, status, parameter] of cases) {
-      const route = path.startsWith("/api/bars") ? "/api/bars/{symbol}" : "/api/anomalies";
+      const route = path.includes("/rolling")
+        ? "/api/bars/{symbol}/rolling"
+        : path.startsWith("/api/bars")
+          ? "/api/bars/{symbol}"
+          : "/api/anomalies";
       const res = await call(path, route);
       expect({ path, status: res.status }).toEqual({ path, status });
       if (parameter)
@@ -148,6 +198,7 @@ describe("REST API", () => {
       [
         "/api/anomalies",
         "/api/bars/{symbol}",
+        "/api/bars/{symbol}/rolling",
         "/api/health",
         "/api/openapi.json",
         "/api/ready",

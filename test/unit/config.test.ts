@@ -77,6 +77,17 @@ describe("configuration", () => {
     expect(() => loadConfig({ CORRECTION_WINDOW: "soon" })).toThrow(/CORRECTION_WINDOW/);
   });
 
+  it("reads the live bar intervals as a subset of the core's, finest first", () => {
+    expect(loadConfig({}).bars.intervals).toEqual(["1m", "5m", "1h"]);
+    expect(loadConfig({ BAR_INTERVALS: "1h, 5m" }).bars.intervals).toEqual(["5m", "1h"]);
+    expect(loadConfig({ BAR_INTERVALS: "1m,100t,50v" }).bars).toMatchObject({
+      intervals: ["1m"],
+      activity: ["100t", "50v"],
+    });
+    for (const bad of ["15m", "1m,1m", "1m,,5m", "100t"])
+      expect(() => loadConfig({ BAR_INTERVALS: bad })).toThrow(/BAR_INTERVALS.*Rust core/);
+  });
+
   it("is documented in the README table exactly as declared", () => {
     const readme = readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
     const begin = readme.indexOf(CONFIG_TABLE_BEGIN);

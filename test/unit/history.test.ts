@@ -14,6 +14,7 @@ import { HistoryWriter, mergeBars, openHistoryStore, RevisionScanner } from "../
 import { SqliteHistory } from "../../src/history/sqlite";
 import { decimal, type StoredBar } from "../../src/history/store";
 import { native, type Binding } from "../../src/native";
+import { storedBase } from "../../src/windowing/parts";
 import { eventually } from "../support/node";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
@@ -29,6 +30,8 @@ function bar(startMs: number, over: Partial<StoredBar> = {}): StoredBar {
     low: "10",
     close: "10.75",
     volume: "300",
+    volumeExact: "300",
+    notional: "3180",
     vwap: "10.6",
     trades: 3,
     revised: false,
@@ -201,8 +204,16 @@ describe("SqliteHistory", () => {
     const store = new SqliteHistory(file);
     const [held] = await store.readBars("ACME", "1m", undefined, undefined, 1);
     expect([held?.trades, held?.generation, held?.revision]).toEqual([9, 0, 0]);
+    // Nor did it keep the exact sums: a roll-up counts its notional as VWAP × volume.
+    expect([held?.volumeExact, held?.notional]).toEqual([null, null]);
+    expect(storedBase(held!)).toMatchObject({ volume: 9_000_000_000n, notional: 9n * 10n ** 18n });
     await store.writeBars([bar(T0, { generation: 0, revision: 1 })]);
-    expect((await store.readBars("ACME", "1m", undefined, undefined, 1))[0]?.trades).toBe(3);
+    const [rewritten] = await store.readBars("ACME", "1m", undefined, undefined, 1);
+    expect([rewritten?.trades, rewritten?.volumeExact, rewritten?.notional]).toEqual([
+      3,
+      "300",
+      "3180",
+    ]);
     await store.close();
   });
 
@@ -419,6 +430,8 @@ describe("RevisionScanner", () => {
       low: 9,
       close,
       volume: 200,
+      volumeExact: "200",
+      notional: "2100",
       vwap: 10.5,
       trades: 2,
       closed: true,

@@ -4,6 +4,7 @@
 //! arrival order); symbols do not interact, so an owner can be sharded by symbol with
 //! [`crate::batch::partition`] and each shard run on its own engine.
 
+use crate::activity::{ActivityBar, ActivitySpec, ActivitySpecs};
 use crate::anomaly::{Anomaly, Detector, DetectorError, DetectorSettings};
 use crate::bars::TradeKey;
 use crate::bars::{Bar, BarConfig, BarError, BarSpec};
@@ -33,6 +34,8 @@ pub struct EngineConfig {
     /// How far back a trade may be cancelled or corrected (see [`StateConfig`]); at most the
     /// 1m retention, so that every bar of a correctable trade is still in memory.
     pub correction_window_ns: i64,
+    /// Tick and volume bars kept per symbol ([`crate::activity`]).
+    pub activity: ActivitySpecs,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +47,7 @@ impl Default for EngineConfig {
             enable_bars: true,
             enable_detector: true,
             correction_window_ns: DEFAULT_CORRECTION_WINDOW_NS,
+            activity: ActivitySpecs::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl EngineConfig {
             detector: self.detector.for_symbol(symbol),
             dedupe: self.dedupe,
             correction_window_ns: self.correction_window_ns,
+            activity: self.activity,
         }
     }
 }
@@ -940,6 +945,28 @@ impl Engine {
         Some(self.state(symbol)?.bars().bars(spec, from_ns, to_ns, limit))
     }
 
+    /// The newest `limit` tick or volume bars of `spec`, oldest first; `None` when the symbol is
+    /// not held or `spec` is not configured.
+    pub fn activity_bars(
+        &self,
+        symbol: &str,
+        spec: ActivitySpec,
+        limit: usize,
+    ) -> Option<Vec<ActivityBar>> {
+        self.state(symbol)?.activity().bars(spec, limit)
+    }
+
+    /// A symbol's trades with an event time in `[from_ns, to_ns)` from its trade journal; `None`
+    /// when the symbol is not held or its journal may not hold all of them.
+    pub fn trade_window(
+        &self,
+        symbol: &str,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Option<crate::journal::TradeWindow> {
+        self.state(symbol)?.trade_window(from_ns, to_ns)
+    }
+
     /// One summary per symbol, sorted by symbol.
     pub fn symbol_summaries(&self) -> Vec<SymbolSummary> {
         let mut v: Vec<SymbolSummary> = self
@@ -977,7 +1004,8 @@ impl Engine {
         bytes: &[u8],
         mode: ImportMode,
     ) -> Result<Arc<str>, StateError> {
-        let imported = SymbolState::import(bytes)?;
+        let mut imported = SymbolState::import(bytes)?;
+        imported.ensure_activity(&self.config.activity.to_vec());
         let symbol = imported.symbol_arc().clone();
         match self.index.get(&*symbol).copied() {
             Some(slot) => {

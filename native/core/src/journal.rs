@@ -55,6 +55,22 @@ impl JournalEntry {
     }
 }
 
+/// OHLCV of the trades in a span of event time, summed exactly from the journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TradeWindow {
+    /// Price of the first trade by key (time, arrival); `None` without trades.
+    pub open: Option<i64>,
+    pub high: Option<i64>,
+    pub low: Option<i64>,
+    /// Price of the last trade by key; `None` without trades.
+    pub close: Option<i64>,
+    /// Σ quantity (mantissa, scale 1e9).
+    pub volume: i128,
+    /// Σ price × quantity (mantissa, scale 1e18).
+    pub notional: i128,
+    pub trades: u32,
+}
+
 /// What a lookup by id found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -140,6 +156,31 @@ impl TradeJournal {
     /// Oldest event time a cancel or correction may refer to, given the latest event.
     pub fn correctable_from_ns(&self, latest_event_ns: i64) -> i64 {
         latest_event_ns.saturating_sub(self.window_ns)
+    }
+
+    /// Every trade applied with an event time from here on is in the journal (cancelled ones
+    /// marked, corrected ones with their new values), given the symbol's latest event.
+    pub fn covered_from_ns(&self, latest_event_ns: i64) -> i64 {
+        self.keep_from_ns(latest_event_ns)
+    }
+
+    /// The trades with an event time in `[from_ns, to_ns)`, summed; `None` when the journal may
+    /// not hold all of them (`from_ns` before [`Self::covered_from_ns`], or no window at all).
+    pub fn window(&self, from_ns: i64, to_ns: i64, latest_event_ns: i64) -> Option<TradeWindow> {
+        if self.window_ns == 0 || from_ns < self.covered_from_ns(latest_event_ns) {
+            return None;
+        }
+        let mut w = TradeWindow::default();
+        for e in self.live_between(from_ns, to_ns) {
+            w.open.get_or_insert(e.price);
+            w.close = Some(e.price);
+            w.high = Some(w.high.map_or(e.price, |h| h.max(e.price)));
+            w.low = Some(w.low.map_or(e.price, |l| l.min(e.price)));
+            w.volume += i128::from(e.qty);
+            w.notional += i128::from(e.price) * i128::from(e.qty);
+            w.trades = w.trades.saturating_add(1);
+        }
+        Some(w)
     }
 
     /// Entries before this are dropped: the start of the largest interval holding the oldest
@@ -370,6 +411,39 @@ mod tests {
         );
         assert_eq!(j.latest_live().map(|e| e.time_ns), Some(179 * MIN));
         let _ = HOUR;
+    }
+
+    #[test]
+    fn sums_a_window_of_trades_it_covers_and_refuses_one_it_may_not() {
+        let mut j = TradeJournal::new(30 * MIN);
+        for i in 0..180 {
+            j.record(
+                key(i * MIN, i as u64),
+                100 + i,
+                2,
+                Some(i as u64 + 1),
+                i * MIN,
+            );
+        }
+        let latest = 179 * MIN;
+        assert_eq!(j.covered_from_ns(latest), 120 * MIN);
+        assert_eq!(j.window(119 * MIN, 130 * MIN, latest), None);
+        let Lookup::Found(at) = j.find(126) else {
+            panic!("trade 125 is kept")
+        };
+        j.cancel(at);
+        let w = j.window(120 * MIN, 130 * MIN, latest).unwrap();
+        assert_eq!(w.trades, 9);
+        assert_eq!((w.open, w.close), (Some(220), Some(229)));
+        assert_eq!((w.low, w.high), (Some(220), Some(229)));
+        assert_eq!(w.volume, 18);
+        let prices: i128 = (120..130).filter(|&i| i != 125).map(|i| 100 + i).sum();
+        assert_eq!(w.notional, prices * 2);
+        assert_eq!(
+            j.window(170 * MIN, 170 * MIN, latest),
+            Some(TradeWindow::default())
+        );
+        assert_eq!(TradeJournal::new(0).window(0, 1, 0), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! This crate has no Node dependency; `tickstream-node` wraps it for napi-rs.
 
+pub mod activity;
 pub mod anomaly;
 pub mod bars;
 pub mod batch;

@@ -9,6 +9,7 @@
 //! imported state behaves exactly like the original for every following trade. A later format
 //! gets a new version number and its own body type; import dispatches on the version.
 
+use crate::activity::{ActivityBook, ActivitySpec, ActivitySpecs};
 use crate::anomaly::{AnomalyFields, AnyDetector, Detector, DetectorConfig, DetectorError};
 use crate::bars::{
     Bar, BarBook, BarConfig, BarError, TradeEffect, TradeKey, MAX_TIME_NS, MIN_TIME_NS,
@@ -16,7 +17,7 @@ use crate::bars::{
 use crate::dedupe::{
     id_hash, DedupeError, IdDedupe, Watermarks, DEFAULT_DEDUPE_CAP, DEFAULT_DEDUPE_WINDOW_NS,
 };
-use crate::journal::{Lookup, TradeJournal};
+use crate::journal::{Lookup, TradeJournal, TradeWindow};
 use crate::types::{Correction, CorrectionKind, Order, Trade};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -24,8 +25,9 @@ use std::sync::Arc;
 /// First four bytes of an exported symbol state.
 pub const STATE_MAGIC: [u8; 4] = *b"TSS1";
 /// Export format version written by this crate (2: applied-offset ranges instead of
-/// watermarks; 3: bar revisions and the trade journal).
-pub const STATE_VERSION: u16 = 3;
+/// watermarks; 3: bar revisions and the trade journal; 4: tick and volume bars). Version 3 is
+/// still read (without tick and volume bars).
+pub const STATE_VERSION: u16 = 4;
 /// Longest accepted symbol, in bytes.
 pub const MAX_SYMBOL_LEN: usize = 256;
 
@@ -80,6 +82,8 @@ pub struct StateConfig {
     /// corrected; its trades are kept for that ([`crate::journal`]). Default 24 h, the default
     /// 1m retention.
     pub correction_window_ns: i64,
+    /// Tick and volume bars ([`crate::activity`]); none by default.
+    pub activity: ActivitySpecs,
 }
 
 /// Default correction window: the default 1m retention.
@@ -102,6 +106,7 @@ impl Default for StateConfig {
             detector: DetectorConfig::default(),
             dedupe: DedupeConfig::default(),
             correction_window_ns: DEFAULT_CORRECTION_WINDOW_NS,
+            activity: ActivitySpecs::default(),
         }
     }
 }
@@ -278,6 +283,7 @@ pub struct SymbolState {
     watermarks: Watermarks,
     counters: SymbolCounters,
     journal: TradeJournal,
+    activity: ActivityBook,
 }
 
 impl SymbolState {
@@ -298,7 +304,21 @@ impl SymbolState {
             watermarks: Watermarks::default(),
             counters: SymbolCounters::default(),
             journal: TradeJournal::new(config.correction_window_ns),
+            activity: ActivityBook::new(&config.activity.to_vec()),
         })
+    }
+
+    /// The tick and volume bars.
+    pub fn activity(&self) -> &ActivityBook {
+        &self.activity
+    }
+
+    /// Starts the tick and volume bars afresh when `specs` are not the ones the state has (an
+    /// imported state made under another configuration).
+    pub fn ensure_activity(&mut self, specs: &[ActivitySpec]) {
+        if !self.activity.has_specs(specs) {
+            self.activity = ActivityBook::new(specs);
+        }
     }
 
     /// The symbol.
@@ -339,6 +359,16 @@ impl SymbolState {
     /// The journal's newest entry, as a slice (for prefetching).
     pub fn journal_tail(&self) -> &[crate::journal::JournalEntry] {
         self.journal.tail()
+    }
+
+    /// The symbol's trades with an event time in `[from_ns, to_ns)`, exactly, from its journal;
+    /// `None` when the journal may not hold all of them.
+    pub fn trade_window(&self, from_ns: i64, to_ns: i64) -> Option<TradeWindow> {
+        match self.bars.latest_event_ns() {
+            Some(latest) => self.journal.window(from_ns, to_ns, latest),
+            // Nothing applied yet: no trades anywhere, if trades are journaled at all.
+            None => (self.journal.window_ns() > 0).then(TradeWindow::default),
+        }
     }
 
     /// The per-source offset watermarks.
@@ -439,6 +469,9 @@ impl SymbolState {
         }
         self.journal
             .record(key, trade.price, trade.qty, hash, latest);
+        if !self.activity.is_empty() {
+            self.activity.apply(trade.price, trade.qty, trade.time_ns);
+        }
         let c = &mut self.counters;
         bump(&mut c.trades_applied, 1);
         bump(&mut c.revised, u64::from(revised));
@@ -585,6 +618,7 @@ impl SymbolState {
             + self.detector.memory_bytes()
             + self.dedupe.memory_bytes()
             + self.journal.memory_bytes()
+            + self.activity.memory_bytes()
             + self
                 .watermarks
                 .iter()
@@ -605,6 +639,7 @@ impl SymbolState {
             watermarks: &self.watermarks,
             counters: &self.counters,
             journal: self.journal.to_parts(),
+            activity: &self.activity,
         };
         let mut out = Vec::with_capacity(64 + self.bars.bar_count() * 96 + self.dedupe.len() * 12);
         out.extend_from_slice(&STATE_MAGIC);
@@ -624,10 +659,14 @@ impl SymbolState {
         }
         let (version, body) = rest.split_first_chunk::<2>().ok_or(StateError::TooShort)?;
         let version = u16::from_le_bytes(*version);
-        if version != STATE_VERSION {
-            return Err(StateError::UnsupportedVersion(version));
-        }
-        let (body, trailing): (Body, _) = postcard::take_from_bytes(body)?;
+        let (body, trailing): (Body, _) = match version {
+            STATE_VERSION => postcard::take_from_bytes(body)?,
+            3 => {
+                let (b, rest): (Body3, _) = postcard::take_from_bytes(body)?;
+                (b.into(), rest)
+            }
+            _ => return Err(StateError::UnsupportedVersion(version)),
+        };
         if !trailing.is_empty() {
             return Err(StateError::TrailingBytes(trailing.len()));
         }
@@ -639,6 +678,7 @@ impl SymbolState {
             return Err(StateError::Invalid("watermarks not sorted"));
         }
         let bars = BarBook::from_parts(body.bars)?;
+        body.activity.validate().map_err(StateError::Invalid)?;
         if let Some(l) = &body.counters.last {
             if !(MIN_TIME_NS..=MAX_TIME_NS).contains(&l.key.time_ns) || l.price <= 0 {
                 return Err(StateError::Invalid("last trade out of range"));
@@ -652,6 +692,7 @@ impl SymbolState {
             watermarks: body.watermarks,
             counters: body.counters,
             journal: TradeJournal::from_parts(body.journal).map_err(StateError::Invalid)?,
+            activity: body.activity,
         })
     }
 
@@ -694,8 +735,10 @@ impl SymbolState {
             (None, Some(_)) => true,
             _ => false,
         };
+        // Detector windows and tick and volume bars are sequential: the later state's are kept.
         if b_later {
             out.detector = b.detector.clone();
+            out.activity = b.activity.clone();
         }
         out.dedupe.merge(&b.dedupe);
         out.journal.merge(&b.journal);
@@ -725,6 +768,7 @@ struct BodyRef<'a> {
     watermarks: &'a Watermarks,
     counters: &'a SymbolCounters,
     journal: crate::journal::JournalPartsRef<'a>,
+    activity: &'a ActivityBook,
 }
 
 /// Owned import body of the current format version.
@@ -737,6 +781,34 @@ struct Body {
     watermarks: Watermarks,
     counters: SymbolCounters,
     journal: crate::journal::JournalParts,
+    activity: ActivityBook,
+}
+
+/// Import body of format version 3 (before tick and volume bars).
+#[derive(Deserialize)]
+struct Body3 {
+    symbol: String,
+    bars: crate::bars::BookParts,
+    detector: AnyDetector,
+    dedupe: crate::dedupe::IdDedupeParts,
+    watermarks: Watermarks,
+    counters: SymbolCounters,
+    journal: crate::journal::JournalParts,
+}
+
+impl From<Body3> for Body {
+    fn from(b: Body3) -> Body {
+        Body {
+            symbol: b.symbol,
+            bars: b.bars,
+            detector: b.detector,
+            dedupe: b.dedupe,
+            watermarks: b.watermarks,
+            counters: b.counters,
+            journal: b.journal,
+            activity: ActivityBook::default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -772,6 +844,37 @@ mod tests {
         feed(&mut s, trades);
         s.advance_watermark("trades/1", 17);
         s
+    }
+
+    #[test]
+    fn keeps_tick_and_volume_bars_through_export_and_reads_version_3() {
+        let specs = crate::activity::parse_specs("7t,50v").unwrap();
+        let config = StateConfig {
+            activity: ActivitySpecs::new(&specs).unwrap(),
+            ..config(DetectorKind::ZScore)
+        };
+        let trades = random_walk("SYM", 60, 1, 0.01);
+        let mut s = SymbolState::new("SYM", &config).unwrap();
+        feed(&mut s, &trades);
+        let ticks = s.activity().bars(specs[0], 100).unwrap();
+        assert_eq!(ticks.len(), 9);
+        assert_eq!(ticks.iter().map(|b| b.trades).sum::<u32>(), 60);
+        assert!(ticks[..8].iter().all(|b| b.closed && b.trades == 7) && !ticks[8].closed);
+        let back = SymbolState::import(&s.export()).unwrap();
+        assert_eq!(back.activity(), s.activity());
+        assert_eq!(back.export(), s.export());
+        // Duplicates (a replay) change nothing.
+        let mut again = back.clone();
+        feed(&mut again, &trades);
+        assert_eq!(again.activity(), s.activity());
+        // A version 3 export is the same body without the book (an empty book is one byte).
+        let plain = built(&trades, DetectorKind::ZScore);
+        let mut v3 = plain.export();
+        assert_eq!(v3.pop(), Some(0));
+        v3[4..6].copy_from_slice(&3u16.to_le_bytes());
+        let old = SymbolState::import(&v3).unwrap();
+        assert!(old.activity().is_empty());
+        assert_eq!(old.export(), plain.export());
     }
 
     #[test]

@@ -23,6 +23,20 @@ pub fn wide_to_f64(mantissa: i128) -> f64 {
     mantissa as f64 / SCALE as f64
 }
 
+/// Writes a wide fixed-point sum with `scale_digits` implied decimal places as exact decimal
+/// text, without trailing zeros (what exact roll-ups in JavaScript read back).
+pub fn wide_to_decimal(mantissa: i128, scale_digits: u32) -> String {
+    let div = 10u128.pow(scale_digits);
+    let abs = mantissa.unsigned_abs();
+    let (int, frac) = (abs / div, abs % div);
+    let sign = if mantissa < 0 { "-" } else { "" };
+    if frac == 0 {
+        return format!("{sign}{int}");
+    }
+    let frac = format!("{frac:0width$}", width = scale_digits as usize);
+    format!("{sign}{int}.{}", frac.trim_end_matches('0'))
+}
+
 /// Aggressor or order side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[repr(u8)]
@@ -125,4 +139,24 @@ pub struct Correction<'a> {
     /// Position in the source; numbered with the record's trades, so a trade and its cancel in
     /// one record keep their order.
     pub arrival: Arrival,
+}
+
+#[cfg(test)]
+mod decimal_text_tests {
+    use super::wide_to_decimal;
+
+    #[test]
+    fn writes_exact_decimal_text() {
+        assert_eq!(wide_to_decimal(0, 9), "0");
+        assert_eq!(wide_to_decimal(1_500_000_000, 9), "1.5");
+        assert_eq!(wide_to_decimal(-12, 9), "-0.000000012");
+        assert_eq!(
+            wide_to_decimal(123_456_789_012_345_678_901_234_567, 18),
+            "123456789.012345678901234567"
+        );
+        assert_eq!(
+            wide_to_decimal(i128::MIN, 18),
+            "-170141183460469231731.687303715884105728"
+        );
+    }
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use tickstream_core::activity::{parse_specs, ActivityError, ActivitySpec, ActivitySpecs};
 use tickstream_core::anomaly::{Anomaly, DetectorKind, DetectorOverride};
 use tickstream_core::bars::{Bar, BarSpec};
 use tickstream_core::batch::{partition, TradeBatchView};
 use tickstream_core::engine::{
     AppliedCorrection, ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode,
 };
-use tickstream_core::types::wide_to_f64;
+use tickstream_core::types::{wide_to_decimal, wide_to_f64, SCALE_DIGITS};
 use tickstream_core::types::{Arrival, CorrectionKind};
 
 use crate::convert::{iso_ns, ns_to_ms, num};
@@ -40,6 +41,8 @@ pub struct EngineOptions {
     pub lambda: Option<f64>,
     /// Per-symbol detector settings as JSON: `{"SYM": {"window": 50, "threshold": 6, …}}`.
     pub overrides: Option<String>,
+    /// Tick and volume bars to keep, e.g. `"100t,5000v"` (at most 4; default none).
+    pub activity_bars: Option<String>,
 }
 
 /// One bar as JS sees it (prices and quantities as numbers).
@@ -51,6 +54,10 @@ pub struct BarJs {
     pub low: Option<f64>,
     pub close: Option<f64>,
     pub volume: f64,
+    /// Σ quantity as exact decimal text (what roll-ups sum; `volume` is its nearest number).
+    pub volume_exact: String,
+    /// Σ price × quantity as exact decimal text: VWAP of a roll-up is Σ notional / Σ volume.
+    pub notional: String,
     pub vwap: Option<f64>,
     pub trades: u32,
     pub closed: bool,
@@ -65,6 +72,41 @@ pub struct BarJs {
     /// Custody epoch of the state the bar came from (`Engine.setGeneration`); 0 when unset.
     /// Versions of a bar order by (generation, revision).
     pub generation: u32,
+}
+
+/// A tick or volume bar (`Engine.activityBars`).
+#[napi(object)]
+pub struct ActivityBarJs {
+    /// Bar number within the symbol's state (the first bar of the spec is 0).
+    pub number: f64,
+    /// Event time of its first and of its last trade, epoch ms.
+    pub first_ms: f64,
+    pub last_ms: f64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    /// Σ quantity as exact decimal text.
+    pub volume_exact: String,
+    /// Σ price × quantity as exact decimal text.
+    pub notional: String,
+    pub trades: u32,
+    pub closed: bool,
+}
+
+/// A symbol's trades in a span of event time, summed exactly (`Engine.tradeWindow`).
+#[napi(object)]
+pub struct TradeWindowJs {
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: Option<f64>,
+    /// Σ quantity as exact decimal text.
+    pub volume_exact: String,
+    /// Σ price × quantity as exact decimal text.
+    pub notional: String,
+    pub trades: u32,
 }
 
 /// Numbers per bar in `Engine.latestPacked`.
@@ -218,6 +260,10 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
     if let Some(cap) = o.dedupe_capacity {
         c.dedupe.cap = cap as usize;
     }
+    if let Some(text) = o.activity_bars.as_deref() {
+        let invalid = |e: ActivityError| Error::new(Status::InvalidArg, e.to_string());
+        c.activity = ActivitySpecs::new(&parse_specs(text).map_err(invalid)?).map_err(invalid)?;
+    }
     let d = &mut c.detector.default;
     if let Some(kind) = o.detector_kind.as_deref() {
         d.kind =
@@ -288,6 +334,8 @@ fn bar_js(b: &Bar, generation: u32) -> BarJs {
         low: b.low().map(num),
         close: b.close().map(num),
         volume: wide_to_f64(b.volume()),
+        volume_exact: wide_to_decimal(b.volume(), SCALE_DIGITS),
+        notional: wide_to_decimal(b.notional(), 2 * SCALE_DIGITS),
         vwap: b.vwap(),
         trades: b.trades(),
         closed: b.is_closed(),
@@ -483,6 +531,68 @@ impl Engine {
         );
         let generation = self.generation(&symbol);
         Ok(bars.map(|v| v.iter().map(|b| bar_js(b, generation)).collect()))
+    }
+
+    /// The newest `limit` bars of a tick or volume spec (`"100t"`, `"5000v"`), oldest first, the
+    /// forming one last; `null` when the engine does not hold the symbol or keeps no such bars.
+    #[napi(catch_unwind)]
+    pub fn activity_bars(
+        &self,
+        symbol: String,
+        interval: String,
+        limit: Option<u32>,
+    ) -> Result<Option<Vec<ActivityBarJs>>> {
+        let spec = ActivitySpec::parse(&interval)
+            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let bars = self
+            .inner
+            .activity_bars(&symbol, spec, limit.unwrap_or(500) as usize);
+        Ok(bars.map(|v| {
+            v.iter()
+                .map(|b| ActivityBarJs {
+                    number: b.number as f64,
+                    first_ms: ns_to_ms(b.first_ns),
+                    last_ms: ns_to_ms(b.last_ns),
+                    open: num(b.open),
+                    high: num(b.high),
+                    low: num(b.low),
+                    close: num(b.close),
+                    volume: wide_to_f64(b.volume),
+                    volume_exact: wide_to_decimal(b.volume, SCALE_DIGITS),
+                    notional: wide_to_decimal(b.notional, 2 * SCALE_DIGITS),
+                    trades: b.trades,
+                    closed: b.closed,
+                })
+                .collect()
+        }))
+    }
+
+    /// A symbol's trades with an event time in `[fromMs, toMs)`, summed exactly from its trade
+    /// journal (the correction window); `null` when the engine does not hold the symbol or its
+    /// journal may not hold every such trade (a span older than the window).
+    #[napi(catch_unwind)]
+    pub fn trade_window(
+        &self,
+        symbol: String,
+        from_ms: f64,
+        to_ms: f64,
+    ) -> Result<Option<TradeWindowJs>> {
+        if !from_ms.is_finite() || !to_ms.is_finite() {
+            return Err(Error::new(Status::InvalidArg, "times must be finite"));
+        }
+        let ns = |ms: f64| (ms.clamp(-9.2e12, 9.2e12) * NS_PER_MS as f64) as i64;
+        Ok(self
+            .inner
+            .trade_window(&symbol, ns(from_ms), ns(to_ms))
+            .map(|w| TradeWindowJs {
+                open: w.open.map(num),
+                high: w.high.map(num),
+                low: w.low.map(num),
+                close: w.close.map(num),
+                volume_exact: wide_to_decimal(w.volume, SCALE_DIGITS),
+                notional: wide_to_decimal(w.notional, 2 * SCALE_DIGITS),
+                trades: w.trades,
+            }))
     }
 
     /// The newest bar of every interval of each given symbol (forming-bar updates), packed: one
