@@ -47,6 +47,8 @@ interface Cli {
   options: BenchOptions;
   only: string[] | null;
   out: string;
+  /** Child mode: run the one `--only` section and write its result here. */
+  sectionOut: string | null;
 }
 
 function parseArgs(argv: readonly string[], root: string): Cli {
@@ -83,7 +85,35 @@ function parseArgs(argv: readonly string[], root: string): Cli {
     },
     only: value("only")?.split(",") ?? null,
     out: path.resolve(value("out") ?? path.join(root, "bench", "results", "latest.json")),
+    sectionOut: value("section-out") ?? null,
   };
+}
+
+/**
+ * Sections that measure in this process. Each runs in a fresh child process when the run has
+ * other sections: measured after another section in the same process, native throughput fell by
+ * up to half (the aggregate section after parse, or parse after aggregate), whichever came second.
+ */
+const IN_PROCESS = new Set(["parse", "aggregate"]);
+
+/** Runs one section in a child `run.js --section-out` and reads back its result. */
+function runInChild(key: string, argv: readonly string[], root: string): SectionResult {
+  const file = path.join(os.tmpdir(), `tickstream-bench-${process.pid}-${key}.json`);
+  const args = argv.filter(
+    (a, i) => a !== "--only" && argv[i - 1] !== "--only" && !a.startsWith("--only="),
+  );
+  const res = spawnSync(
+    process.execPath,
+    [__filename, ...args, "--only", key, "--section-out", file],
+    { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
+  );
+  try {
+    if (res.status !== 0)
+      throw new Error(`child for ${key} exited ${String(res.status ?? res.signal)}`);
+    return JSON.parse(fs.readFileSync(file, "utf8")) as SectionResult;
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
 }
 
 function rustcVersion(): string | null {
@@ -125,7 +155,15 @@ function quietKnownWarnings(): void {
 async function main(): Promise<void> {
   quietKnownWarnings();
   const root = findRoot(__dirname);
-  const { options, only, out } = parseArgs(process.argv.slice(2), root);
+  const argv = process.argv.slice(2);
+  const { options, only, out, sectionOut } = parseArgs(argv, root);
+  if (sectionOut !== null) {
+    const section = SECTIONS.find((s) => only?.length === 1 && s.key === only[0]);
+    if (!section) throw new Error("--section-out needs exactly one --only section");
+    fs.writeFileSync(sectionOut, JSON.stringify(await section.run(options)));
+    return;
+  }
+  const selected = SECTIONS.filter((s) => only === null || only.includes(s.key));
   const started = Date.now();
   const report: Record<string, unknown> = {
     generatedAt: new Date().toISOString(),
@@ -145,12 +183,14 @@ async function main(): Promise<void> {
   const notes: Record<string, string[]> = {};
   const meta: Record<string, unknown> = {};
 
-  for (const section of SECTIONS) {
-    if (only !== null && !only.includes(section.key)) continue;
+  for (const section of selected) {
     options.log(`── ${section.title}`);
     let result: SectionResult;
     try {
-      result = await section.run(options);
+      result =
+        IN_PROCESS.has(section.key) && selected.length > 1
+          ? runInChild(section.key, argv, root)
+          : await section.run(options);
     } catch (error) {
       options.log(`${section.key} failed: ${message(error)}`);
       report[section.key] = { error: message(error) };
