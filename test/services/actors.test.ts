@@ -3,7 +3,7 @@
  * of updates, and moving a symbol's state between two nodes (over the in-memory Fake transporter).
  */
 import { Errors, ServiceBroker } from "moleculer";
-import { fixFill } from "../support/fix-data";
+import { fixFill, rawBatch } from "../support/fix-data";
 import { brokerOptions } from "../../moleculer.config";
 import { SERVICE_FACTORIES } from "../../src/node/services";
 import type { ParseResult } from "../../services/parser.service";
@@ -14,17 +14,6 @@ const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
 
 const fill = (id: number, symbol: string, price: string, qty: string, atMs: number) =>
   fixFill(`E${id}`, symbol, price, qty, atMs);
-
-function rawBatch(source: string, records: Buffer[], firstSeq = 0) {
-  const offsets = new Uint32Array(records.length + 1);
-  records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
-  return {
-    source,
-    payload: Buffer.concat(records),
-    offsets,
-    seqs: Float64Array.from(records, (_, i) => firstSeq + i),
-  };
-}
 
 function broker(
   nodeID: string,

@@ -7,7 +7,7 @@ import { BARS_PER_EVENT } from "../../services/aggregator/aggregator.service";
 import type { BarJson } from "../../services/aggregator/bar-json";
 import type { ParseResult } from "../../services/parser.service";
 import type { StartedNode } from "../../src/node/start";
-import { fixFill } from "../support/fix-data";
+import { fixFill, rawBatch } from "../support/fix-data";
 import { eventually, startTestNode } from "../support/node";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
@@ -15,14 +15,10 @@ const MIN = 60_000;
 const SYMBOLS = Math.ceil(BARS_PER_EVENT * 1.5);
 
 async function applyRecords(node: StartedNode, records: Buffer[], firstSeq: number) {
-  const offsets = new Uint32Array(records.length + 1);
-  records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
-  const parsed = await node.broker.call<ParseResult, object>("parser.parse", {
-    source: "trades/0",
-    payload: Buffer.concat(records),
-    offsets,
-    seqs: Float64Array.from(records, (_, i) => firstSeq + i),
-  });
+  const parsed = await node.broker.call<ParseResult, object>(
+    "parser.parse",
+    rawBatch("trades/0", records, firstSeq),
+  );
   await node.broker.call("aggregator.apply", { batch: parsed.batch });
 }
 

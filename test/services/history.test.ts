@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fixFill } from "../support/fix-data";
+import { fixFill, rawBatch } from "../support/fix-data";
 import { SqliteHistory } from "../../src/history/sqlite";
 import { namespacedPath } from "../../src/history/store";
 import { M } from "../../src/metrics";
@@ -32,14 +32,11 @@ function apply(node: StartedNode, fills: [price: string, qty: string, atMs: numb
 }
 
 async function applyRecords(node: StartedNode, records: Buffer[]) {
-  const offsets = new Uint32Array(records.length + 1);
-  records.forEach((r, i) => (offsets[i + 1] = offsets[i]! + r.length));
-  const parsed = await node.broker.call<ParseResult, object>("parser.parse", {
-    source: "trades/0",
-    payload: Buffer.concat(records),
-    offsets,
-    seqs: Float64Array.from(records, () => seq++),
-  });
+  const parsed = await node.broker.call<ParseResult, object>(
+    "parser.parse",
+    rawBatch("trades/0", records, seq),
+  );
+  seq += records.length;
   return node.broker.call<{ applied: number; revised: number }, object>("aggregator.apply", {
     batch: parsed.batch,
   });

@@ -1,6 +1,7 @@
 /** Where the FIX corpora live: the shared data folder beside the repository (see README). */
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { packRecords } from "../../services/ingest/sources/source";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 
 const CANDIDATES = [
@@ -31,4 +32,18 @@ export function fixFill(
     [60, fixTimestamp(atMs)],
     [150, "F"],
   ]);
+}
+
+/**
+ * The `parser.parse` parameters for `records`, as ingest packs them: consecutive seqs from
+ * `firstSeq` (a contiguous run of `source`).
+ */
+export function rawBatch(source: string, records: readonly Buffer[], firstSeq = 0) {
+  const { payload, offsets, seqs } = packRecords(
+    source,
+    records,
+    records.map((_, i) => firstSeq + i),
+    records.map(() => 0),
+  );
+  return { source, payload, offsets, seqs };
 }
