@@ -14,7 +14,6 @@
  * symbol it does not hold, the owner acquires it the same way; a lost holder is superseded.
  */
 import {
-  Errors,
   type Context,
   type Service,
   type ServiceSchema,
@@ -31,7 +30,7 @@ import {
   type Holder,
 } from "../src/custody/store";
 import { StallWatch } from "../src/custody/stall-watch";
-import { badBatch, custodyUnavailable } from "../src/errors";
+import { badBatch, custodyUnavailable, unknownMember, wrongOwner } from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
 import { native, type Binding } from "../src/native";
 
@@ -64,7 +63,6 @@ export interface Handoff {
 
 export type CheckpointResult = Written & ProcessReply;
 
-export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
 const HANDOFF_LOG = 100;
 const PUSH_CHUNK = 200;
 const STALL_TICK_MS = 100;
@@ -98,18 +96,6 @@ export interface SymbolActorsMethods {
 }
 
 type This = Service & SymbolActorsVars & SymbolActorsMethods;
-
-function wrongOwner(symbol: string, owner: string | undefined, why: string) {
-  return new Errors.MoleculerRetryableError(
-    `${why} (owner: ${owner ?? "none"})`,
-    409,
-    ERR_WRONG_OWNER,
-    {
-      symbol,
-      owner,
-    },
-  );
-}
 
 function openStore(config: Config, broker: Service["broker"]): Promise<CustodyStore> {
   const { natsUrl, bucket } = config.custody;
@@ -284,12 +270,7 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             this.refreshMembership();
             const from = ctx.nodeID;
             if (from && from !== this.broker.nodeID && !this.ownership.current.includes(from))
-              throw new Errors.MoleculerRetryableError(
-                `${this.broker.nodeID} does not know ${from} as a member of ${this.name} yet`,
-                409,
-                "ERR_UNKNOWN_MEMBER",
-                { from },
-              );
+              throw unknownMember(this.broker.nodeID, from, this.name);
             const { symbols } = await this.custody.release(ctx.params.symbols);
             return { released: symbols.length };
           },

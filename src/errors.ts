@@ -1,7 +1,8 @@
 /**
- * Tickstream's coded errors. Client mistakes are `MoleculerClientError`s (4xx, never retried);
- * transient failures are `MoleculerRetryableError`s (5xx, retried by the broker's policy).
- * Programmer errors stay plain `Error`s: they are bugs, and retrying a bug helps nobody.
+ * Every error code Tickstream answers with, and the factory of each. Client mistakes are
+ * `MoleculerClientError`s (4xx, never retried); transient failures are `MoleculerRetryableError`s
+ * (retried by the broker's policy). Programmer errors stay plain `Error`s: they are bugs, and
+ * retrying a bug helps nobody. A new code goes here, nowhere else.
  */
 import { Errors } from "moleculer";
 
@@ -13,6 +14,12 @@ export const ERR_NATIVE = "ERR_NATIVE";
 export const ERR_BAD_BATCH = "ERR_BAD_BATCH";
 export const ERR_HISTORY_UNAVAILABLE = "ERR_HISTORY_UNAVAILABLE";
 export const ERR_CUSTODY_UNAVAILABLE = "ERR_CUSTODY_UNAVAILABLE";
+export const ERR_WRONG_OWNER = "ERR_WRONG_OWNER";
+export const ERR_UNKNOWN_MEMBER = "ERR_UNKNOWN_MEMBER";
+export const ERR_TOO_MANY_STREAMS = "ERR_TOO_MANY_STREAMS";
+export const ERR_URI_TOO_LONG = "ERR_URI_TOO_LONG";
+/** Not thrown: the `code` of a WebSocket `error` message answering a message it cannot take. */
+export const ERR_BAD_MESSAGE = "ERR_BAD_MESSAGE";
 
 /** 404: the symbol has never traded on this cluster (or left retention). */
 export function unknownSymbol(symbol: string): Errors.MoleculerClientError {
@@ -88,4 +95,65 @@ export function nativeFailure(cause: unknown): Errors.MoleculerRetryableError {
   );
   (err as Error).cause = cause;
   return err;
+}
+
+/** 401: the gateway's API key is set and the request does not carry it. */
+export function unauthorized(): Errors.MoleculerClientError {
+  return new Errors.MoleculerClientError(
+    "missing or wrong X-API-Key header",
+    401,
+    ERR_UNAUTHORIZED,
+  );
+}
+
+/** 414: the request URL is longer than the gateway reads. */
+export function uriTooLong(maxBytes: number): Errors.MoleculerClientError {
+  return new Errors.MoleculerClientError(
+    `request URL longer than ${maxBytes} bytes`,
+    414,
+    ERR_URI_TOO_LONG,
+  );
+}
+
+/** 503: this node serves as many streams (SSE and WebSocket) as it may. */
+export function tooManyStreams(): Errors.MoleculerError {
+  return new Errors.MoleculerError(
+    "too many open streams on this node; retry later or on another node",
+    503,
+    ERR_TOO_MANY_STREAMS,
+  );
+}
+
+/**
+ * 409, retryable: this node does not hold the symbol's state (another does, it is moving, or this
+ * node is leaving); the caller resolves the owner again and retries.
+ */
+export function wrongOwner(
+  symbol: string,
+  owner: string | undefined,
+  why: string,
+): Errors.MoleculerRetryableError {
+  return new Errors.MoleculerRetryableError(
+    `${why} (owner: ${owner ?? "none"})`,
+    409,
+    ERR_WRONG_OWNER,
+    {
+      symbol,
+      owner,
+    },
+  );
+}
+
+/** 409, retryable: a release came from a node this one has not heard of as a member yet. */
+export function unknownMember(
+  self: string,
+  from: string,
+  service: string,
+): Errors.MoleculerRetryableError {
+  return new Errors.MoleculerRetryableError(
+    `${self} does not know ${from} as a member of ${service} yet`,
+    409,
+    ERR_UNKNOWN_MEMBER,
+    { from },
+  );
 }

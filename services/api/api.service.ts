@@ -7,7 +7,6 @@
  * every broadcast bar and anomaly event reaches) and the dashboard's built files at `/`.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import { Errors } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import { existsSync } from "node:fs";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -20,7 +19,7 @@ import { parseSession } from "../../src/windowing/session";
 import { parseActivityInterval, parseInterval, parseWindow } from "../../src/windowing/spec";
 import { parseZone } from "../../src/windowing/zone";
 import type { Config } from "../../src/config";
-import { badParameter, ERR_UNAUTHORIZED, notReady } from "../../src/errors";
+import { badParameter, notReady, unauthorized, uriTooLong } from "../../src/errors";
 import { anomaliesView, statsView, symbolsView } from "../../src/cluster/views";
 import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
 import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
@@ -103,12 +102,7 @@ export function apiService(config: Config): ServiceSchema {
             "GET /stream": { action: "api.stream", passReqResToParams: true },
           },
           onBeforeCall(_ctx: Context, _route: unknown, req: IncomingMessage) {
-            if ((req.url ?? "").length > MAX_URL_BYTES)
-              throw new Errors.MoleculerClientError(
-                `request URL longer than ${MAX_URL_BYTES} bytes`,
-                414,
-                "ERR_URI_TOO_LONG",
-              );
+            if ((req.url ?? "").length > MAX_URL_BYTES) throw uriTooLong(MAX_URL_BYTES);
           },
         },
       ],
@@ -116,12 +110,7 @@ export function apiService(config: Config): ServiceSchema {
 
     methods: {
       authenticate(_ctx: Context, _route: unknown, req: IncomingMessage) {
-        if (req.headers["x-api-key"] !== config.http.apiKey)
-          throw new Errors.MoleculerClientError(
-            "missing or wrong X-API-Key header",
-            401,
-            ERR_UNAUTHORIZED,
-          );
+        if (req.headers["x-api-key"] !== config.http.apiKey) throw unauthorized();
         return Promise.resolve(null);
       },
     },

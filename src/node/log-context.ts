@@ -5,6 +5,7 @@
  * client's business and are not logged.
  */
 import type { Context, Middleware } from "moleculer";
+import { ERR_WRONG_OWNER } from "../errors";
 
 interface ActionLike {
   name: string;
@@ -24,7 +25,7 @@ export function logContextMiddleware(): Middleware {
           return await next(ctx);
         } catch (err: unknown) {
           const e = err as { code?: number; message?: string; type?: string };
-          if ((e.code ?? 500) >= 500 || e.type === "ERR_WRONG_OWNER") {
+          if ((e.code ?? 500) >= 500 || e.type === ERR_WRONG_OWNER) {
             const params = ctx.params as { symbol?: unknown; source?: unknown } | undefined;
             ctx.broker.logger.warn(
               {

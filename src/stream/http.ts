@@ -3,13 +3,11 @@
  * the hub writes into that readable, and counts as backlog whatever is still buffered there or in
  * the response (the part the client has not taken yet).
  */
-import { Errors } from "moleculer";
+import { tooManyStreams } from "../errors";
 import type { ServerResponse } from "node:http";
 import { PassThrough } from "node:stream";
 import type { StreamFilter } from "./filter";
 import { corker, type StreamHub, type StreamSink } from "./hub";
-
-export const ERR_TOO_MANY_STREAMS = "ERR_TOO_MANY_STREAMS";
 
 /**
  * Response headers of an event stream: no caching, no buffering by proxies (nginx), and no reuse
@@ -56,12 +54,7 @@ export function openEventStream(
   hello: object,
   res?: ServerResponse,
 ): PassThrough {
-  if (hub.full)
-    throw new Errors.MoleculerError(
-      "too many open streams on this node; retry later or on another node",
-      503,
-      ERR_TOO_MANY_STREAMS,
-    );
+  if (hub.full) throw tooManyStreams();
   const stream = new PassThrough();
   hub.open(filter, responseSink(stream, res), hello);
   return stream;

@@ -23,6 +23,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { INTERVALS, parseInterval, parseSymbol } from "../api/params";
+import { ERR_BAD_MESSAGE } from "../errors";
 import type { AnomalyScope, StreamFilter } from "./filter";
 import {
   corker,
@@ -113,7 +114,7 @@ function serve(ws: WebSocket, socket: Duplex, hub: StreamHub, opts: WsOptions): 
     try {
       req = parseRequest(data, isBinary);
     } catch (err: unknown) {
-      send("error", { error: { code: "ERR_BAD_MESSAGE", message: (err as Error).message } });
+      send("error", { error: { code: ERR_BAD_MESSAGE, message: (err as Error).message } });
       return;
     }
     try {
@@ -127,7 +128,7 @@ function serve(ws: WebSocket, socket: Duplex, hub: StreamHub, opts: WsOptions): 
     } catch (err: unknown) {
       send("error", {
         id: req.id,
-        error: { code: "ERR_BAD_MESSAGE", message: (err as Error).message },
+        error: { code: ERR_BAD_MESSAGE, message: (err as Error).message },
       });
     }
   });
