@@ -3,6 +3,8 @@
  * (cluster-wide `/api/stats`), and the bars of a few symbols equal to the independent BigInt
  * reference (`test/support/reference.ts`) built from the trades as they were produced.
  */
+import type { BarJson } from "../src/contracts/bars";
+import type { NodeStats } from "../src/contracts/stats";
 import type { RefTrade } from "../test/support/reference";
 import { asNumber, refBars } from "../test/support/reference";
 
@@ -15,18 +17,11 @@ export interface StatsTotals {
   tooLate: number;
 }
 
-interface StatsBody {
-  nodes: {
-    messages: { received: number; rejected: Record<string, number> };
-    trades: { applied: number; duplicates: number; tooLate: number };
-  }[];
-}
-
 /** `/api/stats` summed over the cluster's nodes. */
 export async function statsTotals(url: string): Promise<StatsTotals> {
   const res = await fetch(`${url}/api/stats`);
   if (res.status !== 200) throw new Error(`/api/stats answered ${res.status}`);
-  const body = (await res.json()) as StatsBody;
+  const body = (await res.json()) as { nodes: NodeStats[] };
   const t: StatsTotals = {
     nodes: body.nodes.length,
     received: 0,
@@ -52,15 +47,7 @@ export interface BarCheck {
   mismatches: string[];
 }
 
-interface RestBar {
-  startMs: number;
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  close: number | null;
-  volume: number;
-  trades: number;
-}
+type RestBar = Pick<BarJson, "startMs" | "open" | "high" | "low" | "close" | "volume" | "trades">;
 
 /** Compares every 1m bar of each checked symbol, served over REST, with the reference bars. */
 export async function checkBars(url: string, checked: Map<string, RefTrade[]>): Promise<BarCheck> {

@@ -12,10 +12,11 @@ import type { StoredBar } from "../src/history/store";
 import { storedBase } from "../src/windowing/parts";
 import { windowBars, type ReadLive } from "../src/windowing/query";
 import { parseSession } from "../src/windowing/session";
-import { parseSpec, type LiveInterval } from "../src/windowing/spec";
+import { LIVE_INTERVALS, type LiveInterval } from "../src/contracts/bars";
+import { parseSpec } from "../src/windowing/spec";
 
 const END = Date.UTC(2026, 11, 1);
-const LIVE: LiveInterval[] = ["1m", "5m", "1h"];
+const LIVE: readonly LiveInterval[] = LIVE_INTERVALS;
 
 function bars(interval: LiveInterval, width: number, n: number): StoredBar[] {
   return Array.from({ length: n }, (_, i) => {

@@ -5,53 +5,15 @@
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { Config } from "../src/config";
+import type { ParseParams, ParseResult } from "../src/contracts/parse";
+import type { ParserStats } from "../src/contracts/stats";
 import { nativeFailure } from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
 import { native, type Binding } from "../src/native";
 
-export interface ParseParams {
-  source: string;
-  payload: Buffer;
-  offsets: Uint32Array;
-  seqs: Float64Array;
-}
-
-export interface Reject {
-  /** Index of the record in the batch. */
-  record: number;
-  reason: string;
-  /** Byte offset of the rejected message within its record. */
-  offset: number;
-}
-
-export interface ParseResult {
-  batch: Buffer;
-  symbols: string[];
-  records: number;
-  messages: number;
-  valid: number;
-  trades: number;
-  orders: number;
-  corrections: number;
-  rejects: Reject[];
-}
-
-export interface ParserCounts {
-  records: number;
-  messages: number;
-  valid: number;
-  trades: number;
-  orders: number;
-  corrections: number;
-  /** Cancels and corrections that name no trade (or no symbol): not applied. */
-  unreferenced: number;
-  rejected: Record<string, number>;
-  ignored: Record<string, number>;
-}
-
 interface Vars {
   decoder: Binding.FixDecoder;
-  counts: ParserCounts;
+  counts: ParserStats;
 }
 
 interface Methods {
@@ -98,7 +60,7 @@ export function parserService(config: Config): ServiceSchema {
       },
 
       stats: {
-        handler(this: This): ParserCounts {
+        handler(this: This): ParserStats {
           return this.counts;
         },
       },

@@ -6,7 +6,8 @@
  * Services and mixins receive the parsed `Config`; they never read `process.env` themselves.
  */
 import os from "node:os";
-import { LIVE_INTERVALS, parseLiveIntervals, type LiveInterval } from "./windowing/spec";
+import { LIVE_INTERVALS, type LiveInterval } from "./contracts/bars";
+import { parseLiveIntervals } from "./windowing/spec";
 
 export interface Setting {
   env: string;
@@ -698,7 +699,7 @@ export interface Config {
     /** Tick and volume bar specs (`100t`, `5000v`) of BAR_INTERVALS. */
     activity: string[];
     graceMs: number;
-    retentionMs: { "1m": number; "5m": number; "1h": number };
+    retentionMs: Record<LiveInterval, number>;
     /** How far back a trade may be cancelled or corrected (≤ the 1m retention). */
     correctionWindowMs: number;
     dedupeCapacity: number;

@@ -26,12 +26,13 @@
  * or offset, the list of touched symbols, state export; closed bars are returned as the live
  * objects rather than copies.
  */
+import type { LiveInterval } from "../../src/contracts/bars";
 import type { Trade } from "./ts-fix-parser";
 
 /** A trade as the aggregator takes it: the parser's trade (mantissas at scale 1e9). */
 export type AggTrade = Trade;
 
-export type BarSpecName = "1m" | "5m" | "1h";
+export type BarSpecName = LiveInterval;
 
 /** Bar intervals, smallest first, with their widths in ms. */
 export const BAR_SPECS: readonly { name: BarSpecName; widthMs: number }[] = [

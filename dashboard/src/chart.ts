@@ -19,7 +19,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { INTERVAL_MS, type Anomaly, type Bar, type Interval } from "./types";
-import { offsetMs } from "./zone";
+import { offsetAt } from "../../src/windowing/offset";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -35,7 +35,7 @@ const priced = (b: Bar): b is PricedBar =>
 
 /** The chart library draws times as UTC: each instant is shifted to read as the zone's local time. */
 let zone = "UTC";
-const time = (ms: number) => Math.floor((ms + offsetMs(zone, ms)) / 1000) as UTCTimestamp;
+const time = (ms: number) => Math.floor((ms + offsetAt(zone, ms)) / 1000) as UTCTimestamp;
 
 export class BarChart {
   private readonly chart: IChartApi;

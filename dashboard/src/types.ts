@@ -1,4 +1,9 @@
-/** The REST and stream payloads the dashboard reads (see /api/openapi.json). */
+/** The REST and stream payloads the dashboard reads (see /api/openapi.json), and its choices. */
+import type { LiveInterval } from "../../src/contracts/bars";
+
+export type { BarJson as Bar, SymbolBarJson as StreamBar } from "../../src/contracts/bars";
+export type { AnomalyRecord as Anomaly } from "../../src/contracts/anomalies";
+export type { NodeStats, SymbolSummary } from "../../src/contracts/stats";
 
 export const INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"] as const;
 export type Interval = (typeof INTERVALS)[number];
@@ -13,7 +18,7 @@ export const INTERVAL_MS: Record<Interval, number> = {
 };
 
 /** The live interval whose stream events tell that a bar of each interval changed. */
-export const STREAMED: Record<Interval, "1m" | "5m" | "1h"> = {
+export const STREAMED: Record<Interval, LiveInterval> = {
   "1m": "1m",
   "5m": "5m",
   "15m": "5m",
@@ -34,54 +39,6 @@ export const ZONES = [
   "Asia/Kolkata",
   "Australia/Sydney",
 ] as const;
-
-export interface Bar {
-  startMs: number;
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  close: number | null;
-  volume: number;
-  trades: number;
-  closed: boolean;
-  /** Versions of a bar order by (generation, revision). */
-  generation: number;
-  revision: number;
-}
-
-export interface StreamBar {
-  symbol: string;
-  interval: string;
-  bar: Bar;
-}
-
-export interface Anomaly {
-  symbol: string;
-  timeMs: number;
-  price: number;
-  prevPrice: number;
-  ret: number;
-  zscore: number;
-  detector: string;
-  /** The trade that raised it was later cancelled. */
-  cancelled: boolean;
-}
-
-export interface SymbolSummary {
-  symbol: string;
-  epoch: number;
-  node: string;
-  trades: number;
-  lastPrice: number | null;
-  lastTradeTime: string | null;
-}
-
-export interface NodeStats {
-  nodeID: string;
-  messages: { received: number; valid: number; rejected: Record<string, number> };
-  trades: { applied: number };
-  source: { name: string; live: boolean } | null;
-}
 
 export interface Hello {
   nodeID: string;

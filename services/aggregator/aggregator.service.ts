@@ -20,12 +20,15 @@ import { historyUnavailable, unknownSymbol } from "../../src/errors";
 import { BarHistory, mergeBars, openHistoryStore, RevisionScanner } from "../../src/history";
 import type { StoredBar } from "../../src/history/store";
 import { M } from "../../src/metrics";
+import { countCorrections, noCorrections } from "../../src/actors/symbol-actors";
 import {
-  countCorrections,
-  noCorrections,
-  SKIP_REASONS,
-  type CorrectionCounts,
-} from "../../src/actors/symbol-actors";
+  LIVE_MS,
+  type ActivityBarJson,
+  type BarJson,
+  type LiveInterval,
+  type RolledBar,
+} from "../../src/contracts/bars";
+import { SKIP_REASONS, type CorrectionCounts } from "../../src/contracts/stats";
 import { native, type Binding } from "../../src/native";
 import {
   symbolActorsMixin,
@@ -33,14 +36,7 @@ import {
   type SymbolActorsMethods,
   type SymbolActorsVars,
 } from "../../mixins/symbol-actors.mixin";
-import {
-  activityBarJson,
-  storedBarJson,
-  toBarJson,
-  unpackLatest,
-  type ActivityBarJson,
-  type BarJson,
-} from "./bar-json";
+import { activityBarJson, storedBarJson, toBarJson, unpackLatest } from "./bar-json";
 import { engineBase, storedBase } from "../../src/windowing/parts";
 import {
   rollingWindow,
@@ -50,14 +46,9 @@ import {
   type RollingAnswer as WindowSums,
   type WindowQuery,
 } from "../../src/windowing/query";
-import type { BaseBar, RolledBar } from "../../src/windowing/rollup";
+import type { BaseBar } from "../../src/windowing/rollup";
 import { parseSession } from "../../src/windowing/session";
-import {
-  parseActivityInterval,
-  parseInterval,
-  parseWindow,
-  type LiveInterval,
-} from "../../src/windowing/spec";
+import { parseActivityInterval, parseInterval, parseWindow } from "../../src/windowing/spec";
 import { isUtc, parseZone } from "../../src/windowing/zone";
 
 const FORMING_THROTTLE_MS = 250;
@@ -69,7 +60,6 @@ const REVISION_SCAN_SYMBOLS = 250;
  * is about 0.4 KB), so they go out in events of at most this many.
  */
 export const BARS_PER_EVENT = 1_000;
-const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
 const WALL_CLOCK_CLOSE_MS = 1000;
 
 /** `ok`: history was read; `unavailable`: it could not be (memory only); `off`: not configured. */
@@ -424,7 +414,7 @@ export function aggregatorService(config: Config): ServiceSchema {
         if (this.broker.isMetricsEnabled()) {
           const now = Date.now();
           for (const c of closed) {
-            const width = INTERVAL_MS[c.interval as keyof typeof INTERVAL_MS];
+            const width = LIVE_MS[c.interval as LiveInterval];
             this.broker.metrics.increment(M.barsClosed, { interval: c.interval });
             this.broker.metrics.observe(M.barCloseDelay, now - (c.bar.startMs + width), {
               interval: c.interval,

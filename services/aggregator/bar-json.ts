@@ -1,26 +1,12 @@
+import {
+  LIVE_INTERVALS,
+  type ActivityBarJson,
+  type BarJson,
+  type SymbolBarJson,
+} from "../../src/contracts/bars";
 import type { StoredBar } from "../../src/history/store";
 import { native, type Binding } from "../../src/native";
 import { ratio, scaled } from "../../src/windowing/decimal";
-
-/** A bar as REST and events show it (times in UTC). */
-export interface BarJson {
-  start: string;
-  startMs: number;
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  close: number | null;
-  volume: number;
-  vwap: number | null;
-  trades: number;
-  closed: boolean;
-  revised: boolean;
-  orders: { count: number; buyQty: number; sellQty: number };
-  /** Custody epoch of the state the bar came from; versions order by (generation, revision). */
-  generation: number;
-  /** Changes (trades, orders, cancels, corrections) applied to the bar within its state. */
-  revision: number;
-}
 
 export function toBarJson(b: Binding.Bar): BarJson {
   return {
@@ -64,25 +50,6 @@ export function storedBarJson(b: StoredBar): BarJson {
   };
 }
 
-/** A tick or volume bar as REST shows it: it spans its first to its last trade. */
-export interface ActivityBarJson {
-  /** Bar number within the symbol's state (0 for its first bar of the spec). */
-  number: number;
-  /** Event time of its first trade. */
-  start: string;
-  startMs: number;
-  /** Event time of its last trade. */
-  endMs: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number;
-  vwap: number | null;
-  trades: number;
-  closed: boolean;
-}
-
 export function activityBarJson(b: Binding.ActivityBarJs): ActivityBarJson {
   const volume = scaled(b.volumeExact, 9);
   return {
@@ -102,15 +69,7 @@ export function activityBarJson(b: Binding.ActivityBarJs): ActivityBarJson {
   };
 }
 
-/** A bar with its symbol and interval, as `bars.updated` and `bars.closed` carry it. */
-export interface SymbolBarJson {
-  symbol: string;
-  interval: string;
-  bar: BarJson;
-}
-
 const STRIDE: number = native.LATEST_STRIDE;
-const INTERVALS = ["1m", "5m", "1h"] as const;
 const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v);
 
 /**
@@ -129,7 +88,7 @@ export function unpackLatest(symbols: readonly string[], packed: Float64Array): 
     }
     out.push({
       symbol: symbols[packed[at]!]!,
-      interval: INTERVALS[packed[at + 1]!]!,
+      interval: LIVE_INTERVALS[packed[at + 1]!]!,
       bar: {
         start,
         startMs,

@@ -6,7 +6,8 @@
  * anomalies stay on the node that held it then).
  */
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
-import { RecentAnomalies, type AnomalyRecord } from "../../src/anomaly/recent";
+import { RecentAnomalies } from "../../src/anomaly/recent";
+import type { AnomalyRecord } from "../../src/contracts/anomalies";
 import type { Config } from "../../src/config";
 import { M } from "../../src/metrics";
 import type { Binding } from "../../src/native";

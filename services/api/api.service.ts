@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { WebSocketServer } from "ws";
 import path from "node:path";
-import type { AnomalyRecord } from "../../src/anomaly/recent";
+import type { AnomalyRecord } from "../../src/contracts/anomalies";
 import { parseFill, parseLimit, parseSymbol, parseTime } from "../../src/api/params";
 import { candidates } from "../../src/windowing/query";
 import { parseSession } from "../../src/windowing/session";

@@ -2,6 +2,7 @@
  * The OpenAPI 3.1 description of the REST API. A test walks every route against a running node
  * and validates the answers with these schemas; schemathesis fuzzes the API from this document.
  */
+import { LIVE_INTERVALS } from "../../src/contracts/bars";
 
 const nullableNumber = { type: ["number", "null"] };
 
@@ -210,7 +211,7 @@ const streamBar = {
   required: ["symbol", "interval", "bar"],
   properties: {
     symbol: { type: "string" },
-    interval: { type: "string", enum: ["1m", "5m", "1h"] },
+    interval: { type: "string", enum: [...LIVE_INTERVALS] },
     bar: { $ref: "#/components/schemas/Bar" },
   },
 };
@@ -230,7 +231,7 @@ const streamHello = {
   properties: {
     nodeID: { type: "string", description: "The gateway node serving this stream" },
     symbols: { type: "array", items: { type: "string" } },
-    intervals: { type: "array", items: { type: "string", enum: ["1m", "5m", "1h"] } },
+    intervals: { type: "array", items: { type: "string", enum: [...LIVE_INTERVALS] } },
     anomalies: { type: "string", enum: ["none", "subscribed", "all"] },
     throttleMs: { type: "integer", minimum: 0 },
     keepAliveMs: { type: "integer", minimum: 1 },
@@ -475,7 +476,7 @@ export function openApiDocument(): object {
                   fill: { type: "string", enum: ["none", "prev"] },
                   base: {
                     type: "string",
-                    enum: ["1m", "5m", "1h"],
+                    enum: [...LIVE_INTERVALS],
                     description:
                       "Rolled up: the live interval read, the coarsest that divides the interval, the session and the zone's offsets",
                   },
@@ -553,7 +554,7 @@ export function openApiDocument(): object {
                   window: { type: "string", pattern: INTERVAL_PATTERN },
                   base: {
                     type: "string",
-                    enum: ["trades", "1m", "5m", "1h"],
+                    enum: ["trades", ...LIVE_INTERVALS],
                     description:
                       "trades: every trade in [fromMs, toMs) from the trade journal; otherwise the live interval whose whole bars were summed",
                   },

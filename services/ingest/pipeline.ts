@@ -15,7 +15,7 @@ import { members } from "../../src/cluster/membership";
 import { ownerOf } from "../../src/cluster/rendezvous";
 import { M } from "../../src/metrics";
 import { native } from "../../src/native";
-import type { ParseResult } from "../parser.service";
+import type { ParseResult } from "../../src/contracts/parse";
 import type { Process } from "../../src/custody/appliers";
 import type { Delivery, DeliveryHooks, RawBatch } from "./sources";
 

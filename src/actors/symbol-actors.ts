@@ -8,6 +8,7 @@
  * and callers may retry it freely.
  */
 import type { Config } from "../config";
+import { SKIP_REASONS, type CorrectionCounts } from "../contracts/stats";
 import { badBatch, nativeFailure } from "../errors";
 import { native, type Binding } from "../native";
 
@@ -27,20 +28,8 @@ export interface ApplyCounts {
   orders: number;
 }
 
-/** What became of the cancels and corrections a node applied (its life). */
-export interface CorrectionCounts {
-  cancelled: number;
-  corrected: number;
-  skipped: Binding.CorrectionsSkipped;
-}
-
-export const SKIP_REASONS = {
-  unknownTrade: "unknown_trade",
-  outsideWindow: "outside_window",
-  alreadyCancelled: "already_cancelled",
-  duplicate: "duplicate",
-  unchanged: "unchanged",
-} as const satisfies Record<keyof Binding.CorrectionsSkipped, string>;
+/** The binding's skip counters, each with the reason the stats name it by (the same set). */
+const SKIPPED: Record<keyof Binding.CorrectionsSkipped, string> = SKIP_REASONS;
 
 export function noCorrections(): CorrectionCounts {
   return {
@@ -54,7 +43,7 @@ export function noCorrections(): CorrectionCounts {
 export function countCorrections(into: CorrectionCounts, result: Binding.ApplyResult): void {
   into.cancelled += result.cancels;
   into.corrected += result.corrections;
-  for (const k of Object.keys(SKIP_REASONS) as (keyof Binding.CorrectionsSkipped)[])
+  for (const k of Object.keys(SKIPPED) as (keyof Binding.CorrectionsSkipped)[])
     into.skipped[k] += result.correctionsSkipped[k];
 }
 

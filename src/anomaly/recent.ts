@@ -2,30 +2,7 @@
  * The most recent anomalies of a node, bounded: a ring that overwrites the oldest entry once
  * full, so memory stays flat however noisy the market gets.
  */
-
-/** An anomaly as REST and events show it. */
-export interface AnomalyRecord {
-  symbol: string;
-  time: string;
-  timeMs: number;
-  price: number;
-  prevPrice: number;
-  ret: number;
-  zscore: number;
-  mean: number;
-  std: number;
-  detector: string;
-  /** The trade that raised it: `timeNs/seq/ord` (event time, source sequence, ordinal). */
-  tradeKey: string;
-  /** The trade was later cancelled (a bust); the anomaly stays listed, marked. */
-  cancelled: boolean;
-}
-
-export interface AnomalyQuery {
-  symbol?: string;
-  sinceMs?: number;
-  limit: number;
-}
+import type { AnomalyQuery, AnomalyRecord } from "../contracts/anomalies";
 
 export class RecentAnomalies {
   private readonly ring: (AnomalyRecord | undefined)[];

@@ -2,19 +2,18 @@
  * Parsing of REST query parameters. Each parser names the parameter in its error, so a client
  * always learns which part of its request was wrong (422), never a 500.
  */
+import { LIVE_INTERVALS, type LiveInterval } from "../contracts/bars";
 import { badParameter } from "../errors";
-
-export const INTERVALS = ["1m", "5m", "1h"] as const;
-export type Interval = (typeof INTERVALS)[number];
 
 export const LIMIT_MAX = 10_000;
 
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
-export function parseInterval(value: string | undefined, name = "interval"): Interval {
+/** A live interval (the stream's `intervals`); REST's `interval` takes any (src/windowing/spec.ts). */
+export function parseInterval(value: string | undefined, name = "interval"): LiveInterval {
   if (value === undefined || value === "") return "1m";
-  const found = INTERVALS.find((i) => i === value);
-  if (!found) throw badParameter(name, `must be one of ${INTERVALS.join(", ")}`, value);
+  const found = LIVE_INTERVALS.find((i) => i === value);
+  if (!found) throw badParameter(name, `must be one of ${LIVE_INTERVALS.join(", ")}`, value);
   return found;
 }
 

@@ -3,8 +3,16 @@
  * symbol's bars come from its owner; symbols, anomalies and stats are merged from every node.
  */
 import type { Context, ServiceBroker } from "moleculer";
-import { SKIP_REASONS, type CorrectionCounts } from "../actors/symbol-actors";
-import type { AnomalyRecord } from "../anomaly/recent";
+import type { AnomalyQuery, AnomalyRecord } from "../contracts/anomalies";
+import {
+  SKIP_REASONS,
+  type AggregatorStats,
+  type AnomalyStats,
+  type IngestStats,
+  type NodeStats,
+  type ParserStats,
+  type SymbolSummary,
+} from "../contracts/stats";
 
 /** A `Context` (keeps the request id and trace) or, outside a request, the broker itself. */
 export type Caller = Context | ServiceBroker;
@@ -29,17 +37,6 @@ export async function callEverywhere<T>(
   );
 }
 
-export interface SymbolSummary {
-  symbol: string;
-  /** Custody epoch of the state it was read from. */
-  epoch: number;
-  /** The node holding the state. */
-  node: string;
-  trades: number;
-  lastPrice: number | null;
-  lastTradeTime: string | null;
-}
-
 export async function symbolsView(caller: Caller): Promise<SymbolSummary[]> {
   const parts = await callEverywhere<SymbolSummary[]>(caller, "aggregator.symbols");
   // A superseded node may still list a symbol it has not yet found out it lost: the newest epoch wins.
@@ -53,74 +50,12 @@ export async function symbolsView(caller: Caller): Promise<SymbolSummary[]> {
   );
 }
 
-export interface AnomalyQuery {
-  symbol?: string;
-  sinceMs?: number;
-  limit: number;
-}
-
 export async function anomaliesView(caller: Caller, query: AnomalyQuery): Promise<AnomalyRecord[]> {
   const parts = await callEverywhere<AnomalyRecord[]>(caller, "anomaly.list", query);
   return parts
     .flatMap((p) => p.result)
     .sort((a, b) => b.timeMs - a.timeMs)
     .slice(0, query.limit);
-}
-
-export interface NodeStats {
-  nodeID: string;
-  messages: {
-    received: number;
-    valid: number;
-    rejected: Record<string, number>;
-    ignored: Record<string, number>;
-  };
-  trades: {
-    decoded: number;
-    applied: number;
-    duplicates: number;
-    revised: number;
-    tooLate: number;
-    corrections: number;
-  };
-  orders: number;
-  anomalies: number;
-  symbols: number;
-  /** Cancels and corrections: decoded by the parser, applied or skipped (by reason) by bars. */
-  corrections: {
-    received: number;
-    unreferenced: number;
-    cancelled: number;
-    corrected: number;
-    skipped: Record<string, number>;
-  };
-  source: ({ name: string; live: boolean } & Record<string, unknown>) | null;
-}
-
-interface ParserStats {
-  records: number;
-  valid: number;
-  trades: number;
-  corrections: number;
-  unreferenced: number;
-  rejected: Record<string, number>;
-  ignored: Record<string, number>;
-}
-interface AggregatorStats {
-  applied: number;
-  duplicates: number;
-  revised: number;
-  tooLate: number;
-  orders: number;
-  symbols: number;
-  corrections: CorrectionCounts;
-}
-interface AnomalyStats {
-  anomalies: number;
-}
-interface IngestStats extends Record<string, unknown> {
-  source: string;
-  live: boolean;
 }
 
 /** Per-node counters of the whole pipeline. */

@@ -4,7 +4,7 @@
  * with the bars still waiting to be written, and degrades instead of failing.
  */
 import type { Logger, ServiceBroker } from "moleculer";
-import type { Interval } from "../api/params";
+import type { LiveInterval } from "../contracts/bars";
 import type { HistoryConfig } from "../config";
 import { M } from "../metrics";
 import type { Binding } from "../native";
@@ -77,7 +77,7 @@ export class BarHistory {
 
   /** Bars that just closed (from the engine's queue). */
   closed(bars: readonly Binding.SymbolBar[]): void {
-    this.writer.add(bars.map((c) => storedBar(c.symbol, c.interval as Interval, c.bar)));
+    this.writer.add(bars.map((c) => storedBar(c.symbol, c.interval as LiveInterval, c.bar)));
   }
 
   /** Closed bars changed after they closed (revisions found by `RevisionScanner`). */
@@ -88,7 +88,7 @@ export class BarHistory {
   /** Closed bars with start in [fromMs, toMs), the newest `limit` (and any waiting to be written). */
   async read(
     symbol: string,
-    interval: Interval,
+    interval: LiveInterval,
     fromMs: number | undefined,
     toMs: number | undefined,
     limit: number,

@@ -10,7 +10,7 @@
  * server is discarded instead of crashing the process.
  */
 import { Pool, type PoolClient } from "pg";
-import type { Interval } from "../api/params";
+import type { LiveInterval } from "../contracts/bars";
 import { latestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 export const TABLE = "tickstream_bars";
@@ -176,7 +176,7 @@ export class PostgresHistory implements HistoryStore {
 
   async readBars(
     symbol: string,
-    interval: Interval,
+    interval: LiveInterval,
     fromMs: number | undefined,
     toMs: number | undefined,
     limit: number,
@@ -267,7 +267,7 @@ async function insert(
 function toStored(r: Row): StoredBar {
   return {
     symbol: r.symbol,
-    interval: r.interval as Interval,
+    interval: r.interval as LiveInterval,
     startMs: Number(r.start_ms),
     open: r.open,
     high: r.high,

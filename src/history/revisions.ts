@@ -10,7 +10,7 @@
  * late trades over many symbols spreads over several ticks instead of stalling the event loop;
  * the engine picks a symbol's revised closed bars itself (`Engine.revisedBars`).
  */
-import type { Interval } from "../api/params";
+import type { LiveInterval } from "../contracts/bars";
 import type { Binding } from "../native";
 import { storedBar, type StoredBar } from "./store";
 
@@ -51,7 +51,7 @@ export class RevisionScanner {
         const key = `${interval}/${b.startMs}`;
         const version = `${b.generation}/${b.revision}`;
         now.set(key, version);
-        if (before?.get(key) !== version) out.push(storedBar(symbol, interval as Interval, b));
+        if (before?.get(key) !== version) out.push(storedBar(symbol, interval as LiveInterval, b));
       }
       if (now.size > 0) this.seen.set(symbol, now);
       else this.seen.delete(symbol);

@@ -9,7 +9,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { Interval } from "../api/params";
+import type { LiveInterval } from "../contracts/bars";
 import { latestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
 
 const SCHEMA = `
@@ -149,7 +149,7 @@ export class SqliteHistory implements HistoryStore {
 
   readBars(
     symbol: string,
-    interval: Interval,
+    interval: LiveInterval,
     fromMs: number | undefined,
     toMs: number | undefined,
     limit: number,
@@ -172,7 +172,7 @@ export class SqliteHistory implements HistoryStore {
 function toStored(r: Row): StoredBar {
   return {
     symbol: r.symbol,
-    interval: r.interval as Interval,
+    interval: r.interval as LiveInterval,
     startMs: r.start_ms,
     open: r.open,
     high: r.high,

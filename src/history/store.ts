@@ -8,13 +8,13 @@
  * never in a float column. Reading one back with `Number` gives the identical number.
  */
 import path from "node:path";
-import type { Interval } from "../api/params";
+import type { LiveInterval } from "../contracts/bars";
 import type { Binding } from "../native";
 
 /** A closed bar as history keeps it. */
 export interface StoredBar {
   symbol: string;
-  interval: Interval;
+  interval: LiveInterval;
   startMs: number;
   /** Null when the bar holds orders but no trade. */
   open: string | null;
@@ -55,7 +55,7 @@ export interface HistoryStore {
   /** Bars whose start lies in [fromMs, toMs), the newest `limit` of them, oldest first. */
   readBars(
     symbol: string,
-    interval: Interval,
+    interval: LiveInterval,
     fromMs: number | undefined,
     toMs: number | undefined,
     limit: number,
@@ -73,7 +73,7 @@ const optionalDecimal = (n: number | undefined | null): string | null =>
   n === undefined || n === null ? null : decimal(n);
 
 /** A closed bar of the engine as history keeps it. */
-export function storedBar(symbol: string, interval: Interval, bar: Binding.Bar): StoredBar {
+export function storedBar(symbol: string, interval: LiveInterval, bar: Binding.Bar): StoredBar {
   return {
     symbol,
     interval,

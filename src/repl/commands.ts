@@ -6,7 +6,7 @@
  */
 import type { ServiceBroker } from "moleculer";
 import { anomaliesView, callEverywhere, statsView, symbolsView } from "../cluster/views";
-import type { BarJson } from "../../services/aggregator/bar-json";
+import type { BarJson } from "../contracts/bars";
 import { parseFill, parseLimit, parseSymbol } from "../api/params";
 import { parseSession } from "../windowing/session";
 import { parseZone } from "../windowing/zone";

@@ -2,7 +2,8 @@
  * What one stream connection asks for, parsed from its query. Each problem names the parameter
  * (422), like every other REST parameter.
  */
-import { INTERVALS, parseInterval, parseSymbol, type Interval } from "../api/params";
+import { parseInterval, parseSymbol } from "../api/params";
+import { LIVE_INTERVALS, type LiveInterval } from "../contracts/bars";
 import { badParameter } from "../errors";
 
 /** `none`: no anomalies; `subscribed`: those of the subscribed symbols; `all`: every symbol's. */
@@ -51,10 +52,10 @@ export function parseStreamFilter(q: StreamQuery, maxSymbols: number): StreamFil
   if (symbols.size > maxSymbols)
     throw badParameter("symbols", `may list at most ${maxSymbols} symbols`, symbols.size);
   const intervalList = items(q.intervals) ?? ["1m"];
-  const intervals = new Set<Interval>(
+  const intervals = new Set<LiveInterval>(
     intervalList.map((i) => {
       if (i === "")
-        throw badParameter("intervals", `must list ${INTERVALS.join(", ")}`, q.intervals);
+        throw badParameter("intervals", `must list ${LIVE_INTERVALS.join(", ")}`, q.intervals);
       return parseInterval(i, "intervals");
     }),
   );

@@ -14,7 +14,7 @@
  * `/api/stream`, JSON messages with a sequence number for the WebSocket, src/stream/ws.ts), and
  * a WebSocket connection may change what it subscribes to (`refilter`).
  */
-import type { AnomalyRecord } from "../anomaly/recent";
+import type { AnomalyRecord } from "../contracts/anomalies";
 import type { StreamFilter } from "./filter";
 import { sseComment, sseEventJson, sseRetry } from "./sse";
 

@@ -22,7 +22,8 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { INTERVALS, parseInterval, parseSymbol } from "../api/params";
+import { parseInterval, parseSymbol } from "../api/params";
+import { LIVE_INTERVALS } from "../contracts/bars";
 import { ERR_BAD_MESSAGE } from "../errors";
 import type { AnomalyScope, StreamFilter } from "./filter";
 import {
@@ -207,7 +208,7 @@ function parseRequest(data: RawData, isBinary: boolean): Request {
     id: m.id ?? null,
     symbols: list("symbols", (s) => parseSymbol(s, "symbols")),
     intervals: list("intervals", (i) => {
-      if (i === "") throw new BadMessage(`"intervals" must list ${INTERVALS.join(", ")}`);
+      if (i === "") throw new BadMessage(`"intervals" must list ${LIVE_INTERVALS.join(", ")}`);
       return parseInterval(i, "intervals");
     }),
     anomalies: m.anomalies,

@@ -12,16 +12,10 @@
 import { badParameter } from "../errors";
 import { alignmentProblem, calendar, type Calendar } from "./calendar";
 import { scaled } from "./decimal";
-import {
-  NOTIONAL_SCALE,
-  QTY_SCALE,
-  Rollup,
-  filledBar,
-  type BaseBar,
-  type RolledBar,
-} from "./rollup";
+import { NOTIONAL_SCALE, QTY_SCALE, Rollup, filledBar, type BaseBar } from "./rollup";
 import { SessionClock, type Session } from "./session";
-import { divisors, LIVE_MS, type BarSpec, type LiveInterval } from "./spec";
+import { LIVE_MS, type LiveInterval, type RolledBar } from "../contracts/bars";
+import { divisors, type BarSpec } from "./spec";
 
 /** Live bars of `interval` with start in [fromMs, toMs), the newest `limit`, oldest first. */
 export type ReadLive = (

@@ -9,6 +9,7 @@
  * current generation, so any change to any part raises the rolled version, and the same parts
  * always give the same version.
  */
+import type { RolledBar } from "../contracts/bars";
 import { ratio, toNumber } from "./decimal";
 
 /** Scales of the exact fields: quantities at 1e-9, notional (price × quantity) at 1e-18. */
@@ -34,28 +35,6 @@ export interface BaseBar {
   sellQty: bigint;
   generation: number;
   revision: number;
-}
-
-/** A rolled (or filled) bar as REST shows it. */
-export interface RolledBar {
-  start: string;
-  startMs: number;
-  /** End of the interval (exclusive): a local day may be 23 or 25 hours long. */
-  endMs: number;
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  close: number | null;
-  volume: number;
-  vwap: number | null;
-  trades: number;
-  closed: boolean;
-  revised: boolean;
-  orders: { count: number; buyQty: number; sellQty: number };
-  generation: number;
-  revision: number;
-  /** True for an interval without trades answered by `fill=prev`. */
-  filled: boolean;
 }
 
 /** One interval being rolled up from its parts, added in time order. */

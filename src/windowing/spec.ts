@@ -3,16 +3,9 @@
  * intervals the engine keeps (`BAR_INTERVALS`, a subset of the Rust core's 1m, 5m and 1h). Any
  * asked interval must be a multiple of a live one: it is answered by rolling live bars up.
  */
+import { LIVE_INTERVALS, LIVE_MS, type LiveInterval } from "../contracts/bars";
 import { badParameter } from "../errors";
 import { DAY_MS } from "./zone";
-
-export const LIVE_INTERVALS = ["1m", "5m", "1h"] as const;
-export type LiveInterval = (typeof LIVE_INTERVALS)[number];
-export const LIVE_MS: Record<LiveInterval, number> = {
-  "1m": 60_000,
-  "5m": 300_000,
-  "1h": 3_600_000,
-};
 
 export type Unit = "s" | "m" | "h" | "d" | "w";
 const UNIT_MS: Record<Unit, number> = {

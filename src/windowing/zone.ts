@@ -10,31 +10,9 @@
  */
 
 import { badParameter } from "../errors";
+import { offsetAt } from "./offset";
 
 export const DAY_MS = 86_400_000;
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-/** Offsets by zone and minute: offsets change on minute boundaries in every zone since 1970. */
-const offsets = new Map<string, number>();
-const OFFSET_CACHE_MAX = 200_000;
-
-function formatter(zone: string): Intl.DateTimeFormat {
-  let f = formatters.get(zone);
-  if (f === undefined) {
-    f = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      second: "numeric",
-    });
-    formatters.set(zone, f);
-  }
-  return f;
-}
 
 /** The zone's canonical name, or null when the platform does not know it. */
 export function knownZone(name: string): string | null {
@@ -62,23 +40,6 @@ export const isUtc = (zone: string): boolean =>
   ["UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"].includes(
     zone,
   );
-
-/** Local time minus UTC at instant `t`, in ms. */
-export function offsetAt(zone: string, t: number): number {
-  const minute = Math.floor(t / 60_000);
-  const key = `${zone}\u0000${minute}`;
-  const cached = offsets.get(key);
-  if (cached !== undefined) return cached;
-  const at = minute * 60_000;
-  const p: Record<string, number> = {};
-  for (const part of formatter(zone).formatToParts(new Date(at)))
-    if (part.type !== "literal") p[part.type] = Number(part.value);
-  const local = Date.UTC(p.year!, p.month! - 1, p.day, p.hour, p.minute, p.second);
-  const offset = local - at;
-  if (offsets.size >= OFFSET_CACHE_MAX) offsets.clear();
-  offsets.set(key, offset);
-  return offset;
-}
 
 /** The local time (as UTC fields) of instant `t`. */
 export const localOf = (zone: string, t: number): number => t + offsetAt(zone, t);

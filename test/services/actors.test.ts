@@ -6,7 +6,7 @@ import { Errors, ServiceBroker } from "moleculer";
 import { fixFill, rawBatch } from "../support/fix-data";
 import { brokerOptions } from "../../moleculer.config";
 import { SERVICE_FACTORIES } from "../../src/node/services";
-import type { ParseResult } from "../../services/parser.service";
+import type { ParseResult } from "../../src/contracts/parse";
 import { eventually, testConfig } from "../support/node";
 import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
 

@@ -12,11 +12,11 @@ import { SqliteHistory } from "../../src/history/sqlite";
 import { namespacedPath } from "../../src/history/store";
 import { M } from "../../src/metrics";
 import type { StartedNode } from "../../src/node/start";
-import type { ParseResult } from "../../services/parser.service";
+import type { ParseResult } from "../../src/contracts/parse";
 import { eventually, getJson, startTestNode } from "../support/node";
 import type { Context } from "moleculer";
 import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
-import type { BarJson } from "../../services/aggregator/bar-json";
+import type { BarJson } from "../../src/contracts/bars";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);

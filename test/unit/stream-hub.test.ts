@@ -11,7 +11,7 @@ import {
   type StreamHubOptions,
   type StreamSink,
 } from "../../src/stream/hub";
-import type { AnomalyRecord } from "../../src/anomaly/recent";
+import type { AnomalyRecord } from "../../src/contracts/anomalies";
 
 const OPTIONS: StreamHubOptions = {
   throttleMs: 250,

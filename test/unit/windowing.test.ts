@@ -14,8 +14,8 @@ import {
   parseLiveIntervals,
   parseSpec,
   parseWindow,
-  type LiveInterval,
 } from "../../src/windowing/spec";
+import type { LiveInterval } from "../../src/contracts/bars";
 import { dayStart, localDay, parseZone } from "../../src/windowing/zone";
 
 const utc = (iso: string) => Date.parse(iso);
