@@ -28,7 +28,11 @@ import {
   type LiveInterval,
   type RolledBar,
 } from "../../src/contracts/bars";
-import { SKIP_REASONS, type CorrectionCounts } from "../../src/contracts/stats";
+import {
+  SKIP_REASONS,
+  type AggregatorStats,
+  type CorrectionCounts,
+} from "../../src/contracts/stats";
 import { native, type Binding } from "../../src/native";
 import {
   symbolActorsMixin,
@@ -302,7 +306,7 @@ export function aggregatorService(config: Config): ServiceSchema {
       },
 
       stats: {
-        handler(this: This) {
+        handler(this: This): AggregatorStats {
           // The engine counts for the node's life (handed-off symbols included) and sizes its state.
           return { ...this.actors.engine.stats(), corrections: this.corrections };
         },

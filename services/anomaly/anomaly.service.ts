@@ -8,6 +8,7 @@
 import type { Context, Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import { RecentAnomalies } from "../../src/anomaly/recent";
 import type { AnomalyRecord } from "../../src/contracts/anomalies";
+import type { AnomalyStats } from "../../src/contracts/stats";
 import type { Config } from "../../src/config";
 import { M } from "../../src/metrics";
 import type { Binding } from "../../src/native";
@@ -69,7 +70,7 @@ export function anomalyService(config: Config): ServiceSchema {
       },
 
       stats: {
-        handler(this: This) {
+        handler(this: This): AnomalyStats {
           return {
             anomalies: this.recent.added,
             kept: this.recent.size,

@@ -6,6 +6,7 @@
 import type { Service, ServiceSchema, ServiceSettingSchema } from "moleculer";
 import type { CheckpointResult } from "../../mixins/symbol-actors.mixin";
 import type { Config } from "../../src/config";
+import type { IngestStats } from "../../src/contracts/stats";
 import { M, registerMetrics } from "../../src/metrics";
 import { Appliers, key as appliersKey, type Process } from "../../src/custody/appliers";
 import { Pipeline } from "./pipeline";
@@ -45,7 +46,7 @@ export function ingestService(config: Config): ServiceSchema {
         },
       },
       stats: {
-        handler(this: This) {
+        handler(this: This): IngestStats {
           return {
             source: this.source.name,
             live: this.source.live,
