@@ -91,8 +91,8 @@ function parseArgs(argv: readonly string[], root: string): Cli {
 
 /**
  * Sections that measure in this process. Each runs in a fresh child process when the run has
- * other sections: measured after another section in the same process, native throughput fell by
- * up to half (the aggregate section after parse, or parse after aggregate), whichever came second.
+ * other sections: after another section in the same process, native throughput falls
+ * (docs/design-notes.md).
  */
 const IN_PROCESS = new Set(["parse", "aggregate"]);
 

@@ -1,31 +1,16 @@
 /**
- * Moleculer's NATS transporter, told when its own connection drops and comes back.
- *
- * Moleculer 0.15's NATS transporter leaves reconnecting to the `nats` client and never tells the
- * broker: while nats-server is down, the node keeps its heartbeat checks running, hears nobody,
- * and declares every other node lost. Each node then believes it is alone and owns every symbol:
- * ingest rewinds, and a node rebuilds from the log symbols whose state another node still holds.
- * When NATS returns, the two states of such a symbol are merged, and a merge adds bars up (it is
- * exact only for states built from disjoint trades): the overlap is counted twice (measured:
- * 51 of 80 symbols over-counted by up to 17% after one outage).
- *
- * Silence caused by our own outage says nothing about the other nodes, so this transporter
- * reports its connection like Moleculer's other transporters do (AMQP, Redis):
+ * Moleculer's NATS transporter, told when its own connection drops and comes back: silence
+ * caused by our own outage says nothing about the other nodes (docs/design-notes.md).
  * - disconnected: `connected = false`, so calls fail at once with Moleculer's retryable
- *   `BrokerDisconnectedError` instead of being buffered by the client and timing out, and
- *   `$transporter.disconnected` on the local bus, which pauses the discoverer's heartbeat timers:
- *   no node is declared lost while we cannot hear anyone;
- * - reconnected: every known live node gets a fresh heartbeat deadline (it had no way to reach us
- *   either), then `onConnected(true)` sends our INFO, asks for everyone's and restarts the
- *   heartbeat timers (`$transporter.connected`). A node that died during the outage stays silent
- *   and is declared lost one heartbeat timeout later, as usual; ingest then rewinds for it;
- * - until a node is heard from again (any packet: its INFO, a heartbeat), requests to it fail
- *   fast too. Nodes reconnect up to a reconnect wait apart, and NATS drops a message for a node
- *   that has not resubscribed yet: such a request would otherwise hang for the whole request
- *   timeout (seen: one ingest node's partitions stalled 10 s after NATS came back).
- *
+ *   `BrokerDisconnectedError`, and `$transporter.disconnected` pauses the discoverer's heartbeat
+ *   timers: no node is declared lost while we cannot hear anyone;
+ * - reconnected: every known live node gets a fresh heartbeat deadline, then `onConnected(true)`
+ *   sends our INFO, asks for everyone's and restarts the heartbeat timers. A node that died
+ *   meanwhile is declared lost one heartbeat timeout later, as usual;
+ * - until a node is heard from again (any packet), requests to it fail fast too: NATS drops a
+ *   message for a node that has not resubscribed yet.
  * A packet the client refuses (larger than the server's max_payload) fails its call or event
- * like any other send error, instead of throwing out of `broker.broadcast` and ending the process.
+ * like any other send error, instead of throwing out of `broker.broadcast`.
  */
 import { Errors, Transporters } from "moleculer";
 

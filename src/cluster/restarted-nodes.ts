@@ -5,8 +5,7 @@
  * A process killed and restarted under its node ID before its heartbeats time out is never
  * reported disconnected: Moleculer only sees an INFO packet with a new instance ID and updates the
  * node. Requests sent to the old process are lost with it, and without this each one waits for
- * the whole request timeout (seen in the chaos test: every same-ID restart held a Kafka partition
- * for 10 s, and a checkpoint round for 60 s). Moleculer rejects the pending requests of a
+ * the whole request timeout (docs/design-notes.md). Moleculer rejects the pending requests of a
  * disconnected node with `RequestRejectedError`, which is retryable; this does the same when the
  * instance changes, so the retry reaches the new process.
  */

@@ -7,15 +7,8 @@
 //! Data: `TICKSTREAM_FIX_DATA`, else `<repo>/test/data/fix` when present, else the shared
 //! `../shared/data/fix` next to the repository.
 //!
-//! Alternatives measured on this corpus (2 vCPU AMD EPYC, best of 1000 runs of frame + walk
-//! only, no extraction), which explain the shape of the hot loop:
-//! - SOH search: eight bytes at a time (SWAR) 1.50 ms, byte loop 1.75 ms, `memchr` 1.90 ms.
-//!   Values are a few bytes long; memchr's set-up dominates.
-//! - Tag parsing: the byte loop beat every SWAR variant (parse the tag from one word, or
-//!   locate SOH first and decode the tag off the critical path) by 10–25 %: the feed's field
-//!   layout repeats, so the loop's branches are predicted and fewer instructions win.
-//! - Decimal parsing: likewise, a padded-word SWAR fast path lost to the plain loop.
-//! - CheckSum: a `u8` wrapping fold (vector byte adds) beat a `u32` fold (`psadbw`).
+//! The alternatives measured for the hot loop (SWAR vs byte loops vs memchr) and their figures
+//! are in docs/design-notes.md.
 
 use std::hint::black_box;
 use std::path::PathBuf;
