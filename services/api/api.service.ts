@@ -23,11 +23,12 @@ import { badParameter, notReady, unauthorized, uriTooLong } from "../../src/erro
 import { anomaliesView, statsView, symbolsView } from "../../src/cluster/views";
 import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
 import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
-import { StreamHub, type StreamBar } from "../../src/stream/hub";
+import { StreamHub } from "../../src/stream/hub";
 import { attachWebSocket } from "../../src/stream/ws";
 import type { BarsAnswer } from "../aggregator/aggregator.service";
 import { streamMetricsHooks } from "../../src/stream/metrics";
 import { openApiDocument } from "./openapi";
+import type { SymbolBarJson } from "../../src/contracts/bars";
 
 const MAX_URL_BYTES = 2048;
 
@@ -288,10 +289,10 @@ export function apiService(config: Config): ServiceSchema {
     },
 
     events: {
-      "bars.updated"(this: This, ctx: Context<{ bars: StreamBar[] }>) {
+      "bars.updated"(this: This, ctx: Context<{ bars: SymbolBarJson[] }>) {
         this.hub.barsUpdated(ctx.params.bars);
       },
-      "bars.closed"(this: This, ctx: Context<{ bars: StreamBar[] }>) {
+      "bars.closed"(this: This, ctx: Context<{ bars: SymbolBarJson[] }>) {
         this.hub.barsClosed(ctx.params.bars);
       },
       "anomaly.detected"(this: This, ctx: Context<AnomalyRecord>) {

@@ -15,15 +15,9 @@
  * a WebSocket connection may change what it subscribes to (`refilter`).
  */
 import type { AnomalyRecord } from "../contracts/anomalies";
+import type { SymbolBarJson } from "../contracts/bars";
 import type { StreamFilter } from "./filter";
 import { sseComment, sseEventJson, sseRetry } from "./sse";
-
-/** A bar as the aggregator publishes it (`bars.updated`, `bars.closed`); sent as it came. */
-export interface StreamBar {
-  symbol: string;
-  interval: string;
-  bar: { startMs: number };
-}
 
 /** Where a connection's bytes go: an HTTP response in production, anything in tests. */
 export interface StreamSink {
@@ -109,7 +103,7 @@ export class StreamHub {
   private readonly bySymbol = new Map<string, Set<Connection>>();
   private readonly allAnomalies = new Set<Connection>();
   /** Latest forming bar per symbol+interval waiting for its throttle slot. */
-  private readonly pending = new Map<string, StreamBar>();
+  private readonly pending = new Map<string, SymbolBarJson>();
   private readonly lastSentAt = new Map<string, number>();
   private flushTimer: NodeJS.Timeout | null = null;
   private flushAt = Infinity;
@@ -161,7 +155,7 @@ export class StreamHub {
   }
 
   /** Forming bars (`bars.updated`): throttled per symbol and interval, coalesced to the latest. */
-  barsUpdated(bars: readonly StreamBar[]): void {
+  barsUpdated(bars: readonly SymbolBarJson[]): void {
     const now = Date.now();
     for (const b of bars) {
       if (!this.wanted(b)) continue;
@@ -178,7 +172,7 @@ export class StreamHub {
   }
 
   /** Closed (or revised) bars (`bars.closed`): sent at once; supersede a pending forming update. */
-  barsClosed(bars: readonly StreamBar[]): void {
+  barsClosed(bars: readonly SymbolBarJson[]): void {
     for (const b of bars) {
       if (!this.wanted(b)) continue;
       const key = b.symbol + KEY_SEPARATOR + b.interval;
@@ -207,14 +201,14 @@ export class StreamHub {
     this.stopTimers();
   }
 
-  private wanted(b: StreamBar): boolean {
+  private wanted(b: SymbolBarJson): boolean {
     const set = this.bySymbol.get(b.symbol);
     if (!set) return false;
     for (const c of set) if (c.filter.intervals.has(b.interval)) return true;
     return false;
   }
 
-  private deliverBar(event: "bar" | "closed", b: StreamBar): void {
+  private deliverBar(event: "bar" | "closed", b: SymbolBarJson): void {
     let json: string | null = null;
     for (const c of this.bySymbol.get(b.symbol) ?? [])
       if (c.filter.intervals.has(b.interval))

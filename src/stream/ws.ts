@@ -23,13 +23,12 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { parseInterval, parseSymbol } from "../api/params";
-import { LIVE_INTERVALS } from "../contracts/bars";
+import { LIVE_INTERVALS, type SymbolBarJson } from "../contracts/bars";
 import { ERR_BAD_MESSAGE } from "../errors";
 import type { AnomalyScope, StreamFilter } from "./filter";
 import {
   corker,
   type Framing,
-  type StreamBar,
   type StreamConnection,
   type StreamHub,
   type StreamSink,
@@ -47,7 +46,7 @@ export interface WsOptions {
   /** What the hello message carries besides `type` and `seq`. */
   hello(): object;
   /** The latest bar of each symbol and interval (any gateway asks the owners). */
-  snapshot(symbols: readonly string[], intervals: readonly string[]): Promise<StreamBar[]>;
+  snapshot(symbols: readonly string[], intervals: readonly string[]): Promise<SymbolBarJson[]>;
 }
 
 interface Request {
@@ -143,7 +142,7 @@ function serve(ws: WebSocket, socket: Duplex, hub: StreamHub, opts: WsOptions): 
     if (pairs.length === 0) return;
     const bySymbol = new Map<string, string[]>();
     for (const [s, i] of pairs) bySymbol.set(s, [...(bySymbol.get(s) ?? []), i]);
-    const bars: StreamBar[] = [];
+    const bars: SymbolBarJson[] = [];
     for (const [symbol, intervals] of bySymbol)
       bars.push(...(await opts.snapshot([symbol], intervals)));
     if (c.open) send("snapshot", { bars });

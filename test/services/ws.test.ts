@@ -9,6 +9,7 @@ import WebSocketClient from "ws";
 import type { StartedNode } from "../../src/node/start";
 import type { StreamHub } from "../../src/stream/hub";
 import { eventually, startTestNode } from "../support/node";
+import type { BarJson } from "../../src/contracts/bars";
 
 interface Message {
   type: string;
@@ -150,7 +151,7 @@ describe("WebSocket /api/ws", () => {
     socket.pause();
     const hub = (node.broker.getLocalService("api") as unknown as { hub: StreamHub }).hub;
     const dropped = hub.counts.dropped;
-    const big = { startMs: 0, note: "x".repeat(50_000) };
+    const big = { startMs: 0, note: "x".repeat(50_000) } as unknown as BarJson;
     const flood = setInterval(
       () => hub.barsClosed([{ symbol: "AAPL", interval: "1m", bar: big }]),
       5,

@@ -5,13 +5,9 @@
 import { PassThrough } from "node:stream";
 import { parseStreamFilter, type StreamFilter } from "../../src/stream/filter";
 import { responseSink } from "../../src/stream/http";
-import {
-  StreamHub,
-  type StreamBar,
-  type StreamHubOptions,
-  type StreamSink,
-} from "../../src/stream/hub";
+import { StreamHub, type StreamHubOptions, type StreamSink } from "../../src/stream/hub";
 import type { AnomalyRecord } from "../../src/contracts/anomalies";
+import type { SymbolBarJson } from "../../src/contracts/bars";
 
 const OPTIONS: StreamHubOptions = {
   throttleMs: 250,
@@ -89,8 +85,8 @@ function filter(symbols: string, intervals = "1m", anomalies = "0"): StreamFilte
   return parseStreamFilter({ symbols, intervals, anomalies }, 100);
 }
 
-function bar(symbol: string, interval: string, startMs: number, close: number): StreamBar {
-  return { symbol, interval, bar: { startMs, close, closed: false } as StreamBar["bar"] };
+function bar(symbol: string, interval: string, startMs: number, close: number): SymbolBarJson {
+  return { symbol, interval, bar: { startMs, close, closed: false } as SymbolBarJson["bar"] };
 }
 
 function anomaly(symbol: string, price: number): AnomalyRecord {
