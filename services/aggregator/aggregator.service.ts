@@ -21,13 +21,17 @@ import { BarHistory, mergeBars, openHistoryStore, RevisionScanner } from "../../
 import type { StoredBar } from "../../src/history/store";
 import { M } from "../../src/metrics";
 import { countCorrections, noCorrections } from "../../src/actors/symbol-actors";
-import {
-  LIVE_MS,
-  type ActivityBarJson,
-  type BarJson,
-  type LiveInterval,
-  type RolledBar,
-} from "../../src/contracts/bars";
+import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
+import type {
+  ActivityAnswer,
+  ActivityParams,
+  BarsAnswer,
+  BarsParams,
+  HistoryStatus,
+  RolledBarsAnswer,
+  RollingAnswer,
+  RollingParams,
+} from "../../src/contracts/queries";
 import {
   SKIP_REASONS,
   type AggregatorStats,
@@ -45,9 +49,7 @@ import { engineBase, storedBase } from "../../src/windowing/parts";
 import {
   rollingWindow,
   windowBars,
-  type Fill,
   type ReadLive,
-  type RollingAnswer as WindowSums,
   type WindowQuery,
 } from "../../src/windowing/query";
 import type { BaseBar } from "../../src/windowing/rollup";
@@ -65,71 +67,6 @@ const REVISION_SCAN_SYMBOLS = 250;
  */
 export const BARS_PER_EVENT = 1_000;
 const WALL_CLOCK_CLOSE_MS = 1000;
-
-/** `ok`: history was read; `unavailable`: it could not be (memory only); `off`: not configured. */
-export type HistoryStatus = "ok" | "unavailable" | "off";
-
-export interface BarsAnswer {
-  symbol: string;
-  interval: string;
-  bars: BarJson[];
-  history: HistoryStatus;
-}
-
-/** An interval other than a live one in UTC: rolled up from live bars (src/windowing/). */
-export interface RolledBarsAnswer {
-  symbol: string;
-  interval: string;
-  tz: string;
-  session: string | null;
-  fill: Fill;
-  /** The live interval rolled up. */
-  base: LiveInterval;
-  bars: RolledBar[];
-  history: HistoryStatus;
-}
-
-export interface BarsParams {
-  symbol: string;
-  /** Any interval a live one divides (checked by the gateway; re-checked here). */
-  interval: string;
-  tz?: string;
-  session?: string;
-  fill?: Fill;
-  fromMs?: number;
-  toMs?: number;
-  limit: number;
-}
-
-export interface ActivityParams {
-  symbol: string;
-  interval: string;
-  fromMs?: number;
-  toMs?: number;
-  limit: number;
-}
-
-/** Tick and volume bars are kept in memory only: `history` is always `off`. */
-export interface ActivityAnswer {
-  symbol: string;
-  interval: string;
-  bars: ActivityBarJson[];
-  history: "off";
-}
-
-export interface RollingParams {
-  symbol: string;
-  window: string;
-  atMs?: number;
-}
-
-export interface RollingAnswer extends WindowSums {
-  symbol: string;
-  window: string;
-  atMs: number;
-  /** Whether history was read (absent when the trade journal answered). */
-  history?: HistoryStatus;
-}
 
 /** What one read of live bars (memory and history merged) found. */
 interface LiveRead {

@@ -25,7 +25,7 @@ import { parseStreamFilter, type StreamQuery } from "../../src/stream/filter";
 import { openEventStream, STREAM_CONTENT_TYPE, STREAM_HEADERS } from "../../src/stream/http";
 import { StreamHub } from "../../src/stream/hub";
 import { attachWebSocket } from "../../src/stream/ws";
-import type { BarsAnswer } from "../aggregator/aggregator.service";
+import type { BarsAnswer } from "../../src/contracts/queries";
 import { streamMetricsHooks } from "../../src/stream/metrics";
 import { openApiDocument } from "./openapi";
 import type { SymbolBarJson } from "../../src/contracts/bars";

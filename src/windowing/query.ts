@@ -15,6 +15,7 @@ import { scaled } from "./decimal";
 import { NOTIONAL_SCALE, QTY_SCALE, Rollup, filledBar, type BaseBar } from "./rollup";
 import { SessionClock, type Session } from "./session";
 import { LIVE_MS, type LiveInterval, type RolledBar } from "../contracts/bars";
+import type { Fill, RollingSums } from "../contracts/queries";
 import { divisors, type BarSpec } from "./spec";
 
 /** Live bars of `interval` with start in [fromMs, toMs), the newest `limit`, oldest first. */
@@ -24,8 +25,6 @@ export type ReadLive = (
   toMs: number | undefined,
   limit: number,
 ) => Promise<BaseBar[]>;
-
-export type Fill = "none" | "prev";
 
 export interface WindowQuery {
   spec: BarSpec;
@@ -242,19 +241,6 @@ export interface TradeSums {
 }
 
 /** OHLCV, VWAP and trades over a trailing window. */
-export interface RollingAnswer {
-  /** `trades`: every trade in [fromMs, toMs); else the live interval whose whole bars were summed. */
-  base: "trades" | LiveInterval;
-  fromMs: number;
-  toMs: number;
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  close: number | null;
-  volume: number;
-  vwap: number | null;
-  trades: number;
-}
 
 /**
  * The trades with an event time in [atMs − window, atMs), exactly, from the symbol's trade
@@ -269,7 +255,7 @@ export async function rollingWindow(
   live: readonly LiveInterval[],
   read: ReadLive,
   tradeWindow: (fromMs: number, toMs: number) => TradeSums | null,
-): Promise<RollingAnswer> {
+): Promise<RollingSums> {
   const at = clamp(atMs)!;
   const exact = tradeWindow(at - spec.ms, at);
   if (exact !== null) {
@@ -310,7 +296,7 @@ export async function rollingWindow(
   return answer(base, acc);
 }
 
-function answer(base: RollingAnswer["base"], acc: Rollup): RollingAnswer {
+function answer(base: RollingSums["base"], acc: Rollup): RollingSums {
   const { startMs, endMs, open, high, low, close, volume, vwap, trades } = acc.bar(0);
   return { base, fromMs: startMs, toMs: endMs, open, high, low, close, volume, vwap, trades };
 }

@@ -14,29 +14,12 @@ import type { Binding } from "../../src/native";
 import type { StartedNode } from "../../src/node/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefBar, type RefTrade } from "../support/reference";
-import { eventually, getJson, startTestNode } from "../support/node";
+import { eventually, getJson, startTestNode, untilReady } from "../support/node";
 import { openApiChecker } from "../support/openapi";
+import { LIVE_MS } from "../../src/contracts/bars";
+import type { BarsAnswer } from "../../src/contracts/queries";
 
 const FILE = fixFile("hffix-fix.5.0.set.1.fix");
-const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
-
-interface BarBody {
-  symbol: string;
-  interval: string;
-  history: string;
-  bars: {
-    startMs: number;
-    start: string;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    vwap: number | null;
-    trades: number;
-    closed: boolean;
-  }[];
-}
 
 type Aggregator = Service & {
   actors: { engine: Binding.Engine };
@@ -47,7 +30,7 @@ const aggregatorOf = (node: StartedNode) =>
   node.broker.getLocalService("aggregator") as unknown as Aggregator;
 
 /** What REST shows of a bar, next to what the reference computes for it. */
-function shown(b: BarBody["bars"][number]) {
+function shown(b: BarsAnswer["bars"][number]) {
   return [b.startMs, b.open, b.high, b.low, b.close, b.volume, b.trades, b.closed] as const;
 }
 function expected(e: RefBar) {
@@ -63,10 +46,10 @@ function expected(e: RefBar) {
   ] as const;
 }
 
-async function bars(url: string, symbol: string, query: string): Promise<BarBody> {
+async function bars(url: string, symbol: string, query: string): Promise<BarsAnswer> {
   const { status, body } = await getJson(`${url}/api/bars/${encodeURIComponent(symbol)}?${query}`);
   if (status !== 200) throw new Error(`${symbol} ${query}: ${status} ${JSON.stringify(body)}`);
-  return body as BarBody;
+  return body as BarsAnswer;
 }
 
 describe("history with the embedded SQLite store", () => {
@@ -90,11 +73,7 @@ describe("history with the embedded SQLite store", () => {
       HISTORY_URL: historyUrl,
       HISTORY_FLUSH_MS: "100",
     });
-    await eventually(
-      async () => ((await getJson(`${node.url}/api/ready`)).status === 200 ? true : undefined),
-      "the replay to finish",
-      120_000,
-    );
+    await untilReady(node.url);
     // Every bar closes (event time, then the wall clock) and reaches the store.
     await eventually(
       async () => {
@@ -117,7 +96,7 @@ describe("history with the embedded SQLite store", () => {
   it("holds only the retention window in memory, so the older bars can only come from history", () => {
     const engine = aggregatorOf(node).actors.engine;
     const busiest = symbols
-      .map((s) => ({ s, n: refBars(trades, s, WIDTHS["1m"]).length }))
+      .map((s) => ({ s, n: refBars(trades, s, LIVE_MS["1m"]).length }))
       .sort((a, b) => b.n - a.n)[0]!;
     expect(busiest.n).toBeGreaterThan(40);
     expect(engine.bars(busiest.s, "1m", undefined, undefined, 10_000)!.length).toBeLessThanOrEqual(
@@ -131,7 +110,7 @@ describe("history with the embedded SQLite store", () => {
       for (const symbol of symbols) {
         const body = await bars(node.url, symbol, `interval=${interval}&limit=10000`);
         expect(body.history).toBe("ok");
-        const want = refBars(trades, symbol, WIDTHS[interval]);
+        const want = refBars(trades, symbol, LIVE_MS[interval]);
         expect({ symbol, bars: body.bars.map(shown) }).toEqual({
           symbol,
           bars: want.map(expected),
@@ -145,9 +124,9 @@ describe("history with the embedded SQLite store", () => {
 
   it("answers from, to and limit across the boundary between memory and history", async () => {
     const symbol = symbols
-      .map((s) => ({ s, n: refBars(trades, s, WIDTHS["1m"]).length }))
+      .map((s) => ({ s, n: refBars(trades, s, LIVE_MS["1m"]).length }))
       .sort((a, b) => b.n - a.n)[0]!.s;
-    const all = refBars(trades, symbol, WIDTHS["1m"]).map(expected);
+    const all = refBars(trades, symbol, LIVE_MS["1m"]).map(expected);
     const n = all.length;
     const at = (i: number) => all[i]![0];
     const check = async (query: string, want: readonly (typeof all)[number][]) =>
@@ -178,7 +157,7 @@ describe("history with the embedded SQLite store", () => {
       expect(engine.symbolCount()).toBe(0);
       expect({ symbol, bars: body.bars.map(shown) }).toEqual({
         symbol,
-        bars: refBars(trades, symbol, WIDTHS["1m"]).map(expected),
+        bars: refBars(trades, symbol, LIVE_MS["1m"]).map(expected),
       });
     }
     const unknown = await getJson(`${node.url}/api/bars/NOPE?interval=1m`);

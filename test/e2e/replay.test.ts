@@ -8,26 +8,10 @@ import type { StartedNode } from "../../src/node/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference";
 import { eventually, getJson, startTestNode } from "../support/node";
+import { LIVE_MS } from "../../src/contracts/bars";
+import type { BarsAnswer } from "../../src/contracts/queries";
 
 const FILE = fixFile("hffix-fix.5.0.set.1.fix");
-const WIDTHS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
-
-interface BarBody {
-  symbol: string;
-  interval: string;
-  bars: {
-    startMs: number;
-    start: string;
-    open: number;
-    high: number;
-    low: number;
-    close: number;
-    volume: number;
-    vwap: number | null;
-    trades: number;
-    closed: boolean;
-  }[];
-}
 
 describe("replaying a FIX file end to end", () => {
   let node: StartedNode & { url: string };
@@ -70,12 +54,12 @@ describe("replaying a FIX file end to end", () => {
   for (const interval of ["1m", "5m", "1h"] as const) {
     it(`serves ${interval} bars equal to an independent computation`, async () => {
       for (const symbol of picks()) {
-        const expected = refBars(trades, symbol, WIDTHS[interval]);
+        const expected = refBars(trades, symbol, LIVE_MS[interval]);
         const { status, body } = await getJson(
           `${node.url}/api/bars/${symbol}?interval=${interval}&limit=10000`,
         );
         expect(status).toBe(200);
-        const got = (body as BarBody).bars;
+        const got = (body as BarsAnswer).bars;
         expect(got.map((b) => b.startMs)).toEqual(expected.map((b) => b.startMs));
         got.forEach((b, i) => {
           const e = expected[i]!;
@@ -109,7 +93,7 @@ describe("replaying a FIX file end to end", () => {
     const symbol = picks()[0]!;
     const bars = await eventually(async () => {
       const { body } = await getJson(`${node.url}/api/bars/${symbol}?interval=1h`);
-      const b = (body as BarBody).bars;
+      const b = (body as BarsAnswer).bars;
       return b.every((x) => x.closed) ? b : undefined;
     }, "the last bars to close");
     expect(bars.length).toBeGreaterThan(0);

@@ -16,7 +16,7 @@ import type { Service } from "moleculer";
 import type { BarHistory } from "../../src/history";
 import type { Binding } from "../../src/native";
 import { fixFill } from "../support/fix-data";
-import { eventually, getJson, startTestNode } from "../support/node";
+import { eventually, getJson, startTestNode, untilReady } from "../support/node";
 import { openApiChecker } from "../support/openapi";
 import { asNumber, refDecimal, refTimestamp } from "../support/reference";
 import type { StartedNode } from "../../src/node/start";
@@ -276,11 +276,7 @@ describe("windowing: any interval, zones, sessions, ranges, fill and rolling win
       BAR_INTERVALS: "1m,5m,1h,7t,100v",
     });
     check = await openApiChecker(node.url);
-    await eventually(
-      async () => ((await getJson(`${node.url}/api/ready`)).status === 200 ? true : undefined),
-      "the replay to finish",
-      120_000,
-    );
+    await untilReady(node.url);
     await eventually(
       async () => {
         for (const s of SYMBOLS) {

@@ -12,7 +12,8 @@ import { DatabaseSync } from "node:sqlite";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { symbolOf } from "../../src/fix/records";
 import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
-import { expectBarsEqualReference, INTERVAL_MS, type Interval } from "../support/bars";
+import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
+import { expectBarsEqualReference } from "../support/bars";
 import { correctionsFeed } from "../support/corrections";
 import { eventually, getJson, startTestNode } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
@@ -56,7 +57,7 @@ function expectHistoryEqualsReference(file: string, trades: RefTrade[]): number 
       )
       .all() as unknown as Row[];
     for (const row of rows) {
-      const width = INTERVAL_MS[row.interval as Interval];
+      const width = LIVE_MS[row.interval as LiveInterval];
       const want = refBars(trades, row.symbol, width).find((b) => b.startMs === row.start_ms);
       const got = {
         startMs: row.start_ms,

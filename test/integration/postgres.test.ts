@@ -22,9 +22,9 @@ import { M } from "../../src/metrics";
 import type { StartedNode } from "../../src/node/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference";
-import { eventually, getJson, startTestNode } from "../support/node";
+import { eventually, getJson, startTestNode, untilReady } from "../support/node";
 import { openApiChecker } from "../support/openapi";
-import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
+import type { BarsAnswer } from "../../src/contracts/queries";
 
 const FILE = fixFile("hffix-fix.5.0.set.1.fix");
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
@@ -273,11 +273,7 @@ describe("a node with PostgreSQL history", () => {
   };
   /** Replay done, every bar closed and handed over, nothing left to write. */
   const settled = async (node: StartedNode & { url: string }) => {
-    await eventually(
-      async () => ((await getJson(`${node.url}/api/ready`)).status === 200 ? true : undefined),
-      "the replay to finish",
-      120_000,
-    );
+    await untilReady(node.url);
     await eventually(
       async () => {
         for (const s of symbols) {

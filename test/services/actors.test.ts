@@ -8,7 +8,7 @@ import { brokerOptions } from "../../moleculer.config";
 import { SERVICE_FACTORIES } from "../../src/node/services";
 import type { ParseResult } from "../../src/contracts/parse";
 import { eventually, testConfig } from "../support/node";
-import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
+import type { BarsAnswer } from "../../src/contracts/queries";
 
 const T0 = Date.UTC(2024, 0, 2, 14, 30, 0);
 

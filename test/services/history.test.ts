@@ -15,7 +15,7 @@ import type { StartedNode } from "../../src/node/start";
 import type { ParseResult } from "../../src/contracts/parse";
 import { eventually, getJson, startTestNode } from "../support/node";
 import type { Context } from "moleculer";
-import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
+import type { BarsAnswer } from "../../src/contracts/queries";
 import type { BarJson } from "../../src/contracts/bars";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 

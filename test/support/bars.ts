@@ -2,23 +2,21 @@
  * The check every cluster test ends with: each symbol's bars, asked through a node's REST API,
  * equal the independent BigInt computation over the whole stream (test/support/reference.ts).
  */
+import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
 import { getJson } from "./node";
-import type { BarsAnswer } from "../../services/aggregator/aggregator.service";
+import type { BarsAnswer } from "../../src/contracts/queries";
 import { asNumber, comparable, refBars, type RefTrade } from "./reference";
-
-export const INTERVAL_MS = { "1m": 60_000, "5m": 300_000, "1h": 3_600_000 } as const;
-export type Interval = keyof typeof INTERVAL_MS;
 
 /** Every bar of every listed symbol and interval, from `baseUrl`, equals the reference. */
 export async function expectBarsEqualReference(
   baseUrl: string,
   trades: readonly RefTrade[],
   symbols: Iterable<string>,
-  intervals: readonly Interval[] = ["1m", "5m", "1h"],
+  intervals: readonly LiveInterval[] = ["1m", "5m", "1h"],
 ): Promise<void> {
   for (const symbol of [...symbols].sort()) {
     for (const interval of intervals) {
-      const want = refBars([...trades], symbol, INTERVAL_MS[interval]).map((x) => ({
+      const want = refBars([...trades], symbol, LIVE_MS[interval]).map((x) => ({
         startMs: x.startMs,
         open: asNumber(x.open),
         high: asNumber(x.high),

@@ -64,3 +64,12 @@ export async function getJson(
   }
   return { status: res.status, body };
 }
+
+/** Waits until the node at `url` answers `/api/ready` with 200 (its replay has caught up). */
+export async function untilReady(url: string, timeoutMs = 120_000): Promise<void> {
+  await eventually(
+    async () => ((await getJson(`${url}/api/ready`)).status === 200 ? true : undefined),
+    "the replay to finish",
+    timeoutMs,
+  );
+}
