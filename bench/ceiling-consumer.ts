@@ -2,7 +2,7 @@
  * The ceiling: a kafkajs consumer that only counts records, with the fetch settings a Tickstream
  * node uses (`eachBatch`, partitions consumed concurrently, bytes per partition, fetch wait), so
  * that Tickstream / ceiling is the cost of Tickstream's own work. It never commits (a node
- * commits without holding up its next fetch, see `commitApplied` in the Kafka source).
+ * commits without holding up its next fetch, see `CommitQueue` in the Kafka source).
  *
  *   node dist/bench/ceiling-consumer.js BROKERS TOPIC GROUP CONCURRENCY MAX_BYTES_PER_PARTITION MAX_WAIT_MS [--samples]
  *

@@ -13,7 +13,7 @@ import { encodeFix, fixTimestamp } from "../src/fix/encode";
 import { mulberry32, symbolNames } from "../src/feed/synthetic";
 import { native } from "../src/native";
 import { refDecimal, type RefTrade } from "../test/support/reference";
-import { ensureTopics } from "../services/ingest/sources/kafka";
+import { ensureTopics } from "../services/ingest/sources/kafka/client";
 
 export const E2E_SYMBOLS = 1_000;
 export const E2E_PARTITIONS = 6;

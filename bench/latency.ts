@@ -29,7 +29,7 @@ import { openStream } from "./sse-client";
 import { openWsClients } from "./ws-client";
 import { streamDeliveries, summarize, type LatencySummary, type ProducedTrade } from "./stats";
 import { statsTotals } from "./verify";
-import { ensureTopics } from "../services/ingest/sources/kafka";
+import { ensureTopics } from "../services/ingest/sources/kafka/client";
 
 /** Issue goals at 20 k trades/s: produce → applied p99 at most this much over the kafkajs floor's
  * p99 in the same run, and the event loop held at most this long (p99, max). */

@@ -9,7 +9,7 @@
  */
 import { parseArgs } from "node:util";
 import { CompressionTypes, Kafka, logLevel, type Message } from "kafkajs";
-import { reliableProducer, ensureTopics } from "../services/ingest/sources/kafka";
+import { reliableProducer, ensureTopics } from "../services/ingest/sources/kafka/client";
 import { readFixFile } from "../src/fix/file";
 import { frameRecords, symbolOf } from "../src/fix/records";
 import { SyntheticMarket } from "../src/feed/synthetic";

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { Errors, ServiceBroker } from "moleculer";
-import { reliableProducer } from "../../services/ingest/sources/kafka";
+import { reliableProducer } from "../../services/ingest/sources/kafka/client";
 import { TickstreamNatsTransporter } from "../../src/cluster/nats-transporter";
 import {
   freePort,

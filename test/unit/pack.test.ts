@@ -2,7 +2,7 @@
  * Records whose crc32 header does not match leave the packed payload as empty records; every
  * other record keeps its bytes, in order (checked against rebuilding the payload from scratch).
  */
-import { leaveEmpty } from "../../services/ingest/sources/kafka";
+import { leaveEmpty } from "../../services/ingest/sources/kafka/pack";
 import { mulberry32 } from "../../src/feed/synthetic";
 
 describe("leaveEmpty", () => {

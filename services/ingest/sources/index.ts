@@ -4,7 +4,7 @@
  */
 import type { Config } from "../../../src/config";
 import { FileSource } from "./file";
-import { KafkaSource, type KafkaSourceOptions } from "./kafka";
+import { KafkaSource, type KafkaSourceOptions } from "./kafka/kafka-source";
 import type { TradeSource } from "./source";
 import { SyntheticSource } from "./synthetic";
 
