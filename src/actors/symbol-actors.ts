@@ -8,8 +8,8 @@
  * and callers may retry it freely.
  */
 import type { Config } from "../config";
-import { badBatch, nativeFailure } from "../errors";
-import { native, type Binding } from "../native";
+import { ERR_BAD_BATCH, badBatch, nativeFailure } from "../errors";
+import { isNativeError, native, type Binding } from "../native";
 
 export interface ActorRole {
   bars: boolean;
@@ -92,8 +92,7 @@ export class SymbolActors {
     try {
       result = this.engine.applyBatch(batch, nowMs);
     } catch (err: unknown) {
-      const message = (err as Error).message;
-      if (message.startsWith("bad batch")) throw badBatch(message, err);
+      if (isNativeError(err, ERR_BAD_BATCH)) throw badBatch(err.message, err);
       throw nativeFailure(err);
     }
     return result;
