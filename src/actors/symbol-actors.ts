@@ -9,8 +9,8 @@
  */
 import type { Config } from "../config";
 import { SKIP_REASONS, type CorrectionCounts } from "../contracts/stats";
-import { badBatch, nativeFailure } from "../errors";
-import { native, type Binding } from "../native";
+import { ERR_BAD_BATCH, badBatch, nativeFailure } from "../errors";
+import { isNativeError, native, type Binding } from "../native";
 
 export interface ActorRole {
   bars: boolean;
@@ -81,8 +81,7 @@ export class SymbolActors {
     try {
       result = this.engine.applyBatch(batch, nowMs);
     } catch (err: unknown) {
-      const message = (err as Error).message;
-      if (message.startsWith("bad batch")) throw badBatch(message, err);
+      if (isNativeError(err, ERR_BAD_BATCH)) throw badBatch(err.message, err);
       throw nativeFailure(err);
     }
     return result;

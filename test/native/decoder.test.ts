@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { encodeFix, fromPipes } from "../../src/fix/encode";
-import { native } from "../../src/native";
+import { native, NATIVE_ERRORS } from "../../src/native";
 import { fixFile } from "../support/fix-data";
 
 const jse = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
@@ -12,6 +12,16 @@ function records(buf: Buffer): Buffer[] {
   for (let i = 0; i < frames.length; i += 2)
     out.push(buf.subarray(frames[i], frames[i]! + frames[i + 1]!));
   return out;
+}
+
+/** What `fn` threw; fails the test when it returns. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err: unknown) {
+    return err;
+  }
+  throw new Error("expected a throw");
 }
 
 function pack(recs: Buffer[]): { payload: Buffer; offsets: Uint32Array } {
@@ -162,25 +172,52 @@ describe("native decoder", () => {
     expect(e?.trades[0]?.time).toBe("2024-03-01T12:00:00.123Z");
   });
 
-  it("rejects malformed arguments with a TypeError-like error, not a crash", () => {
+  it("rejects malformed input with an error coded by its class, not a crash", () => {
+    const { badArgument, badBatch, badConfig, badState } = NATIVE_ERRORS;
     const payload = Buffer.from("abc");
-    expect(() => decoder.decodeBatch(payload, new Uint32Array([0, 10]), null, "s")).toThrow(
-      /outside the payload/,
-    );
-    expect(() => decoder.decodeBatch(payload, new Uint32Array([]), null, "s")).toThrow(
-      /boundaries/,
-    );
-    expect(() => new native.FixDecoder({ mdEntryTypes: "" })).toThrow(/mdEntryTypes/);
-    expect(() => new native.Engine().applyBatch(Buffer.from("not a batch"), 0)).toThrow(
-      /bad batch/,
-    );
-    expect(() => new native.Engine().importSymbol(Buffer.from("TSS1garbage"), false)).toThrow(
-      /bad state/,
-    );
+    expect(
+      thrown(() => decoder.decodeBatch(payload, new Uint32Array([0, 10]), null, "s")),
+    ).toMatchObject({ code: badArgument, message: expect.stringMatching(/outside the payload/) });
+    expect(
+      thrown(() => decoder.decodeBatch(payload, new Uint32Array([]), null, "s")),
+    ).toMatchObject({
+      code: badArgument,
+      message: expect.stringMatching(/boundaries/),
+    });
+    expect(thrown(() => new native.FixDecoder({ mdEntryTypes: "" }))).toMatchObject({
+      code: badConfig,
+      message: expect.stringMatching(/mdEntryTypes/),
+    });
+    expect(thrown(() => new native.Engine({ detectorKind: "nope" }))).toMatchObject({
+      code: badConfig,
+    });
+
+    const engine = new native.Engine();
+    expect(thrown(() => engine.applyBatch(Buffer.from("not a batch"), 0))).toMatchObject({
+      code: badBatch,
+      message: expect.stringMatching(/^bad batch/),
+    });
+    expect(thrown(() => native.batchSymbols(Buffer.from("not a batch")))).toMatchObject({
+      code: badBatch,
+    });
+    const empty = decoder.decodeBatch(Buffer.alloc(0), new Uint32Array([0]), null, "s").batch;
+    expect(thrown(() => engine.applyBatch(empty, Number.NaN))).toMatchObject({
+      code: badArgument,
+      message: expect.stringMatching(/nowMs/),
+    });
+    expect(thrown(() => engine.bars("X", "7m"))).toMatchObject({ code: badArgument });
+    expect(thrown(() => engine.importSymbol(Buffer.from("TSS1garbage"), false))).toMatchObject({
+      code: badState,
+      message: expect.stringMatching(/^bad state/),
+    });
   });
 
   it("turns a panic in the core into a JS error and keeps the process alive", () => {
-    expect(() => native.forcePanic("boom from a test")).toThrow(/boom from a test/);
+    // napi's own code, not one of the binding's: services treat it as a native failure.
+    expect(thrown(() => native.forcePanic("boom from a test"))).toMatchObject({
+      code: "GenericFailure",
+      message: "boom from a test",
+    });
     // The addon still works after the panic.
     expect(native.crc32(Buffer.from("123456789"))).toBe(0xcbf43926);
   });

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { unpackLatest, toBarJson } from "../../services/aggregator/bar-json";
 import { SymbolActors } from "../../src/actors/symbol-actors";
+import { ERR_BAD_BATCH, ERR_NATIVE } from "../../src/errors";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
 
 import { native } from "../../src/native";
@@ -146,5 +147,23 @@ describe("native engine: cancels and corrections", () => {
     const [t] = actors.engine.bars("TCRX", "1m", null, null, 1)!;
     expect(t).toMatchObject({ open: 50, high: 50, low: 40, close: 40, volume: 15, trades: 2 });
     expect(t!.generation).toBe(0);
+  });
+});
+
+describe("SymbolActors.apply", () => {
+  it("answers a malformed batch with a client error and other native errors with a native failure", () => {
+    const actors = new SymbolActors(testConfig(), { bars: true, detector: false });
+    expect(() => actors.apply(Buffer.from("garbage"), Date.now())).toThrow(
+      expect.objectContaining({ code: 400, type: ERR_BAD_BATCH, retryable: false }),
+    );
+    const empty = new native.FixDecoder({}).decodeBatch(
+      Buffer.alloc(0),
+      new Uint32Array([0]),
+      null,
+      "s",
+    ).batch;
+    expect(() => actors.apply(empty, Number.NaN)).toThrow(
+      expect.objectContaining({ code: 500, type: ERR_NATIVE }),
+    );
   });
 });

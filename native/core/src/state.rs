@@ -557,7 +557,12 @@ impl SymbolState {
             // Batches are validated, so a correction always carries values.
             (CorrectionKind::Correct, _, _) => return CorrectionStatus::Unchanged,
         }
-        let revised = options.bars && self.bars.rebuild_at(entry.time_ns, now_ns, &self.journal);
+        let revised = options.bars
+            && self.bars.rebuild_at(entry.time_ns, now_ns, |from, to| {
+                self.journal
+                    .live_between(from, to)
+                    .map(|e| (e.price, e.qty, e.key()))
+            });
         if let Some(h) = own {
             self.dedupe.insert(h, latest, latest);
         }

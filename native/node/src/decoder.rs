@@ -2,11 +2,12 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use tickstream_core::batch::{BatchBuilder, TradeBatchView};
+use tickstream_core::batch::{BatchBuilder, BatchError, TradeBatchView};
 use tickstream_core::decode::{decode_to_vec, Decoder, DecoderConfig, Outcome};
 use tickstream_core::types::CorrectionKind;
 
 use crate::convert::{iso_ns, num, side};
+use crate::error::{Error, ErrorCode, Result};
 
 /// Options of a decoder.
 #[napi(object)]
@@ -116,7 +117,7 @@ impl FixDecoder {
     pub fn new(options: Option<DecoderOptions>) -> Result<Self> {
         let mut config = match options.as_ref().and_then(|o| o.md_entry_types.as_deref()) {
             Some(spec) => DecoderConfig::with_md_entry_types(spec)
-                .map_err(|e| Error::new(Status::InvalidArg, format!("mdEntryTypes: {e}")))?,
+                .map_err(|e| Error::new(ErrorCode::BadConfig, format!("mdEntryTypes: {e}")))?,
             None => DecoderConfig::default(),
         };
         if let Some(n) = options.as_ref().and_then(|o| o.max_symbol_len) {
@@ -144,7 +145,7 @@ impl FixDecoder {
         let offsets: &[u32] = &offsets;
         if offsets.is_empty() {
             return Err(Error::new(
-                Status::InvalidArg,
+                ErrorCode::BadArgument,
                 "offsets must hold n + 1 boundaries",
             ));
         }
@@ -152,19 +153,19 @@ impl FixDecoder {
         if let Some(s) = seqs.as_ref() {
             if s.len() != records {
                 return Err(Error::new(
-                    Status::InvalidArg,
+                    ErrorCode::BadArgument,
                     format!("seqs has {} entries for {records} records", s.len()),
                 ));
             }
         }
         let mut builder = BatchBuilder::new(&source)
-            .map_err(|e| Error::new(Status::InvalidArg, format!("source: {e}")))?;
+            .map_err(|e| Error::new(ErrorCode::BadArgument, format!("source: {e}")))?;
         let mut span: Option<(u64, u64)> = None;
         for i in 0..records {
             let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
             if start > end || end > payload.len() {
                 return Err(Error::new(
-                    Status::InvalidArg,
+                    ErrorCode::BadArgument,
                     format!(
                         "record {i} spans {start}..{end} outside the payload of {} bytes",
                         payload.len()
@@ -176,7 +177,7 @@ impl FixDecoder {
                     let v = s[i];
                     if !(0.0..=9_007_199_254_740_991.0).contains(&v) || v.fract() != 0.0 {
                         return Err(Error::new(
-                            Status::InvalidArg,
+                            ErrorCode::BadArgument,
                             format!("seqs[{i}] = {v} is not a safe integer"),
                         ));
                     }
@@ -192,11 +193,17 @@ impl FixDecoder {
         if let Some((lo, hi)) = span {
             builder.set_span(lo, hi);
         }
-        let packed = builder
-            .finish()
-            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        let packed = builder.finish().map_err(|e| {
+            // Only a payload beyond the batch format's limits (4 GiB of text, 2^32 rows) is
+            // refused here; anything else is the builder breaking its contract.
+            let code = match e {
+                BatchError::Overflow(_) => ErrorCode::BadArgument,
+                _ => ErrorCode::Internal,
+            };
+            Error::new(code, e.to_string())
+        })?;
         let symbols = TradeBatchView::parse(&packed.bytes)
-            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?
             .symbols()
             .iter()
             .map(|s| (*s).to_owned())

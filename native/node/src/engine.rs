@@ -8,7 +8,7 @@ use napi_derive::napi;
 use tickstream_core::activity::{parse_specs, ActivityError, ActivitySpec, ActivitySpecs};
 use tickstream_core::anomaly::{Anomaly, DetectorKind, DetectorOverride};
 use tickstream_core::bars::{Bar, BarSpec};
-use tickstream_core::batch::{partition, TradeBatchView};
+use tickstream_core::batch::{partition, BatchError, TradeBatchView};
 use tickstream_core::engine::{
     AppliedCorrection, ClosedBar, Engine as CoreEngine, EngineConfig, ImportMode,
 };
@@ -16,6 +16,7 @@ use tickstream_core::types::{wide_to_decimal, wide_to_f64, SCALE_DIGITS};
 use tickstream_core::types::{Arrival, CorrectionKind};
 
 use crate::convert::{iso_ns, ns_to_ms, num};
+use crate::error::{Error, ErrorCode, Result};
 
 const NS_PER_MS: i64 = 1_000_000;
 
@@ -221,10 +222,11 @@ pub struct EngineStats {
     pub journal_trades: f64,
 }
 
-fn ms_to_ns(ms: f64, name: &str) -> Result<i64> {
+/// `ms` in nanoseconds; out of range it is an error with `code`, naming the argument `name`.
+fn ms_to_ns(ms: f64, name: &str, code: ErrorCode) -> Result<i64> {
     if !ms.is_finite() || !(0.0..=9.0e12).contains(&ms) {
         return Err(Error::new(
-            Status::InvalidArg,
+            code,
             format!("{name} must be a non-negative number of ms"),
         ));
     }
@@ -241,33 +243,33 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
         c.enable_detector = d;
     }
     if let Some(ms) = o.grace_ms {
-        c.bars.grace_ns = ms_to_ns(ms, "graceMs")?;
+        c.bars.grace_ns = ms_to_ns(ms, "graceMs", ErrorCode::BadConfig)?;
     }
     for (i, v) in [o.retention_1m_ms, o.retention_5m_ms, o.retention_1h_ms]
         .into_iter()
         .enumerate()
     {
         if let Some(ms) = v {
-            c.bars.retention_ns[i] = ms_to_ns(ms, "retention")?;
+            c.bars.retention_ns[i] = ms_to_ns(ms, "retention", ErrorCode::BadConfig)?;
         }
     }
     // Ids are remembered as long as 1m bars are kept; trades as long as they can be corrected.
     c.dedupe.window_ns = c.bars.retention_ns[0];
     c.correction_window_ns = match o.correction_window_ms {
-        Some(ms) => ms_to_ns(ms, "correctionWindowMs")?,
+        Some(ms) => ms_to_ns(ms, "correctionWindowMs", ErrorCode::BadConfig)?,
         None => c.bars.retention_ns[0],
     };
     if let Some(cap) = o.dedupe_capacity {
         c.dedupe.cap = cap as usize;
     }
     if let Some(text) = o.activity_bars.as_deref() {
-        let invalid = |e: ActivityError| Error::new(Status::InvalidArg, e.to_string());
+        let invalid = |e: ActivityError| Error::new(ErrorCode::BadConfig, e.to_string());
         c.activity = ActivitySpecs::new(&parse_specs(text).map_err(invalid)?).map_err(invalid)?;
     }
     let d = &mut c.detector.default;
     if let Some(kind) = o.detector_kind.as_deref() {
-        d.kind =
-            DetectorKind::parse(kind).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        d.kind = DetectorKind::parse(kind)
+            .map_err(|e| Error::new(ErrorCode::BadConfig, e.to_string()))?;
     }
     if let Some(w) = o.window {
         d.window = w as usize;
@@ -285,12 +287,12 @@ fn config(o: Option<EngineOptions>) -> Result<EngineConfig> {
         c.detector.overrides = parse_overrides(json)?;
     }
     c.validate()
-        .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        .map_err(|e| Error::new(ErrorCode::BadConfig, e.to_string()))?;
     Ok(c)
 }
 
 fn parse_overrides(json: &str) -> Result<HashMap<String, DetectorOverride>> {
-    let bad = |m: String| Error::new(Status::InvalidArg, format!("overrides: {m}"));
+    let bad = |m: String| Error::new(ErrorCode::BadConfig, format!("overrides: {m}"));
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     let obj = value
         .as_object()
@@ -389,9 +391,14 @@ fn anomaly_js(a: &Anomaly) -> AnomalyJs {
     }
 }
 
-fn bad_batch(e: impl std::fmt::Display) -> Error {
-    // The "bad batch" prefix lets the service map it to a client error (4xx).
-    Error::new(Status::InvalidArg, format!("bad batch: {e}"))
+/// A batch that does not parse or split; an owner table that does not fit the batch is the
+/// caller's argument, not the batch, at fault.
+fn bad_batch(e: BatchError) -> Error {
+    let code = match e {
+        BatchError::Owner(_) => ErrorCode::BadArgument,
+        _ => ErrorCode::BadBatch,
+    };
+    Error::new(code, format!("bad batch: {e}"))
 }
 
 fn clamp(n: u64) -> u32 {
@@ -419,7 +426,7 @@ impl Engine {
     #[napi(constructor, catch_unwind)]
     pub fn new(options: Option<EngineOptions>) -> Result<Self> {
         let inner = CoreEngine::new(config(options)?)
-            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+            .map_err(|e| Error::new(ErrorCode::BadConfig, e.to_string()))?;
         Ok(Engine {
             inner,
             closed: Default::default(),
@@ -433,7 +440,7 @@ impl Engine {
     #[napi(catch_unwind)]
     pub fn apply_batch(&mut self, batch: &[u8], now_ms: f64) -> Result<ApplyResult> {
         let view = TradeBatchView::parse(batch).map_err(bad_batch)?;
-        let now_ns = ms_to_ns(now_ms, "nowMs")?;
+        let now_ns = ms_to_ns(now_ms, "nowMs", ErrorCode::BadArgument)?;
         let out = self.inner.apply_batch(&view, now_ns);
         let c = &out.counts;
         let result = ApplyResult {
@@ -498,7 +505,7 @@ impl Engine {
     /// returns how many (queued for `drainClosed`).
     #[napi(catch_unwind)]
     pub fn close_by_wall_clock(&mut self, now_ms: f64) -> Result<u32> {
-        let now_ns = ms_to_ns(now_ms, "nowMs")?;
+        let now_ns = ms_to_ns(now_ms, "nowMs", ErrorCode::BadArgument)?;
         let closed = self.inner.close_by_wall_clock(now_ns);
         let n = closed.len() as u32;
         self.queue_closed(closed);
@@ -516,8 +523,8 @@ impl Engine {
         to_ms: Option<f64>,
         limit: Option<u32>,
     ) -> Result<Option<Vec<BarJs>>> {
-        let spec =
-            BarSpec::parse(&interval).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let spec = BarSpec::parse(&interval)
+            .map_err(|e| Error::new(ErrorCode::BadArgument, e.to_string()))?;
         let to_ns = |ms: Option<f64>, default: i64| match ms {
             Some(v) if v.is_finite() => (v.clamp(-9.2e12, 9.2e12) * NS_PER_MS as f64) as i64,
             _ => default,
@@ -543,7 +550,7 @@ impl Engine {
         limit: Option<u32>,
     ) -> Result<Option<Vec<ActivityBarJs>>> {
         let spec = ActivitySpec::parse(&interval)
-            .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+            .map_err(|e| Error::new(ErrorCode::BadArgument, e.to_string()))?;
         let bars = self
             .inner
             .activity_bars(&symbol, spec, limit.unwrap_or(500) as usize);
@@ -578,7 +585,7 @@ impl Engine {
         to_ms: f64,
     ) -> Result<Option<TradeWindowJs>> {
         if !from_ms.is_finite() || !to_ms.is_finite() {
-            return Err(Error::new(Status::InvalidArg, "times must be finite"));
+            return Err(Error::new(ErrorCode::BadArgument, "times must be finite"));
         }
         let ns = |ms: f64| (ms.clamp(-9.2e12, 9.2e12) * NS_PER_MS as f64) as i64;
         Ok(self
@@ -732,7 +739,7 @@ impl Engine {
         self.inner
             .import_symbol(state, mode)
             .map(|s| s.to_string())
-            .map_err(|e| Error::new(Status::InvalidArg, format!("bad state: {e}")))
+            .map_err(|e| Error::new(ErrorCode::BadState, format!("bad state: {e}")))
     }
 
     /// Forgets a symbol (after handing it to its new owner); true when it was held.

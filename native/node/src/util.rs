@@ -4,6 +4,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tickstream_core::decode::{frame_stream, Frame};
 
+use crate::error::{Error, ErrorCode, Result};
+
 /// Frames a FIX stream by BodyLength without decoding fields: `[offset0, len0, offset1, len1, …]`
 /// for every frame and every run of skipped bytes, in order.
 #[napi(js_name = "frameStream", catch_unwind)]
@@ -44,7 +46,7 @@ pub fn verify_crc32_batch(
 ) -> Result<Uint32Array> {
     if offsets.is_empty() || header_offsets.len() != offsets.len() {
         return Err(Error::new(
-            Status::InvalidArg,
+            ErrorCode::BadArgument,
             "offsets and headerOffsets must be n + 1 boundaries each, n ≥ 0",
         ));
     }
@@ -52,7 +54,7 @@ pub fn verify_crc32_batch(
         let (from, to) = (bounds[i] as usize, bounds[i + 1] as usize);
         if from > to || to > len {
             return Err(Error::new(
-                Status::InvalidArg,
+                ErrorCode::BadArgument,
                 format!("record {i}: bytes {from}..{to} outside 0..{len}"),
             ));
         }

@@ -3,7 +3,6 @@
 use super::bar::Bar;
 use super::seq::BarSeq;
 use super::{BarConfig, BarError, BarSpec, TradeKey, MAX_TIME_NS, MIN_TIME_NS};
-use crate::journal::TradeJournal;
 use crate::types::Side;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -400,10 +399,20 @@ impl BarBook {
         self.refresh_close_due();
     }
 
-    /// Recomputes the bar of every interval holding `time_ns` from the journal's trades (after a
-    /// cancel or correction of a trade at that time); bars no longer held are skipped. Returns
-    /// whether a closed bar changed (it is then marked revised, like a late trade's).
-    pub(crate) fn rebuild_at(&mut self, time_ns: i64, now_ns: i64, journal: &TradeJournal) -> bool {
+    /// Recomputes the bar of every interval holding `time_ns` (after a cancel or correction of a
+    /// trade at that time) from `trades_between(start, end)`: the live trades with an event time
+    /// in `[start, end)` as (price, qty, key), in key order (the symbol's trade journal holds
+    /// them). Bars no longer held are skipped. Returns whether a closed bar changed (it is then
+    /// marked revised, like a late trade's).
+    pub(crate) fn rebuild_at<I>(
+        &mut self,
+        time_ns: i64,
+        now_ns: i64,
+        trades_between: impl Fn(i64, i64) -> I,
+    ) -> bool
+    where
+        I: Iterator<Item = (i64, i64, TradeKey)>,
+    {
         let mut revised = false;
         for s in &mut self.series {
             let w = s.spec.width_ns();
@@ -417,9 +426,7 @@ impl BarBook {
                 continue;
             };
             let start = i64::from(index) * w;
-            let trades = journal
-                .live_between(start, start + w)
-                .map(|e| (e.price, e.qty, e.key()));
+            let trades = trades_between(start, start + w);
             revised |= touch(bar, |b| b.rebuild_trades(trades, now_ns));
         }
         revised

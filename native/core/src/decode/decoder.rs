@@ -1,12 +1,11 @@
-//! The decoder's configuration, entry point and record-level bookkeeping.
+//! The decoder's configuration and entry point, which frames a record and hands each message to
+//! the FIX or JSON decoder.
 
 use memchr::memmem;
 
+use super::emit::{Emitter, Rules};
 use super::frame::{FrameResult, Framer, MESSAGE_START};
-use super::time::DateCache;
 use super::{fix, json, DecodeSink, MessageInfo, Outcome};
-use crate::reason::Reason;
-use crate::types::{Arrival, Correction, Order, Side, Trade};
 
 /// Name of the environment variable whose value [`DecoderConfig::with_md_entry_types`] parses.
 pub const MD_ENTRY_TYPES_ENV: &str = "FIX_MD_ENTRY_TYPES";
@@ -82,29 +81,16 @@ impl DecoderConfig {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     config: DecoderConfig,
-    /// Bit `c` set when the one-byte MDEntryType `c` (ASCII) is a trade: the common case is a
-    /// single-character type, tested with one shift instead of a list scan.
-    md_single: u128,
-    /// Trade MDEntryTypes longer than one byte.
-    md_multi: Vec<Vec<u8>>,
+    rules: Rules,
     finder: memmem::Finder<'static>,
 }
 
 impl Decoder {
     /// Builds a decoder for `config`.
     pub fn new(config: DecoderConfig) -> Self {
-        let mut md_single = 0u128;
-        let mut md_multi = Vec::new();
-        for t in &config.md_entry_types {
-            match t.as_slice() {
-                [c] if *c < 128 => md_single |= 1u128 << c,
-                _ => md_multi.push(t.clone()),
-            }
-        }
         Decoder {
+            rules: Rules::new(&config.md_entry_types, config.max_symbol_len),
             config,
-            md_single,
-            md_multi,
             finder: memmem::Finder::new(MESSAGE_START),
         }
     }
@@ -112,21 +98,6 @@ impl Decoder {
     /// The configuration this decoder was built with.
     pub fn config(&self) -> &DecoderConfig {
         &self.config
-    }
-
-    /// Whether an MDEntryType value denotes a trade under this configuration.
-    #[inline]
-    pub(crate) fn is_trade_entry_type(&self, entry_type: &[u8]) -> bool {
-        match entry_type {
-            [c] if *c < 128 => self.md_single >> c & 1 == 1,
-            _ => self.md_multi.iter().any(|t| t == entry_type),
-        }
-    }
-
-    /// Longest accepted symbol in bytes.
-    #[inline]
-    pub(crate) fn max_symbol_len(&self) -> usize {
-        self.config.max_symbol_len
     }
 
     /// Decodes one record (one Kafka record, or a whole stream/file). A record whose first
@@ -141,13 +112,13 @@ impl Decoder {
     pub fn decode_record<'a, S: DecodeSink<'a>>(&self, record: &'a [u8], seq: u64, sink: &mut S) {
         let mut out = Emitter::new(sink, seq);
         if is_json(record) {
-            json::decode_json(self, record, &mut out);
+            json::decode_json(&self.rules, record, &mut out);
             return;
         }
         for event in Framer::new(record, &self.finder) {
             match event.result {
                 FrameResult::Good(frame) => {
-                    fix::decode_message(self, frame, event.offset, event.len, &mut out);
+                    fix::decode_message(&self.rules, frame, event.offset, event.len, &mut out);
                 }
                 FrameResult::Rejected { reason, msg_type } => out.message(MessageInfo {
                     offset: event.offset,
@@ -167,123 +138,6 @@ fn is_json(record: &[u8]) -> bool {
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|&b| b == b'{')
-}
-
-/// A trade before its arrival is assigned.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TradeData<'a> {
-    pub symbol: &'a str,
-    pub price: i64,
-    pub qty: i64,
-    pub time_ns: i64,
-    pub id: Option<&'a str>,
-    pub side: Side,
-}
-
-/// An order before its arrival is assigned.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OrderData<'a> {
-    pub symbol: &'a str,
-    pub side: Side,
-    pub qty: i64,
-    pub price: Option<i64>,
-    pub time_ns: i64,
-    pub cl_ord_id: Option<&'a str>,
-}
-
-/// Forwards results to the sink and numbers the record's trades and orders.
-pub(crate) struct Emitter<'s, S> {
-    sink: &'s mut S,
-    seq: u64,
-    trade_ord: u32,
-    order_ord: u32,
-    /// The record's last timestamp date, shared by its messages' time fields.
-    pub dates: DateCache,
-}
-
-impl<'s, 'a, S: DecodeSink<'a>> Emitter<'s, S> {
-    #[inline]
-    fn new(sink: &'s mut S, seq: u64) -> Self {
-        Emitter {
-            sink,
-            seq,
-            trade_ord: 0,
-            order_ord: 0,
-            dates: DateCache::default(),
-        }
-    }
-
-    #[inline]
-    pub fn message(&mut self, info: MessageInfo<'a>) {
-        self.sink.message(&info);
-    }
-
-    #[inline]
-    pub fn reject(
-        &mut self,
-        offset: usize,
-        len: usize,
-        msg_type: Option<&'a [u8]>,
-        reason: Reason,
-    ) {
-        self.message(MessageInfo {
-            offset,
-            len,
-            msg_type,
-            outcome: Outcome::Rejected(reason),
-        });
-    }
-
-    #[inline]
-    pub fn trade(&mut self, t: &TradeData<'a>) {
-        let trade = Trade {
-            symbol: t.symbol,
-            price: t.price,
-            qty: t.qty,
-            time_ns: t.time_ns,
-            arrival: Arrival {
-                seq: self.seq,
-                ord: self.trade_ord,
-            },
-            id: t.id,
-            side: t.side,
-        };
-        // A record would need billions of trades to wrap; wrapping keeps this panic-free.
-        self.trade_ord = self.trade_ord.wrapping_add(1);
-        self.sink.trade(&trade);
-    }
-
-    #[inline]
-    pub fn order(&mut self, o: &OrderData<'a>) {
-        let order = Order {
-            symbol: o.symbol,
-            side: o.side,
-            qty: o.qty,
-            price: o.price,
-            time_ns: o.time_ns,
-            arrival: Arrival {
-                seq: self.seq,
-                ord: self.order_ord,
-            },
-            cl_ord_id: o.cl_ord_id,
-        };
-        self.order_ord = self.order_ord.wrapping_add(1);
-        self.sink.order(&order);
-    }
-
-    /// Corrections are numbered with the record's trades (see [`Correction::arrival`]).
-    #[inline]
-    pub fn correction(&mut self, c: &Correction<'a>) {
-        let c = Correction {
-            arrival: Arrival {
-                seq: self.seq,
-                ord: self.trade_ord,
-            },
-            ..*c
-        };
-        self.trade_ord = self.trade_ord.wrapping_add(1);
-        self.sink.correction(&c);
-    }
 }
 
 #[cfg(test)]
@@ -308,11 +162,9 @@ mod tests {
             Err(ConfigError::InvalidEntryType(_))
         ));
         let d = Decoder::new(DecoderConfig::with_md_entry_types("2,3,AB").unwrap());
-        assert!(d.is_trade_entry_type(b"3"));
-        assert!(d.is_trade_entry_type(b"AB"));
-        assert!(!d.is_trade_entry_type(b"0"));
-        assert!(!d.is_trade_entry_type(b""));
-        assert!(!d.is_trade_entry_type("é".as_bytes()));
+        assert!(d.rules.is_trade_entry_type(b"3"));
+        assert!(d.rules.is_trade_entry_type(b"AB"));
+        assert!(!d.rules.is_trade_entry_type(b"0"));
     }
 
     #[test]

@@ -18,36 +18,13 @@
 use smallvec::SmallVec;
 
 use super::decimal::parse_decimal;
-use super::decoder::{Decoder, Emitter, OrderData, TradeData};
+use super::emit::{check_symbol, Emitter, OrderData, Rules, TradeData};
 use super::fields::FieldIter;
 use super::frame::GoodFrame;
 use super::time::{parse_date_and_time, parse_utc_timestamp_cached, DateCache};
 use super::{DecodeSink, MessageInfo, Outcome};
 use crate::reason::Reason;
 use crate::types::{Arrival, Correction, CorrectionKind, Side};
-
-/// Checks a symbol: non-empty, at most `max_len` bytes, UTF-8 without control characters.
-///
-/// # Errors
-///
-/// [`Reason::BadSymbol`].
-#[inline]
-pub(crate) fn check_symbol(value: &[u8], max_len: usize) -> Result<&str, Reason> {
-    if value.is_empty() || value.len() > max_len {
-        return Err(Reason::BadSymbol);
-    }
-    // Printable ASCII is the norm: one pass decides, and skips UTF-8 validation (a call
-    // per trade that showed in the decode profile).
-    if value.iter().all(|&b| (0x20..0x7f).contains(&b)) {
-        // SAFETY: every byte is in 0x20..=0x7E, and ASCII is valid UTF-8.
-        return Ok(unsafe { std::str::from_utf8_unchecked(value) });
-    }
-    let s = std::str::from_utf8(value).map_err(|_| Reason::BadSymbol)?;
-    if s.chars().any(char::is_control) {
-        return Err(Reason::BadSymbol);
-    }
-    Ok(s)
-}
 
 /// An optional id: empty is `None`, invalid UTF-8 is garbled.
 #[inline]
@@ -115,7 +92,7 @@ fn is_legacy(begin_string: &[u8]) -> bool {
 /// Decodes one validated frame and reports it to the sink.
 #[inline]
 pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
-    dec: &Decoder,
+    rules: &Rules,
     frame: GoodFrame<'a>,
     offset: usize,
     len: usize,
@@ -136,7 +113,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
     // Filled in place: returning the inline buffer by value would copy it per message.
     let mut trades = MdTrades::new();
     match msg_type {
-        b"8" => match execution_report(dec, frame.begin_string, it, &mut out.dates) {
+        b"8" => match execution_report(rules, frame.begin_string, it, &mut out.dates) {
             Ok(Report::Trade(t)) => {
                 out.message(info(Outcome::Trades(1)));
                 out.trade(&t);
@@ -148,7 +125,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
             Ok(Report::Ignored) => out.message(info(Outcome::Ignored)),
             Err(reason) => out.message(info(Outcome::Rejected(reason))),
         },
-        b"AE" => match trade_capture_report(dec, it, &mut out.dates) {
+        b"AE" => match trade_capture_report(rules, it, &mut out.dates) {
             Ok(Report::Trade(t)) => {
                 out.message(info(Outcome::Trades(1)));
                 out.trade(&t);
@@ -160,7 +137,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
             Ok(Report::Ignored) => out.message(info(Outcome::Ignored)),
             Err(reason) => out.message(info(Outcome::Rejected(reason))),
         },
-        b"X" => match md_incremental(dec, it, &mut trades, &mut out.dates) {
+        b"X" => match md_incremental(rules, it, &mut trades, &mut out.dates) {
             Ok(()) => {
                 // Entry counts are bounded by the message length, far below u32::MAX.
                 out.message(info(Outcome::Trades(trades.len() as u32)));
@@ -170,7 +147,7 @@ pub(crate) fn decode_message<'a, S: DecodeSink<'a>>(
             }
             Err(reason) => out.message(info(Outcome::Rejected(reason))),
         },
-        b"D" => match new_order_single(dec, it, &mut out.dates) {
+        b"D" => match new_order_single(rules, it, &mut out.dates) {
             Ok(order) => {
                 out.message(info(Outcome::Order));
                 out.order(&order);
@@ -231,7 +208,7 @@ struct ExecFields<'a> {
 /// ExecType `H` is a trade cancel and `G` a trade correction ([`Correction`] with
 /// ExecRefID(19) as its reference). Other ExecTypes are ignored.
 fn execution_report<'a>(
-    dec: &Decoder,
+    rules: &Rules,
     begin_string: &[u8],
     mut it: FieldIter<'a>,
     dates: &mut DateCache,
@@ -257,8 +234,8 @@ fn execution_report<'a>(
     let trade_typed = match f.exec_type {
         Some(b"F") => true,
         Some(b"1" | b"2") => legacy,
-        Some(b"H") => return correction(dec, CorrectionKind::Cancel, &f),
-        Some(b"G") => return correction(dec, CorrectionKind::Correct, &f),
+        Some(b"H") => return correction(rules, CorrectionKind::Cancel, &f),
+        Some(b"G") => return correction(rules, CorrectionKind::Correct, &f),
         _ => false,
     };
     if !trade_typed {
@@ -267,8 +244,8 @@ fn execution_report<'a>(
     if legacy {
         match f.exec_trans_type {
             None | Some(b"0") => {}
-            Some(b"1") => return correction(dec, CorrectionKind::Cancel, &f),
-            Some(b"2") => return correction(dec, CorrectionKind::Correct, &f),
+            Some(b"1") => return correction(rules, CorrectionKind::Cancel, &f),
+            Some(b"2") => return correction(rules, CorrectionKind::Correct, &f),
             Some(_) => return Ok(Report::Ignored),
         }
     }
@@ -285,7 +262,10 @@ fn execution_report<'a>(
         return Ok(Report::Ignored);
     }
 
-    let symbol = check_symbol(f.symbol.ok_or(Reason::MissingField)?, dec.max_symbol_len())?;
+    let symbol = check_symbol(
+        f.symbol.ok_or(Reason::MissingField)?,
+        rules.max_symbol_len(),
+    )?;
     let price = match px {
         None => return Err(Reason::MissingField),
         Some(p) if p <= 0 => return Err(Reason::BadPrice),
@@ -311,7 +291,7 @@ fn execution_report<'a>(
 /// A trade cancel or correction from an ExecutionReport: a correction carries the corrected
 /// LastPx(31) > 0 and LastQty(32) > 0, as a fill does.
 fn correction<'a>(
-    dec: &Decoder,
+    rules: &Rules,
     kind: CorrectionKind,
     f: &ExecFields<'a>,
 ) -> Result<Report<'a>, Reason> {
@@ -320,7 +300,7 @@ fn correction<'a>(
         kind,
         symbol: f
             .symbol
-            .map(|s| check_symbol(s, dec.max_symbol_len()))
+            .map(|s| check_symbol(s, rules.max_symbol_len()))
             .transpose()?,
         id: opt_id(f.exec_id)?,
         ref_id: opt_id(f.exec_ref_id)?,
@@ -359,7 +339,7 @@ fn corrected_values(
 /// `487=1` is a cancel and `487=2` a replace ([`Correction`] referring to
 /// TradeReportRefID(572)); other values are ignored.
 fn trade_capture_report<'a>(
-    dec: &Decoder,
+    rules: &Rules,
     mut it: FieldIter<'a>,
     dates: &mut DateCache,
 ) -> Result<Report<'a>, Reason> {
@@ -404,7 +384,7 @@ fn trade_capture_report<'a>(
         return Ok(Report::Correction(Correction {
             kind,
             symbol: symbol
-                .map(|s| check_symbol(s, dec.max_symbol_len()))
+                .map(|s| check_symbol(s, rules.max_symbol_len()))
                 .transpose()?,
             id: opt_id(report_id.or(trade_id))?,
             ref_id: opt_id(ref_id)?,
@@ -414,7 +394,7 @@ fn trade_capture_report<'a>(
         }));
     }
 
-    let symbol = check_symbol(symbol.ok_or(Reason::MissingField)?, dec.max_symbol_len())?;
+    let symbol = check_symbol(symbol.ok_or(Reason::MissingField)?, rules.max_symbol_len())?;
     let price = positive_price(last_px)?;
     let qty = quantity(last_qty.ok_or(Reason::MissingField)?, false)?;
     let id = opt_id(report_id.or(trade_id))?;
@@ -491,7 +471,7 @@ struct MdContext<'a> {
 /// Validates one entry; `Ok(None)` when it is not a trade.
 #[inline]
 fn md_entry<'a>(
-    dec: &Decoder,
+    rules: &Rules,
     e: &MdEntry<'a>,
     ctx: &mut MdContext<'a>,
     dates: &mut DateCache,
@@ -500,12 +480,12 @@ fn md_entry<'a>(
         return Ok(None);
     }
     match e.entry_type {
-        Some(t) if dec.is_trade_entry_type(t) => {}
+        Some(t) if rules.is_trade_entry_type(t) => {}
         _ => return Ok(None),
     }
     let symbol = check_symbol(
         e.symbol.or(ctx.symbol).ok_or(Reason::MissingField)?,
-        dec.max_symbol_len(),
+        rules.max_symbol_len(),
     )?;
     let price = positive_price(e.px)?;
     let qty = match e.size {
@@ -555,7 +535,7 @@ fn md_entry<'a>(
 /// One invalid trade entry rejects the whole message (records are dead-lettered whole), with
 /// the reason of the first such entry.
 fn md_incremental<'a>(
-    dec: &Decoder,
+    rules: &Rules,
     mut it: FieldIter<'a>,
     trades: &mut MdTrades<'a>,
     dates: &mut DateCache,
@@ -576,7 +556,7 @@ fn md_incremental<'a>(
     // Folds a finished entry into the result, keeping only the first semantic error.
     let mut finish = |entry: &MdEntry<'a>, ctx: &mut MdContext<'a>, error: &mut Option<Reason>| {
         if error.is_none() {
-            match md_entry(dec, entry, ctx, dates) {
+            match md_entry(rules, entry, ctx, dates) {
                 Ok(Some(t)) => trades.push(t),
                 Ok(None) => {}
                 Err(r) => *error = Some(r),
@@ -677,7 +657,7 @@ fn parse_count(v: &[u8]) -> Option<u64> {
 /// ClOrdID(11) optional; time from TransactTime(60), else SendingTime(52). Checked in that
 /// order.
 fn new_order_single<'a>(
-    dec: &Decoder,
+    rules: &Rules,
     mut it: FieldIter<'a>,
     dates: &mut DateCache,
 ) -> Result<OrderData<'a>, Reason> {
@@ -700,7 +680,7 @@ fn new_order_single<'a>(
             _ => {}
         }
     }
-    let symbol = check_symbol(symbol.ok_or(Reason::MissingField)?, dec.max_symbol_len())?;
+    let symbol = check_symbol(symbol.ok_or(Reason::MissingField)?, rules.max_symbol_len())?;
     let side = side.and_then(side_of).ok_or(Reason::BadSide)?;
     let qty = quantity(order_qty.ok_or(Reason::MissingField)?, true)?;
     let price = price.map(|p| positive_price(Some(p))).transpose()?;
@@ -719,7 +699,7 @@ fn new_order_single<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{decode_to_vec, DecodedMessage, DecoderConfig};
+    use crate::decode::{decode_to_vec, DecodedMessage, Decoder, DecoderConfig};
     use crate::types::SCALE;
 
     /// Builds a frame from a `|`-separated body, computing BodyLength and CheckSum.
@@ -874,20 +854,6 @@ mod tests {
         let sum = crate::decode::checksum(&bytes[..len - 7]);
         bytes[len - 4..len - 1].copy_from_slice(format!("{sum:03}").as_bytes());
         assert_eq!(decode(&bytes).outcome, Outcome::Rejected(Reason::Garbled));
-    }
-
-    #[test]
-    fn symbol_rules() {
-        assert_eq!(check_symbol(b"BRK.B", 64), Ok("BRK.B"));
-        assert_eq!(check_symbol("Æbc".as_bytes(), 64), Ok("Æbc"));
-        assert_eq!(check_symbol(b"", 64), Err(Reason::BadSymbol));
-        assert_eq!(check_symbol(b"ABCD", 3), Err(Reason::BadSymbol));
-        assert_eq!(check_symbol(b"A\tB", 64), Err(Reason::BadSymbol));
-        assert_eq!(
-            check_symbol("A\u{85}B".as_bytes(), 64),
-            Err(Reason::BadSymbol)
-        );
-        assert_eq!(check_symbol(b"\xff", 64), Err(Reason::BadSymbol));
     }
 
     const AE: &str = "35=AE|571=R1|487=0|55=ANZ|31=27|32=5000|60=20220210-02:43:27.796|552=1|54=1|";

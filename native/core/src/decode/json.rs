@@ -26,8 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::decimal::parse_decimal;
-use super::decoder::{Decoder, Emitter, TradeData};
-use super::fix::check_symbol;
+use super::emit::{check_symbol, Emitter, Rules, TradeData};
 use super::time::END_NS;
 use super::{DecodeSink, MessageInfo, Outcome};
 use crate::reason::Reason;
@@ -75,7 +74,7 @@ fn text(raw: &RawValue) -> Text<'_> {
 
 /// Decodes one JSON record and reports it.
 pub(crate) fn decode_json<'a, S: DecodeSink<'a>>(
-    dec: &Decoder,
+    rules: &Rules,
     record: &'a [u8],
     out: &mut Emitter<'_, S>,
 ) {
@@ -85,7 +84,7 @@ pub(crate) fn decode_json<'a, S: DecodeSink<'a>>(
         msg_type: Some(JSON_MSG_TYPE),
         outcome,
     };
-    match parse_trade(dec, record) {
+    match parse_trade(rules, record) {
         Ok(trade) => {
             out.message(info(Outcome::Trades(1)));
             out.trade(&trade);
@@ -95,7 +94,7 @@ pub(crate) fn decode_json<'a, S: DecodeSink<'a>>(
 }
 
 /// Parses and validates one JSON trade.
-fn parse_trade<'a>(dec: &Decoder, record: &'a [u8]) -> Result<TradeData<'a>, Reason> {
+fn parse_trade<'a>(rules: &Rules, record: &'a [u8]) -> Result<TradeData<'a>, Reason> {
     let raw: JsonTrade<'a> = serde_json::from_slice(record).map_err(|_| Reason::Garbled)?;
     let (Some(symbol), Some(price), Some(qty), Some(ts)) = (raw.symbol, raw.price, raw.qty, raw.ts)
     else {
@@ -103,7 +102,7 @@ fn parse_trade<'a>(dec: &Decoder, record: &'a [u8]) -> Result<TradeData<'a>, Rea
     };
 
     let symbol = match text(symbol) {
-        Text::Str(s) => check_symbol(s.as_bytes(), dec.max_symbol_len())?,
+        Text::Str(s) => check_symbol(s.as_bytes(), rules.max_symbol_len())?,
         Text::Escaped | Text::Other(_) => return Err(Reason::BadSymbol),
     };
     let price = match decimal(price) {
@@ -209,12 +208,12 @@ mod tests {
     use crate::decode::DecoderConfig;
     use crate::types::SCALE;
 
-    fn dec() -> Decoder {
-        Decoder::new(DecoderConfig::default())
-    }
-
     fn parse(s: &str) -> Result<TradeData<'_>, Reason> {
-        parse_trade(&dec(), s.as_bytes())
+        let c = DecoderConfig::default();
+        parse_trade(
+            &Rules::new(&c.md_entry_types, c.max_symbol_len),
+            s.as_bytes(),
+        )
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod decimal;
 mod decoder;
+mod emit;
 pub mod fields;
 mod fix;
 mod frame;
