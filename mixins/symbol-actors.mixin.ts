@@ -30,9 +30,16 @@ import {
   type Holder,
 } from "../src/custody/store";
 import { StallWatch } from "../src/custody/stall-watch";
-import { badBatch, custodyUnavailable, unknownMember, wrongOwner } from "../src/errors";
+import {
+  badBatch,
+  custodyUnavailable,
+  ERR_BAD_BATCH,
+  nativeFailure,
+  unknownMember,
+  wrongOwner,
+} from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
-import { native, type Binding } from "../src/native";
+import { isNativeError, native, type Binding } from "../src/native";
 
 export interface ApplyParams {
   batch: Buffer;
@@ -228,7 +235,9 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
             try {
               symbols = native.batchSymbols(ctx.params.batch);
             } catch (err: unknown) {
-              throw badBatch((err as Error).message, err);
+              throw isNativeError(err, ERR_BAD_BATCH)
+                ? badBatch((err as Error).message, err)
+                : nativeFailure(err);
             }
             this.refreshMembership();
             this.ensureOwned(symbols);
