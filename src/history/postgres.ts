@@ -11,7 +11,16 @@
  */
 import { Pool, type PoolClient } from "pg";
 import type { LiveInterval } from "../contracts/bars";
-import { latestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
+import {
+  BAR_COLUMNS,
+  barValues,
+  fromRow,
+  latestByKey,
+  rangeBounds,
+  type BarRow,
+  type HistoryStore,
+  type StoredBar,
+} from "./store";
 
 export const TABLE = "tickstream_bars";
 
@@ -59,27 +68,7 @@ WHERE i.indrelid = '${TABLE}'::regclass AND i.indisprimary AND a.attname = 'name
 const REKEY = `ALTER TABLE ${TABLE} DROP CONSTRAINT ${TABLE}_pkey,
   ADD PRIMARY KEY (namespace, symbol, "interval", start_ms)`;
 
-const COLUMNS = [
-  "namespace",
-  "symbol",
-  '"interval"',
-  "start_ms",
-  "open",
-  "high",
-  "low",
-  "close",
-  "volume",
-  "volume_exact",
-  "notional",
-  "vwap",
-  "trades",
-  "revised",
-  "order_count",
-  "buy_qty",
-  "sell_qty",
-  "generation",
-  "revision",
-];
+const COLUMNS = ["namespace", ...BAR_COLUMNS];
 
 /** Rows per INSERT: 19 parameters each, below PostgreSQL's 65,535 per statement. */
 const ROWS_PER_STATEMENT = 1000;
@@ -97,27 +86,6 @@ SELECT ${COLUMNS.join(", ")} FROM ${TABLE}
 WHERE namespace = $1 AND symbol = $2 AND "interval" = $3 AND start_ms >= $4 AND start_ms < $5
 ORDER BY start_ms DESC
 LIMIT $6`;
-
-interface Row {
-  symbol: string;
-  interval: string;
-  start_ms: string;
-  open: string | null;
-  high: string | null;
-  low: string | null;
-  close: string | null;
-  volume: string;
-  volume_exact: string | null;
-  notional: string | null;
-  vwap: string | null;
-  trades: string;
-  revised: boolean;
-  order_count: string;
-  buy_qty: string;
-  sell_qty: string;
-  generation: string;
-  revision: string;
-}
 
 /** A connection URL with its password hidden. */
 export function redactUrl(url: string): string {
@@ -183,7 +151,7 @@ export class PostgresHistory implements HistoryStore {
   ): Promise<StoredBar[]> {
     await this.ensureSchema();
     const { from, to } = rangeBounds(fromMs, toMs);
-    const { rows } = await this.pool.query<Row>(SELECT, [
+    const { rows } = await this.pool.query<BarRow>(SELECT, [
       this.namespace,
       symbol,
       interval,
@@ -191,7 +159,7 @@ export class PostgresHistory implements HistoryStore {
       to,
       limit,
     ]);
-    return rows.reverse().map(toStored);
+    return rows.reverse().map(fromRow);
   }
 
   async close(): Promise<void> {
@@ -234,27 +202,7 @@ async function insert(
 ): Promise<void> {
   const values: unknown[] = [];
   const tuples = rows.map((b, i) => {
-    values.push(
-      namespace,
-      b.symbol,
-      b.interval,
-      b.startMs,
-      b.open,
-      b.high,
-      b.low,
-      b.close,
-      b.volume,
-      b.volumeExact,
-      b.notional,
-      b.vwap,
-      b.trades,
-      b.revised,
-      b.orderCount,
-      b.buyQty,
-      b.sellQty,
-      b.generation,
-      b.revision,
-    );
+    values.push(namespace, ...barValues(b));
     const base = i * COLUMNS.length;
     return `(${COLUMNS.map((_, j) => `$${base + j + 1}`).join(", ")})`;
   });
@@ -262,27 +210,4 @@ async function insert(
     `INSERT INTO ${TABLE} (${COLUMNS.join(", ")}) VALUES ${tuples.join(", ")} ${CONFLICT}`,
     values,
   );
-}
-
-function toStored(r: Row): StoredBar {
-  return {
-    symbol: r.symbol,
-    interval: r.interval as LiveInterval,
-    startMs: Number(r.start_ms),
-    open: r.open,
-    high: r.high,
-    low: r.low,
-    close: r.close,
-    volume: r.volume,
-    volumeExact: r.volume_exact,
-    notional: r.notional,
-    vwap: r.vwap,
-    trades: Number(r.trades),
-    revised: r.revised,
-    orderCount: Number(r.order_count),
-    buyQty: r.buy_qty,
-    sellQty: r.sell_qty,
-    generation: Number(r.generation),
-    revision: Number(r.revision),
-  };
 }

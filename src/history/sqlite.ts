@@ -10,7 +10,16 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { LiveInterval } from "../contracts/bars";
-import { latestByKey, rangeBounds, type HistoryStore, type StoredBar } from "./store";
+import {
+  BAR_COLUMNS,
+  barValues,
+  fromRow,
+  latestByKey,
+  rangeBounds,
+  type BarRow,
+  type HistoryStore,
+  type StoredBar,
+} from "./store";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS bars (
@@ -41,13 +50,12 @@ const VERSION_COLUMNS = ["generation", "revision"];
 /** Files written before exact roll-ups lack these: their rows read null (see StoredBar). */
 const EXACT_COLUMNS = ["volume_exact", "notional"];
 
-const COLUMNS = `symbol, "interval", start_ms, open, high, low, close, volume, volume_exact, notional,
-  vwap, trades, revised, order_count, buy_qty, sell_qty, generation, revision`;
+const COLUMNS = BAR_COLUMNS.join(", ");
 
 // Row values compare lexicographically: the higher (generation, revision) wins (see HistoryStore).
 const UPSERT = `
 INSERT INTO bars (${COLUMNS}, updated_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (${BAR_COLUMNS.map(() => "?").join(", ")}, ?)
 ON CONFLICT (symbol, "interval", start_ms) DO UPDATE SET
   open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
   volume = excluded.volume, volume_exact = excluded.volume_exact, notional = excluded.notional,
@@ -62,27 +70,6 @@ SELECT ${COLUMNS} FROM bars
 WHERE symbol = ? AND "interval" = ? AND start_ms >= ? AND start_ms < ?
 ORDER BY start_ms DESC
 LIMIT ?`;
-
-interface Row {
-  symbol: string;
-  interval: string;
-  start_ms: number;
-  open: string | null;
-  high: string | null;
-  low: string | null;
-  close: string | null;
-  volume: string;
-  volume_exact: string | null;
-  notional: string | null;
-  vwap: string | null;
-  trades: number;
-  revised: number;
-  order_count: number;
-  buy_qty: string;
-  sell_qty: string;
-  generation: number;
-  revision: number;
-}
 
 export class SqliteHistory implements HistoryStore {
   readonly name: string;
@@ -118,27 +105,7 @@ export class SqliteHistory implements HistoryStore {
     this.db.exec("BEGIN IMMEDIATE");
     try {
       for (const b of latestByKey(bars))
-        this.upsert.run(
-          b.symbol,
-          b.interval,
-          b.startMs,
-          b.open,
-          b.high,
-          b.low,
-          b.close,
-          b.volume,
-          b.volumeExact,
-          b.notional,
-          b.vwap,
-          b.trades,
-          b.revised ? 1 : 0,
-          b.orderCount,
-          b.buyQty,
-          b.sellQty,
-          b.generation,
-          b.revision,
-          now,
-        );
+        this.upsert.run(...barValues(b).map((v) => (typeof v === "boolean" ? Number(v) : v)), now);
       this.db.exec("COMMIT");
     } catch (err: unknown) {
       if (this.db.isTransaction) this.db.exec("ROLLBACK");
@@ -156,8 +123,8 @@ export class SqliteHistory implements HistoryStore {
   ): Promise<StoredBar[]> {
     const { from, to } = rangeBounds(fromMs, toMs);
     try {
-      const rows = this.select.all(symbol, interval, from, to, limit) as unknown as Row[];
-      return Promise.resolve(rows.reverse().map(toStored));
+      const rows = this.select.all(symbol, interval, from, to, limit) as unknown as BarRow[];
+      return Promise.resolve(rows.reverse().map(fromRow));
     } catch (err: unknown) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -167,27 +134,4 @@ export class SqliteHistory implements HistoryStore {
     if (this.db.isOpen) this.db.close();
     return Promise.resolve();
   }
-}
-
-function toStored(r: Row): StoredBar {
-  return {
-    symbol: r.symbol,
-    interval: r.interval as LiveInterval,
-    startMs: r.start_ms,
-    open: r.open,
-    high: r.high,
-    low: r.low,
-    close: r.close,
-    volume: r.volume,
-    volumeExact: r.volume_exact,
-    notional: r.notional,
-    vwap: r.vwap,
-    trades: r.trades,
-    revised: r.revised !== 0,
-    orderCount: r.order_count,
-    buyQty: r.buy_qty,
-    sellQty: r.sell_qty,
-    generation: r.generation,
-    revision: r.revision,
-  };
 }

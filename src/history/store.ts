@@ -140,3 +140,94 @@ export function rangeBounds(
     v === undefined || Number.isNaN(v) ? fallback : Math.max(-max, Math.min(max, Math.ceil(v)));
   return { from: bound(fromMs, -max), to: bound(toMs, max) };
 }
+
+/** The columns both stores keep a bar in (after PostgreSQL's namespace), in `barValues` order. */
+export const BAR_COLUMNS = [
+  "symbol",
+  '"interval"',
+  "start_ms",
+  "open",
+  "high",
+  "low",
+  "close",
+  "volume",
+  "volume_exact",
+  "notional",
+  "vwap",
+  "trades",
+  "revised",
+  "order_count",
+  "buy_qty",
+  "sell_qty",
+  "generation",
+  "revision",
+] as const;
+
+/** A bar's values in `BAR_COLUMNS` order. */
+export function barValues(b: StoredBar): (string | number | boolean | null)[] {
+  return [
+    b.symbol,
+    b.interval,
+    b.startMs,
+    b.open,
+    b.high,
+    b.low,
+    b.close,
+    b.volume,
+    b.volumeExact,
+    b.notional,
+    b.vwap,
+    b.trades,
+    b.revised,
+    b.orderCount,
+    b.buyQty,
+    b.sellQty,
+    b.generation,
+    b.revision,
+  ];
+}
+
+/** A row as either store reads it back: PostgreSQL returns bigints as text, SQLite booleans as 0/1. */
+export interface BarRow {
+  symbol: string;
+  interval: string;
+  start_ms: number | string;
+  open: string | null;
+  high: string | null;
+  low: string | null;
+  close: string | null;
+  volume: string;
+  volume_exact: string | null;
+  notional: string | null;
+  vwap: string | null;
+  trades: number | string;
+  revised: boolean | number;
+  order_count: number | string;
+  buy_qty: string;
+  sell_qty: string;
+  generation: number | string;
+  revision: number | string;
+}
+
+export function fromRow(r: BarRow): StoredBar {
+  return {
+    symbol: r.symbol,
+    interval: r.interval as LiveInterval,
+    startMs: Number(r.start_ms),
+    open: r.open,
+    high: r.high,
+    low: r.low,
+    close: r.close,
+    volume: r.volume,
+    volumeExact: r.volume_exact,
+    notional: r.notional,
+    vwap: r.vwap,
+    trades: Number(r.trades),
+    revised: r.revised === true || r.revised === 1,
+    orderCount: Number(r.order_count),
+    buyQty: r.buy_qty,
+    sellQty: r.sell_qty,
+    generation: Number(r.generation),
+    revision: Number(r.revision),
+  };
+}
