@@ -11,7 +11,7 @@
  * measured window, so the delay costs wall time only.
  */
 import { Kafka, logLevel } from "kafkajs";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../src/infra/local";
+import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../scripts/infra/local";
 import { preload, type Preloaded } from "./e2e-data";
 import type { BenchOptions } from "./harness";
 

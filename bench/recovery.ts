@@ -19,7 +19,7 @@ import { engineOptions } from "../src/actors/symbol-actors";
 import { custodyKey, JetStreamCustodyStore } from "../src/custody/store";
 import { loadConfig } from "../src/config";
 import { mulberry32 } from "../src/feed/synthetic";
-import type { KafkaHandle, NatsHandle } from "../src/infra/local";
+import type { KafkaHandle, NatsHandle } from "../scripts/infra/local";
 import { native, type Binding } from "../src/native";
 import { message, type BenchOptions, type Section, type SectionResult } from "./harness";
 import { sharedKafka, sharedNats } from "./infra";

@@ -25,7 +25,7 @@ import {
   startNats,
   stopPid,
   waitFor,
-} from "../src/infra/local";
+} from "./infra/local";
 
 interface Report {
   ok: boolean;

@@ -12,7 +12,7 @@ import {
   waitFor,
   type KafkaHandle,
   type NatsHandle,
-} from "../src/infra/local";
+} from "../scripts/infra/local";
 
 const TOPIC = "infra-test-trades";
 const PARTITIONS = 3;

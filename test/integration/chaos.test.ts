@@ -15,7 +15,12 @@ import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { custodyKey, JetStreamCustodyStore } from "../../src/custody/store";
 import { mulberry32 } from "../../src/feed/synthetic";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
+import {
+  startKafka,
+  startNats,
+  type KafkaHandle,
+  type NatsHandle,
+} from "../../scripts/infra/local";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";

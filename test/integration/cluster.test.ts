@@ -7,7 +7,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
+import {
+  startKafka,
+  startNats,
+  type KafkaHandle,
+  type NatsHandle,
+} from "../../scripts/infra/local";
 import { ownerOf } from "../../src/cluster/rendezvous";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";

@@ -11,7 +11,12 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { symbolOf } from "../../src/fix/records";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
+import {
+  startKafka,
+  startNats,
+  type KafkaHandle,
+  type NatsHandle,
+} from "../../scripts/infra/local";
 import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
 import { expectBarsEqualReference } from "../support/bars";
 import { correctionsFeed } from "../support/corrections";

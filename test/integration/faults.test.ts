@@ -22,7 +22,7 @@ import {
   startNats,
   type KafkaHandle,
   type NatsHandle,
-} from "../../src/infra/local";
+} from "../../scripts/infra/local";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";

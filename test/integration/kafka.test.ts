@@ -11,7 +11,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../../src/infra/local";
+import {
+  startKafka,
+  startNats,
+  type KafkaHandle,
+  type NatsHandle,
+} from "../../scripts/infra/local";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { native } from "../../src/native";
 import { fixFile } from "../support/fix-data";

@@ -17,7 +17,7 @@ import { Client } from "pg";
 import { HistoryWriter, type BarHistory } from "../../src/history";
 import { PostgresHistory, TABLE } from "../../src/history/postgres";
 import { decimal, type StoredBar } from "../../src/history/store";
-import { startPostgres, type PostgresHandle } from "../../src/infra/postgres";
+import { startPostgres, type PostgresHandle } from "../../scripts/infra/postgres";
 import { M } from "../../src/metrics";
 import type { StartedNode } from "../../src/node/start";
 import { fixFile } from "../support/fix-data";
