@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, waitFor } from "../scripts/infra/local";
+import { freePort, waitFor } from "../scripts/infra/processes";
 
 /** A spawned measuring process. */
 export interface Child<R> {

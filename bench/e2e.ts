@@ -18,8 +18,9 @@
  */
 import os from "node:os";
 import { loadConfig } from "../src/config";
-import type { KafkaHandle, NatsHandle } from "../scripts/infra/local";
-import { waitFor } from "../scripts/infra/local";
+import type { KafkaHandle } from "../scripts/infra/kafka";
+import type { NatsHandle } from "../scripts/infra/nats";
+import { waitFor } from "../scripts/infra/processes";
 import type { CeilingReport } from "./ceiling-consumer";
 import { exitSignal, nodeEnv, procCpuSec, spawnChild, type Child } from "./children";
 import type { Preloaded } from "./e2e-data";

@@ -11,7 +11,8 @@
  * measured window, so the delay costs wall time only.
  */
 import { Kafka, logLevel } from "kafkajs";
-import { startKafka, startNats, type KafkaHandle, type NatsHandle } from "../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../scripts/infra/nats";
 import { preload, type Preloaded } from "./e2e-data";
 import type { BenchOptions } from "./harness";
 

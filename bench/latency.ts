@@ -16,8 +16,9 @@
  */
 import { CompressionTypes, Partitioners, type Message } from "kafkajs";
 import { setTimeout as delay } from "node:timers/promises";
-import type { KafkaHandle, NatsHandle } from "../scripts/infra/local";
-import { waitFor } from "../scripts/infra/local";
+import type { KafkaHandle } from "../scripts/infra/kafka";
+import type { NatsHandle } from "../scripts/infra/nats";
+import { waitFor } from "../scripts/infra/processes";
 import type { CeilingReport } from "./ceiling-consumer";
 import { exitSignal, nodeEnv, spawnChild, type Child } from "./children";
 import { E2E_PARTITIONS, ExecutionReports, fillRecord } from "./e2e-data";

@@ -6,7 +6,7 @@
  * and how late each node's event loop ran (a 5 ms timer in the node probe).
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { freePort, waitFor } from "../scripts/infra/local";
+import { freePort, waitFor } from "../scripts/infra/processes";
 import { exitSignal, spawnChild, type Child } from "./children";
 import type { Section, Table } from "./harness";
 import { rate } from "./harness";

@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, repoRoot } from "./infra/local";
+import { freePort, repoRoot } from "./infra/processes";
 
 const ROOT = repoRoot();
 const NODE = process.execPath;

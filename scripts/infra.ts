@@ -10,22 +10,20 @@
  *
  * Pid files live in .infra/run/. Wipe all local data with `down` then `rm -rf .infra/kafka/data .infra/nats`.
  * The heavy lifting (Maven fetch of the broker jars, KRaft formatting, readiness probes) is in
- * src/infra/local.ts, shared with the integration tests.
+ * scripts/infra/ (kafka.ts, nats.ts), shared with the integration tests.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { kafkaDescribeCluster, startKafka } from "./infra/kafka";
+import { readNatsInfo, startNats } from "./infra/nats";
 import {
   isPidAlive,
-  kafkaDescribeCluster,
   pidCommandLine,
   probePort,
-  readNatsInfo,
   repoRoot,
-  startKafka,
-  startNats,
   stopPid,
   waitFor,
-} from "./infra/local";
+} from "./infra/processes";
 
 interface Report {
   ok: boolean;

@@ -1,18 +1,14 @@
 /**
- * The real local infrastructure works: a KRaft Kafka broker (src/infra/local.ts) spoken to by two
+ * The real local infrastructure works: a KRaft Kafka broker (scripts/infra/kafka.ts) spoken to by two
  * independent clients (kcat/librdkafka and kafkajs), surviving a graceful restart and a SIGKILL, and a
  * NATS server with JetStream. Needs java, mvn, kcat and nats-server (scripts/infra/install-system-deps.sh).
  */
 import { spawn } from "node:child_process";
 import { Kafka, logLevel, type Admin, type EachMessagePayload } from "kafkajs";
 import { connect, StringCodec } from "nats";
-import {
-  startKafka,
-  startNats,
-  waitFor,
-  type KafkaHandle,
-  type NatsHandle,
-} from "../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../scripts/infra/nats";
+import { waitFor } from "../scripts/infra/processes";
 
 const TOPIC = "infra-test-trades";
 const PARTITIONS = 3;

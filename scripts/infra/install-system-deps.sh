@@ -6,7 +6,7 @@
 #   chromium     headless browser for dashboard end-to-end tests                       — later issues
 #   prometheus   real scraper for the end-to-end metrics check                         — later issues
 #   openjdk-17-jre-headless, maven   run/fetch the Kafka broker jars (scripts/infra/kafka/pom.xml)
-#   postgresql   PostgreSQL server binaries for the history store's tests (src/infra/postgres.ts
+#   postgresql   PostgreSQL server binaries for the history store's tests (scripts/infra/postgres.ts
 #                starts a private cluster; the Debian service itself is not started)
 #
 # Usage:  sudo scripts/infra/install-system-deps.sh [package ...]

@@ -23,7 +23,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { Client } from "pg";
-import { freePort, tailFile, waitFor } from "./local";
+import { freePort, tailFile, waitFor } from "./processes";
 
 export interface StartPostgresOptions {
   /** TCP port (default: a free one). */

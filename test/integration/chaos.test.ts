@@ -15,12 +15,8 @@ import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { custodyKey, JetStreamCustodyStore } from "../../src/custody/store";
 import { mulberry32 } from "../../src/feed/synthetic";
-import {
-  startKafka,
-  startNats,
-  type KafkaHandle,
-  type NatsHandle,
-} from "../../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
-import { freePort } from "../../scripts/infra/local";
+import { freePort } from "../../scripts/infra/processes";
 import { eventually, getJson } from "../support/node";
 
 const ROOT = path.join(__dirname, "..", "..");

@@ -7,12 +7,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import {
-  startKafka,
-  startNats,
-  type KafkaHandle,
-  type NatsHandle,
-} from "../../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 import { ownerOf } from "../../src/cluster/rendezvous";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";

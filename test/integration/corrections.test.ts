@@ -11,12 +11,8 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { symbolOf } from "../../src/fix/records";
-import {
-  startKafka,
-  startNats,
-  type KafkaHandle,
-  type NatsHandle,
-} from "../../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
 import { expectBarsEqualReference } from "../support/bars";
 import { correctionsFeed } from "../support/corrections";

@@ -11,7 +11,7 @@ import {
   MemoryCustodyStore,
   type CustodyStore,
 } from "../../src/custody/store";
-import { startNats, type NatsHandle } from "../../scripts/infra/local";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 
 const holder = { nodeID: "node-a", instanceID: "3f9c0f1e" };
 

@@ -16,13 +16,9 @@ import { Kafka, logLevel, type Producer } from "kafkajs";
 import { Errors, ServiceBroker } from "moleculer";
 import { reliableProducer } from "../../services/ingest/sources/kafka/client";
 import { TickstreamNatsTransporter } from "../../src/cluster/nats-transporter";
-import {
-  freePort,
-  startKafka,
-  startNats,
-  type KafkaHandle,
-  type NatsHandle,
-} from "../../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
+import { freePort } from "../../scripts/infra/processes";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";

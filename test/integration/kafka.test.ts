@@ -1,5 +1,5 @@
 /**
- * Kafka ingestion against a real KRaft broker (src/infra/local.ts): records produced by kcat (an
+ * Kafka ingestion against a real KRaft broker (scripts/infra/kafka.ts): records produced by kcat (an
  * independent client) become exactly the bars computed here independently; rejected records land
  * in the dead-letter topic with their reasons; a node killed with SIGKILL mid-stream and restarted
  * serves exactly the right bars; two ingest nodes share a topic's partitions and stay exact.
@@ -11,12 +11,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
-import {
-  startKafka,
-  startNats,
-  type KafkaHandle,
-  type NatsHandle,
-} from "../../scripts/infra/local";
+import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { native } from "../../src/native";
 import { fixFile } from "../support/fix-data";

@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:net";
 import path from "node:path";
-import { freePort } from "../../scripts/infra/local";
+import { freePort } from "../../scripts/infra/processes";
 import { getJson } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
 

@@ -1,5 +1,5 @@
 /**
- * History in a real PostgreSQL server (a private cluster this test starts: src/infra/postgres.ts).
+ * History in a real PostgreSQL server (a private cluster this test starts: scripts/infra/postgres.ts).
  *
  * - The store keeps exact NUMERIC values, upserts idempotently (a re-write does not even touch a
  *   row), keeps the latest version of a bar ((generation, revision), not the fullest), keeps

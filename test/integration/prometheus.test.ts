@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort } from "../../scripts/infra/local";
+import { freePort } from "../../scripts/infra/processes";
 import type { StartedNode } from "../../src/node/start";
 import { eventually, getJson, startTestNode } from "../support/node";
 

@@ -8,7 +8,7 @@
 import { Errors, ServiceBroker, type Middleware } from "moleculer";
 import { TickstreamNatsTransporter } from "../../src/cluster/nats-transporter";
 import { restartedNodesMiddleware } from "../../src/cluster/restarted-nodes";
-import { startNats, type NatsHandle } from "../../scripts/infra/local";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 
 const TIMEOUT_MS = 8_000;
 

@@ -4,7 +4,8 @@
  * may declare another lost (`$node.disconnected` with `unexpected`), counted on every node by
  * `tickstream_cluster_nodes_lost`.
  */
-import { startNats, freePort, type NatsHandle } from "../../scripts/infra/local";
+import { startNats, type NatsHandle } from "../../scripts/infra/nats";
+import { freePort } from "../../scripts/infra/processes";
 import { eventually } from "../support/node";
 import { spawnNode, type NodeProcess } from "../support/processes";
 

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { freePort } from "../../scripts/infra/local";
+import { freePort } from "../../scripts/infra/processes";
 import { eventually, getJson } from "./node";
 
 const ROOT = path.join(__dirname, "..", "..");

@@ -1,4 +1,4 @@
-import { randomKafkaClusterId } from "../../scripts/infra/local";
+import { randomKafkaClusterId } from "../../scripts/infra/kafka";
 
 it("draws Kafka cluster ids StorageTool accepts (22 base64url chars, never a leading '-')", () => {
   for (let i = 0; i < 2000; i++) {
