@@ -19,7 +19,7 @@ import { performance } from "node:perf_hooks";
 import type { ServiceBroker } from "moleculer";
 import type { Pipeline } from "../services/ingest/pipeline";
 import { loadConfig } from "../src/config";
-import { startNode } from "../src/node/start";
+import { startNode } from "../app/start";
 import { SampleBuffer, summarize, type ConsumptionWindow } from "./stats";
 
 /** What the probe saw; sent to the benchmark on request. */

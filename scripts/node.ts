@@ -7,7 +7,7 @@
  */
 import { ConfigError, loadConfig, parseServiceList } from "../src/config";
 import { PortInUse } from "../src/node/ports";
-import { startNode } from "../src/node/start";
+import { startNode } from "../app/start";
 
 function servicesArg(argv: string[]): string | undefined {
   const i = argv.findIndex((a) => a === "--services" || a.startsWith("--services="));

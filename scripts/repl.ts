@@ -3,7 +3,7 @@
  * Tickstream's commands: symbols, bars <symbol> [interval] [--limit n], anomalies [symbol], stats.
  */
 import { loadConfig } from "../src/config";
-import { startNode } from "../src/node/start";
+import { startNode } from "../app/start";
 import { REPL_COMMANDS } from "../src/repl/commands";
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import { Pipeline } from "../../services/ingest/pipeline";
 import { packRecords } from "../../services/ingest/sources/source";
 import { mulberry32 } from "../../src/feed/synthetic";
 import { encodeFix, fixTimestamp } from "../../src/fix/encode";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { eventually, getJson, startTestNode } from "../support/node";
 
 const ROOT = path.join(__dirname, "..", "..");

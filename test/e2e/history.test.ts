@@ -11,7 +11,7 @@ import path from "node:path";
 import type { Service } from "moleculer";
 import type { BarHistory } from "../../src/history";
 import type { Binding } from "../../src/native";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefBar, type RefTrade } from "../support/reference";
 import { eventually, getJson, startTestNode, untilReady } from "../support/node";

@@ -4,7 +4,7 @@
  * independently (test/support/reference.ts shares no code with the system).
  */
 import { readFileSync } from "node:fs";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference";
 import { eventually, getJson, startTestNode } from "../support/node";

@@ -19,7 +19,7 @@ import { fixFill } from "../support/fix-data";
 import { eventually, getJson, startTestNode, untilReady } from "../support/node";
 import { openApiChecker } from "../support/openapi";
 import { asNumber, refDecimal, refTimestamp } from "../support/reference";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { fixTimestamp } from "../../src/fix/encode";
 
 const SYMBOLS = ["ACME", "BOLT"];

@@ -19,7 +19,7 @@ import { PostgresHistory, TABLE } from "../../src/history/postgres";
 import { decimal, type StoredBar } from "../../src/history/store";
 import { startPostgres, type PostgresHandle } from "../../scripts/infra/postgres";
 import { M } from "../../src/metrics";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { fixFile } from "../support/fix-data";
 import { asNumber, mdTrades, refBars, type RefTrade } from "../support/reference";
 import { eventually, getJson, startTestNode, untilReady } from "../support/node";

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { freePort } from "../../scripts/infra/processes";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { eventually, getJson, startTestNode } from "../support/node";
 
 type Sample = [number, string];

@@ -5,7 +5,7 @@
 import { Errors, ServiceBroker } from "moleculer";
 import { fixFill, rawBatch } from "../support/fix-data";
 import { brokerOptions } from "../../moleculer.config";
-import { SERVICE_FACTORIES } from "../../src/node/services";
+import { SERVICE_FACTORIES } from "../../app/services";
 import type { ParseResult } from "../../src/contracts/parse";
 import { eventually, testConfig } from "../support/node";
 import type { BarsAnswer } from "../../src/contracts/queries";

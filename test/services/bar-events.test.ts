@@ -6,7 +6,7 @@ import type { Context } from "moleculer";
 import { BARS_PER_EVENT } from "../../services/aggregator/aggregator.service";
 import type { BarJson } from "../../src/contracts/bars";
 import type { ParseResult } from "../../src/contracts/parse";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { fixFill, rawBatch } from "../support/fix-data";
 import { eventually, startTestNode } from "../support/node";
 

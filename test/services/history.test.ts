@@ -11,7 +11,7 @@ import { fixFill, rawBatch } from "../support/fix-data";
 import { SqliteHistory } from "../../src/history/sqlite";
 import { namespacedPath } from "../../src/history/store";
 import { M } from "../../src/metrics";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import type { ParseResult } from "../../src/contracts/parse";
 import { eventually, getJson, startTestNode } from "../support/node";
 import type { Context } from "moleculer";

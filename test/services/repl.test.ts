@@ -1,5 +1,5 @@
 /** The REPL's custom commands against a running node (their output is what an operator reads). */
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { REPL_COMMANDS, type Rows } from "../../src/repl/commands";
 import { eventually, getJson, startTestNode } from "../support/node";
 

@@ -4,7 +4,7 @@
  */
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { eventually, getJson, startTestNode } from "../support/node";
 
 type Doc = {

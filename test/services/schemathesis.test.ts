@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import { getJson, startTestNode } from "../support/node";
 
 const ST = path.join(__dirname, "..", "..", ".venv", "bin", "st");

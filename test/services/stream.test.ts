@@ -5,8 +5,8 @@
  */
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
-import type { StartedNode } from "../../src/node/start";
-import { startNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
+import { startNode } from "../../app/start";
 import { eventually, getJson, startTestNode, testConfig } from "../support/node";
 
 /** An event's JSON payload (checked against the document's schemas, not by the compiler). */

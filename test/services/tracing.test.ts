@@ -5,8 +5,8 @@
  * market; the exporter sees exactly what Zipkin or Console would be given.
  */
 import { TracerExporters, type Span, type TracerOptions } from "moleculer";
-import type { StartedNode } from "../../src/node/start";
-import { startNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
+import { startNode } from "../../app/start";
 import { eventually, getJson, testConfig } from "../support/node";
 
 /** Keeps every finished span. */

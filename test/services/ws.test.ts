@@ -6,7 +6,7 @@
  */
 import type { Server } from "node:http";
 import WebSocketClient from "ws";
-import type { StartedNode } from "../../src/node/start";
+import type { StartedNode } from "../../app/start";
 import type { StreamHub } from "../../src/stream/hub";
 import { eventually, startTestNode } from "../support/node";
 import type { BarJson } from "../../src/contracts/bars";

@@ -1,6 +1,6 @@
 /** Starting real Tickstream nodes in tests: the same `startNode` as production, on free ports. */
 import { loadConfig, type Config } from "../../src/config";
-import { startNode, type StartedNode } from "../../src/node/start";
+import { startNode, type StartedNode } from "../../app/start";
 
 /** A configuration from environment-style overrides, with REST on a free port and quiet logs. */
 export function testConfig(env: Record<string, string> = {}): Config {

@@ -5,10 +5,10 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { ServiceBroker, type BrokerOptions } from "moleculer";
-import { brokerOptions } from "../../moleculer.config";
-import type { Config } from "../config";
-import { countLostNodes } from "../metrics";
-import { firstFreePort, portFree, PortInUse } from "./ports";
+import { brokerOptions } from "../moleculer.config";
+import type { Config } from "../src/config";
+import { countLostNodes } from "../src/metrics";
+import { firstFreePort, portFree, PortInUse } from "../src/node/ports";
 import { SERVICE_FACTORIES } from "./services";
 
 export interface StartedNode {
