@@ -9,18 +9,15 @@
  *
  * CHAOS_SEED picks the order; CHAOS_RUNS repeats the first run with seeds SEED, SEED+1, ...
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { readFileSync } from "node:fs";
 import { custodyKey, JetStreamCustodyStore } from "../../src/custody/store";
 import { mulberry32 } from "../../src/feed/synthetic";
 import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
 import { startNats, type NatsHandle } from "../../scripts/infra/nats";
-import { frameRecords, symbolOf } from "../../src/fix/records";
+import { frameRecords } from "../../src/fix/records";
+import { processCluster } from "../support/cluster";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";
-import { spawnNode, type NodeProcess } from "../support/processes";
 import { expectBarsEqualReference } from "../support/bars";
 import { mdTrades } from "../support/reference";
 
@@ -64,71 +61,28 @@ describe("chaos: kills, pauses and a NATS restart during a stream", () => {
 
   /** Streams the corpus through a fresh cluster while `faults` happen one after another. */
   async function run(label: string, faults: Fault[]): Promise<void> {
-    const id = `${label}-${process.pid}-${Date.now().toString(36)}`;
-    const topic = `chaos-${id}`;
-    const client = new Kafka({
-      clientId: "chaos-test",
-      brokers: [kafka.brokers],
-      logLevel: logLevel.NOTHING,
+    const cluster = await processCluster({
+      kafka,
+      nats,
+      name: label,
+      partitions: 6,
+      env: {
+        CHECKPOINT_INTERVAL_MS: "1000",
+        STARVE_ON_SIGUSR2_MS: "8000",
+        FIX_MD_ENTRY_TYPES: "2,3",
+        BATCH_MAX_RECORDS: "200",
+      },
     });
-    const admin = client.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic, numPartitions: 6 },
-        { topic: `${topic}.dlq`, numPartitions: 1 },
-      ],
-    });
-    await admin.disconnect();
-    const env = {
-      TRANSPORTER: nats.url,
-      NAMESPACE: `chaos-${id}`,
-      KAFKA_BROKERS: kafka.brokers,
-      KAFKA_TOPICS: topic,
-      KAFKA_DLQ_TOPIC: `${topic}.dlq`,
-      KAFKA_GROUP_ID: `g-${id}`,
-      KAFKA_MAX_WAIT_MS: "50",
-      KAFKA_SESSION_TIMEOUT_MS: "6000",
-      HEARTBEAT_INTERVAL_S: "1",
-      HEARTBEAT_TIMEOUT_S: "3",
-      CHECKPOINT_INTERVAL_MS: "1000",
-      STARVE_ON_SIGUSR2_MS: "8000",
-      LOG_LEVEL: "info",
-      FIX_MD_ENTRY_TYPES: "2,3",
-      BATCH_MAX_RECORDS: "200",
-    };
-    const live = new Map<string, NodeProcess>();
-    const dead: [string, NodeProcess][] = [];
     const paused = new Set<string>();
-    const start = async (name: string) => {
-      const n = await spawnNode(`${name}-${id}`, { ...env, SERVICES: ROLES[name]! });
-      live.set(name, n);
-      return n;
-    };
-    const producer = client.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
+    const start = (name: string) => cluster.spawn(name, { SERVICES: ROLES[name]! });
+    const producer = cluster.producer(ALL);
     const log: string[] = [];
     let lastSeen: { symbol: string; trades: number }[] = [];
-    let sent = 0;
-    const produce = async (n: number) => {
-      const chunk = ALL.slice(sent, sent + n);
-      if (chunk.length === 0) return;
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: chunk.map((v) => ({ key: symbolOf(v), value: v })),
-      });
-      sent += chunk.length;
-    };
     const tradesIn = (n: number) =>
       ALL.slice(0, n).filter((r) => r.includes("\x0135=X\x01")).length;
     /** Trades per symbol as one answering gateway sees them; fails on any double count. */
     const applied = async (): Promise<number | undefined> => {
-      for (const [name, n] of live) {
+      for (const [name, n] of cluster.nodes) {
         if (paused.has(name)) continue;
         const res = await getJson(`${n.url}/api/symbols`, {}, 5000).catch(() => null);
         if (res?.status !== 200) continue;
@@ -144,7 +98,7 @@ describe("chaos: kills, pauses and a NATS restart during a stream", () => {
     };
     const caughtUp = (what: string) =>
       eventually(
-        async () => ((await applied()) === tradesIn(sent) ? true : undefined),
+        async () => ((await applied()) === tradesIn(producer.sent) ? true : undefined),
         what,
         120_000,
       );
@@ -152,66 +106,57 @@ describe("chaos: kills, pauses and a NATS restart during a stream", () => {
 
     try {
       await Promise.all(Object.keys(ROLES).map(start));
-      await Promise.all([...live.values()].map((n) => n.ready()));
+      await Promise.all([...cluster.nodes.values()].map((n) => n.ready()));
       await producer.connect();
       const chunk = Math.floor(ALL.length / (faults.length + 1));
       for (const fault of faults) {
-        await produce(Math.ceil(chunk / 2));
+        await producer.send(Math.ceil(chunk / 2));
         const began = Date.now();
         // Each fault lands while the first half of a chunk is being consumed, and the second
         // half is produced during it.
         if (fault.kind === "kill") {
-          const victim = live.get(fault.node)!;
-          await victim.kill();
-          dead.push([fault.node, victim]);
-          await produce(Math.floor(chunk / 2));
+          await cluster.nodes.get(fault.node)!.kill();
+          await producer.send(Math.floor(chunk / 2));
           await (await start(fault.node)).ready(120_000);
         } else if (fault.kind === "pause") {
-          const victim = live.get(fault.node)!;
+          const victim = cluster.nodes.get(fault.node)!;
           paused.add(fault.node);
           victim.child.kill("SIGSTOP");
-          await produce(Math.floor(chunk / 2));
+          await producer.send(Math.floor(chunk / 2));
           await hold(Math.max(0, fault.ms - (Date.now() - began)));
           victim.child.kill("SIGCONT");
           paused.delete(fault.node);
         } else if (fault.kind === "starve") {
-          live.get(fault.node)!.child.kill("SIGUSR2");
-          await produce(Math.floor(chunk / 2));
+          cluster.nodes.get(fault.node)!.child.kill("SIGUSR2");
+          await producer.send(Math.floor(chunk / 2));
         } else {
           await nats.restart();
-          await produce(Math.floor(chunk / 2));
+          await producer.send(Math.floor(chunk / 2));
         }
         await caughtUp(`all trades after ${describeFault(fault)}`);
         log.push(`${describeFault(fault)}: exact again after ${Date.now() - began} ms`);
       }
-      await produce(ALL.length - sent);
+      await producer.send(ALL.length - producer.sent);
       await caughtUp("every trade of the corpus, exactly once");
       // Every bar of every symbol in every interval, asked through a gateway.
-      await expectBarsEqualReference(live.get("ingest")!.url, TRADES, EXPECTED.keys());
-      const outputs = [...live.values()].map((n) => n.output()).join("\n");
+      await expectBarsEqualReference(cluster.nodes.get("ingest")!.url, TRADES, EXPECTED.keys());
+      const outputs = [...cluster.nodes.values()].map((n) => n.output()).join("\n");
       const dropped = (outputs.match(/state superseded by a newer epoch/g) ?? []).length;
       console.log(
         `${label}: ${log.join("; ")}; ${EXPECTED.size} symbols exact (1m, 5m, 1h); ` +
           `superseded states dropped by the live nodes: ${dropped}`,
       );
     } catch (err) {
-      for (const [name, n] of live)
-        writeFileSync(path.join(tmpdir(), `tickstream-${label}-${name}.log`), n.output());
-      dead.forEach(([name, n], i) =>
-        writeFileSync(
-          path.join(tmpdir(), `tickstream-${label}-${name}-killed-${i}.log`),
-          n.output(),
-        ),
-      );
+      cluster.saveLogs();
       const want = new Map<string, number>();
-      for (const t of mdTrades(Buffer.concat(ALL.slice(0, sent)), ["2", "3"]))
+      for (const t of mdTrades(Buffer.concat(ALL.slice(0, producer.sent)), ["2", "3"]))
         want.set(t.symbol, (want.get(t.symbol) ?? 0) + 1);
       const got = new Map(lastSeen.map((s) => [s.symbol, s.trades]));
       const diff = [...want]
         .filter(([s, n]) => got.get(s) !== n)
         .map(([s, n]) => `${s}:${got.get(s) ?? "-"}/${n}`);
       const stats = await Promise.all(
-        [...live].map(async ([name, n]) => {
+        [...cluster.nodes].map(async ([name, n]) => {
           const res = await getJson(`${n.url}/api/stats`, {}, 5000).catch(() => null);
           const nodes = (res?.body as { nodes?: { nodeID: string; source: unknown }[] })?.nodes;
           return `${name}: ${JSON.stringify(nodes?.map((x) => [x.nodeID.split("-")[0], x.source]))}`;
@@ -219,7 +164,7 @@ describe("chaos: kills, pauses and a NATS restart during a stream", () => {
       );
       const store = await JetStreamCustodyStore.open(
         nats.url,
-        `tickstream-checkpoints-chaos-${id}`,
+        `tickstream-checkpoints-${cluster.topic}`,
       );
       const entries = await Promise.all(
         [...want]
@@ -231,15 +176,15 @@ describe("chaos: kills, pauses and a NATS restart during a stream", () => {
       );
       await store.close();
       console.log(
-        `${label}; custody: ${entries.join(", ")}; ${log.join("; ")}; sent ${sent} records, ${tradesIn(sent)} trades, ` +
+        `${label}; custody: ${entries.join(", ")}; ${log.join("; ")}; sent ${producer.sent} records, ${tradesIn(producer.sent)} trades, ` +
           `applied ${lastSeen.reduce((n, s) => n + s.trades, 0)}; differing: ${diff.join(" ")}; ` +
           `sources: ${stats[0] ?? ""}`,
       );
       throw err;
     } finally {
       await producer.disconnect().catch(() => undefined);
-      for (const n of live.values()) n.child.kill("SIGCONT");
-      await Promise.all([...live.values()].map((n) => n.kill()));
+      for (const n of cluster.nodes.values()) n.child.kill("SIGCONT");
+      await cluster.kill();
     }
   }
 

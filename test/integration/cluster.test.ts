@@ -3,17 +3,15 @@
  * corpus, a third joins mid-stream, one leaves gracefully, another is killed with SIGKILL; at the
  * end every bar equals the independent computation, and the moves are reported.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { readFileSync } from "node:fs";
 import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
 import { startNats, type NatsHandle } from "../../scripts/infra/nats";
 import { ownerOf } from "../../src/cluster/rendezvous";
-import { frameRecords, symbolOf } from "../../src/fix/records";
+import { frameRecords } from "../../src/fix/records";
+import { processCluster, type ProcessCluster } from "../support/cluster";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";
-import { spawnNode, type NodeProcess } from "../support/processes";
+import type { NodeProcess } from "../support/processes";
 import { expectBarsEqualReference } from "../support/bars";
 import { mdTrades } from "../support/reference";
 
@@ -22,76 +20,31 @@ const JSE = readFileSync(fixFile("hffix-fix.5.0.set.1.fix"));
 describe("a cluster of Tickstream processes", () => {
   let kafka: KafkaHandle;
   let nats: NatsHandle;
-  const run = `${process.pid}-${Date.now().toString(36)}`;
-  const nodes: NodeProcess[] = [];
+  let cluster: ProcessCluster;
 
   beforeAll(async () => {
     [kafka, nats] = await Promise.all([startKafka(), startNats({ jetstream: true })]);
+    cluster = await processCluster({
+      kafka,
+      nats,
+      name: "cluster",
+      partitions: 6,
+      env: { FIX_MD_ENTRY_TYPES: "2,3", BATCH_MAX_RECORDS: "500" },
+    });
   }, 120_000);
   afterAll(async () => {
-    await Promise.all(nodes.map((n) => n.kill()));
+    await cluster?.kill();
     await Promise.all([kafka?.stop(), nats?.stop()]);
   });
 
   it("stays exact through a join, a graceful leave and a SIGKILL", async () => {
-    const topic = `cluster-${run}`;
-    const client = new Kafka({
-      clientId: "cluster-test",
-      brokers: [kafka.brokers],
-      logLevel: logLevel.NOTHING,
-    });
-    const admin = client.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic, numPartitions: 6 },
-        { topic: `${topic}.dlq`, numPartitions: 1 },
-      ],
-    });
-    await admin.disconnect();
-
-    const env = {
-      TRANSPORTER: nats.url,
-      NAMESPACE: `cluster-${run}`,
-      KAFKA_BROKERS: kafka.brokers,
-      KAFKA_TOPICS: topic,
-      KAFKA_DLQ_TOPIC: `${topic}.dlq`,
-      KAFKA_GROUP_ID: `g-${run}`,
-      KAFKA_MAX_WAIT_MS: "50",
-      KAFKA_SESSION_TIMEOUT_MS: "6000",
-      HEARTBEAT_INTERVAL_S: "1",
-      HEARTBEAT_TIMEOUT_S: "3",
-      LOG_LEVEL: "info",
-      FIX_MD_ENTRY_TYPES: "2,3",
-      BATCH_MAX_RECORDS: "500",
-    };
-    const spawn = async (name: string) => {
-      const n = await spawnNode(`${name}-${run}`, env);
-      nodes.push(n);
-      return n;
-    };
-    const a = await spawn("a");
-    const b = await spawn("b");
+    const a = await cluster.spawn("a");
+    const b = await cluster.spawn("b");
     await Promise.all([a.ready(), b.ready()]);
 
     const all = frameRecords(JSE);
-    const producer = client.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
+    const producer = cluster.producer(all);
     await producer.connect();
-    let sent = 0;
-    const produceSome = async (n: number) => {
-      const chunk = all.slice(sent, sent + n);
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: chunk.map((v) => ({ key: symbolOf(v), value: v })),
-      });
-      sent += chunk.length;
-    };
     const applied = async (via: NodeProcess) => {
       const { body } = await getJson(`${via.url}/api/symbols`);
       return (body as { symbols: { trades: number }[] }).symbols.reduce((s, x) => s + x.trades, 0);
@@ -107,19 +60,15 @@ describe("a cluster of Tickstream processes", () => {
         what,
         90_000,
       ).catch((err: unknown) => {
-        for (const node of nodes)
-          writeFileSync(
-            path.join(tmpdir(), `tickstream-cluster-${node.nodeID}.log`),
-            node.output(),
-          );
+        cluster.saveLogs();
         throw err;
       });
 
-    await produceSome(3000);
-    await exactly(a, sent, "the first trades");
+    await producer.send(3000);
+    await exactly(a, producer.sent, "the first trades");
 
     // A third node joins mid-stream.
-    const c = await spawn("c");
+    const c = await cluster.spawn("c");
     await c.ready();
     // A joining node serves before every other node has processed its INFO; a membership change
     // (b leaving) while a and b do not know c yet leaves the nodes with different views of who
@@ -128,8 +77,8 @@ describe("a cluster of Tickstream processes", () => {
       () => [a, b].every((n) => n.output().includes(`Node '${c.nodeID}' connected`)) || undefined,
       "a and b to know c",
     );
-    await produceSome(3000);
-    await exactly(c, sent, "trades after the join (asked through the new node)");
+    await producer.send(3000);
+    await exactly(c, producer.sent, "trades after the join (asked through the new node)");
 
     // b leaves gracefully (SIGTERM) while records keep coming: it hands its symbols over before
     // going. Moleculer withdraws b's services first, so for a moment b is no member yet still
@@ -138,14 +87,14 @@ describe("a cluster of Tickstream processes", () => {
     const stopping = b.stop().then(() => (exited = true));
     let during = 0;
     while (!exited && during < 3000) {
-      await produceSome(100);
+      await producer.send(100);
       during += 100;
     }
     await stopping;
-    await produceSome(3000 - during);
+    await producer.send(3000 - during);
     await exactly(
       a,
-      sent,
+      producer.sent,
       `trades after the graceful leave (${during} records produced while b was stopping)`,
     );
 
@@ -157,7 +106,7 @@ describe("a cluster of Tickstream processes", () => {
       const ids = (body as { nodes: { nodeID: string }[] }).nodes.map((n) => n.nodeID);
       return ids.includes(c.nodeID) ? undefined : Date.now() - killedAt;
     }, "the loss to be detected");
-    await produceSome(all.length - sent);
+    await producer.send(all.length - producer.sent);
     await producer.disconnect();
 
     const trades = mdTrades(JSE, ["2", "3"]);
@@ -191,7 +140,7 @@ describe("a cluster of Tickstream processes", () => {
       const diff = [...expected]
         .filter(([s, n]) => got.get(s) !== n)
         .map(([s, n]) => `${s}:${got.get(s) ?? "-"}/${n}`);
-      writeFileSync(path.join(tmpdir(), "tickstream-cluster-a.log"), a.output());
+      cluster.saveLogs();
       console.log(`missing: ${diff.join(" ")}`);
       throw err;
     });

@@ -17,6 +17,7 @@ import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
 import { expectBarsEqualReference } from "../support/bars";
 import { correctionsFeed } from "../support/corrections";
 import { eventually, getJson, startTestNode } from "../support/node";
+import { processCluster } from "../support/cluster";
 import { spawnNode, type NodeProcess } from "../support/processes";
 import { asNumber, execReportTrades, refBars, type RefTrade } from "../support/reference";
 
@@ -187,16 +188,21 @@ describe("cancels and corrections", () => {
       await producer.disconnect();
     }
 
+    /** Settings of every node in these tests, besides its topic. */
+    const SETTINGS = {
+      KAFKA_PARTITIONS: "3",
+      KAFKA_MAX_WAIT_MS: "50",
+      BATCH_MAX_RECORDS: "100",
+      HISTORY_FLUSH_MS: "100",
+    };
+
     function env(topic: string, extra: Record<string, string>): Record<string, string> {
       return {
         KAFKA_BROKERS: kafka.brokers,
         KAFKA_TOPICS: topic,
         KAFKA_DLQ_TOPIC: `${topic}.dlq`,
         KAFKA_GROUP_ID: `g-${topic}`,
-        KAFKA_PARTITIONS: "3",
-        KAFKA_MAX_WAIT_MS: "50",
-        BATCH_MAX_RECORDS: "100",
-        HISTORY_FLUSH_MS: "100",
+        ...SETTINGS,
         ...extra,
       };
     }
@@ -257,8 +263,14 @@ describe("cancels and corrections", () => {
 
     it("survive handoffs and checkpoint restores in a cluster over NATS", async () => {
       const nats: NatsHandle = await startNats({ jetstream: true });
-      const topic = `busts-cluster-${run}`;
-      await createTopic(topic);
+      const cluster = await processCluster({
+        kafka,
+        nats,
+        name: "busts-cluster",
+        partitions: 3,
+        env: { ...SETTINGS, CHECKPOINT_INTERVAL_MS: "500" },
+      });
+      const topic = cluster.topic;
       const feed = correctionsFeed({
         symbols: SYMBOLS,
         startMs: START,
@@ -267,18 +279,8 @@ describe("cancels and corrections", () => {
         seed: 9,
         prefix: topic,
       });
-      const clusterEnv = env(topic, {
-        TRANSPORTER: nats.url,
-        NAMESPACE: `busts-cluster-${run}`,
-        KAFKA_SESSION_TIMEOUT_MS: "6000",
-        HEARTBEAT_INTERVAL_S: "1",
-        HEARTBEAT_TIMEOUT_S: "3",
-        CHECKPOINT_INTERVAL_MS: "500",
-      });
-      const nodes: NodeProcess[] = [];
       const spawn = async (name: string) => {
-        const n = await spawnNode(`${name}-${run}`, clusterEnv);
-        nodes.push(n);
+        const n = await cluster.spawn(name);
         await n.ready();
         return n;
       };
@@ -298,7 +300,7 @@ describe("cancels and corrections", () => {
         const trades = execReportTrades([...feed.fills, ...feed.corrections]);
         await eventuallyExact(a.url, trades, "bars after every bust, across a SIGKILL");
       } finally {
-        await Promise.all(nodes.map((n) => n.kill()));
+        await cluster.kill();
         await nats.stop();
       }
     }, 300_000);

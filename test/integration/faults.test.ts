@@ -9,9 +9,7 @@
  * Cluster: `a` and `b` run every service (two ingest nodes sharing the topic's partitions), `c`
  * runs only the actors (aggregator, anomaly) and the gateway, so it receives trades only over NATS.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readFileSync } from "node:fs";
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import { Errors, ServiceBroker } from "moleculer";
 import { reliableProducer } from "../../services/ingest/sources/kafka/client";
@@ -22,7 +20,8 @@ import { freePort } from "../../scripts/infra/processes";
 import { frameRecords, symbolOf } from "../../src/fix/records";
 import { fixFile } from "../support/fix-data";
 import { eventually, getJson } from "../support/node";
-import { spawnNode, type NodeProcess } from "../support/processes";
+import type { NodeProcess } from "../support/processes";
+import { processCluster, type ProcessCluster } from "../support/cluster";
 import { expectBarsEqualReference } from "../support/bars";
 import { mdTrades } from "../support/reference";
 
@@ -117,7 +116,7 @@ describe("infrastructure faults", () => {
   let nats: NatsHandle;
   let client: Kafka;
   const run = `${process.pid}-${Date.now().toString(36)}`;
-  const nodes: NodeProcess[] = [];
+  const clusters: ProcessCluster[] = [];
   const { records, broken } = buildStream();
   const trades = mdTrades(JSE, ["2", "3"]);
   const expected = new Map<string, number>();
@@ -132,13 +131,11 @@ describe("infrastructure faults", () => {
     });
   }, 180_000);
   afterEach(async () => {
-    // Each node's log, to look at after a failure: $TMPDIR/tickstream-natsfault-a.log, ...
-    for (const n of nodes)
-      writeFileSync(
-        path.join(tmpdir(), `tickstream-${n.nodeID.split("-").slice(0, 2).join("-")}.log`),
-        n.output(),
-      );
-    await Promise.all(nodes.splice(0).map((n) => n.kill()));
+    for (const cluster of clusters.splice(0)) {
+      // Each node's log, to look at after a failure: $TMPDIR/tickstream-natsfault-a.log, ...
+      cluster.saveLogs();
+      await cluster.kill();
+    }
   });
   afterAll(async () => {
     await Promise.all([kafka?.stop(), nats?.stop()]);
@@ -153,51 +150,31 @@ describe("infrastructure faults", () => {
     c: NodeProcess;
     cMetrics: number;
   }> {
-    const topic = `${name}-${run}`;
-    const dlq = `${topic}.dlq`;
-    const admin = client.admin();
-    await admin.connect();
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        { topic, numPartitions: PARTITIONS },
-        { topic: dlq, numPartitions: 1 },
-      ],
+    const cluster = await processCluster({
+      kafka,
+      nats,
+      name,
+      partitions: PARTITIONS,
+      env: {
+        HEARTBEAT_TIMEOUT_S: String(HEARTBEAT_TIMEOUT_MS / 1000),
+        FIX_MD_ENTRY_TYPES: "2,3",
+        BATCH_MAX_RECORDS: "200",
+      },
     });
-    await admin.disconnect();
-    const env = {
-      TRANSPORTER: nats.url,
-      NAMESPACE: `${name}-${run}`,
-      KAFKA_BROKERS: kafka.brokers,
-      KAFKA_TOPICS: topic,
-      KAFKA_DLQ_TOPIC: dlq,
-      KAFKA_GROUP_ID: `g-${name}-${run}`,
-      KAFKA_MAX_WAIT_MS: "50",
-      KAFKA_SESSION_TIMEOUT_MS: "6000",
-      HEARTBEAT_INTERVAL_S: "1",
-      HEARTBEAT_TIMEOUT_S: String(HEARTBEAT_TIMEOUT_MS / 1000),
-      LOG_LEVEL: "info",
-      FIX_MD_ENTRY_TYPES: "2,3",
-      BATCH_MAX_RECORDS: "200",
-    };
-    const spawn = async (id: string, extra: Record<string, string> = {}) => {
-      const n = await spawnNode(`${name}-${id}-${run}`, { ...env, ...extra });
-      nodes.push(n);
-      return n;
-    };
+    clusters.push(cluster);
     const cMetrics = await freePort();
     const [a, b, c] = await Promise.all([
-      spawn("a"),
-      spawn("b"),
+      cluster.spawn("a"),
+      cluster.spawn("b"),
       // c exposes its metrics: its own applied-trade counter can be read while NATS is down.
-      spawn("c", {
+      cluster.spawn("c", {
         SERVICES: "aggregator,anomaly,api",
         METRICS: "true",
         METRICS_PORT: String(cMetrics),
       }),
     ]);
     await Promise.all([a.ready(90_000), b.ready(90_000), c.ready(90_000)]);
-    return { topic, dlq, a, b, c, cMetrics };
+    return { topic: cluster.topic, dlq: cluster.dlq, a, b, c, cMetrics };
   }
 
   /**
