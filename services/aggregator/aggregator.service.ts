@@ -21,7 +21,12 @@ import { BarHistory, mergeBars, openHistoryStore, RevisionScanner } from "../../
 import type { StoredBar } from "../../src/history/store";
 import { M } from "../../src/metrics";
 import { countCorrections, noCorrections } from "../../src/actors/symbol-actors";
-import { LIVE_MS, type LiveInterval } from "../../src/contracts/bars";
+import {
+  LIVE_MS,
+  STREAM_DEMAND,
+  type LiveInterval,
+  type StreamDemand,
+} from "../../src/contracts/bars";
 import type {
   ActivityAnswer,
   ActivityParams,
@@ -77,6 +82,8 @@ interface LiveRead {
 interface Vars extends SymbolActorsVars {
   corrections: CorrectionCounts;
   liveSources: Map<string, boolean>;
+  /** Gateway nodes with stream clients: forming bars are broadcast only while there is one. */
+  listeners: Set<string>;
   timers: NodeJS.Timeout[];
   history: BarHistory | null;
   revisions: RevisionScanner;
@@ -257,6 +264,11 @@ export function aggregatorService(config: Config): ServiceSchema {
       },
       "$node.disconnected"(this: This, ctx: Context<{ node: { id: string } }>) {
         this.liveSources.delete(ctx.params.node.id);
+        this.listeners.delete(ctx.params.node.id);
+      },
+      [STREAM_DEMAND](this: This, ctx: Context<StreamDemand>) {
+        if (ctx.params.listening) this.listeners.add(ctx.params.nodeID);
+        else this.listeners.delete(ctx.params.nodeID);
       },
     },
 
@@ -397,7 +409,8 @@ export function aggregatorService(config: Config): ServiceSchema {
           if (revised.length > 0) this.publishRevised(revised);
         }
         const symbols = this.actors.engine.drainTouched();
-        if (symbols.length === 0) return;
+        // Nobody streams: forming bars would be serialised and sent to every gateway for nothing.
+        if (symbols.length === 0 || this.listeners.size === 0) return;
         this.broadcastBars(
           "bars.updated",
           unpackLatest(symbols, this.actors.engine.latestPacked(symbols)),
@@ -412,6 +425,7 @@ export function aggregatorService(config: Config): ServiceSchema {
 
     created(this: This) {
       this.liveSources = new Map();
+      this.listeners = new Set();
       this.corrections = noCorrections();
       this.revisions = new RevisionScanner();
       this.timers = [];

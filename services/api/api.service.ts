@@ -28,9 +28,19 @@ import { attachWebSocket } from "../../src/stream/ws";
 import type { BarsAnswer } from "../../src/contracts/queries";
 import { streamMetricsHooks } from "../../src/stream/metrics";
 import { openApiDocument } from "./openapi";
-import type { SymbolBarJson } from "../../src/contracts/bars";
+import { STREAM_DEMAND, type StreamDemand, type SymbolBarJson } from "../../src/contracts/bars";
 
 const MAX_URL_BYTES = 2048;
+/** While a node streams, it repeats `stream.demand` this often (events are best-effort). */
+const DEMAND_REFRESH_MS = 10_000;
+
+/** Tells the aggregators whether this node has stream clients (they skip forming bars if none has). */
+function announceDemand(svc: This): void {
+  const demand: StreamDemand = { nodeID: svc.broker.nodeID, listening: svc.hub.size > 0 };
+  svc.broker
+    .broadcast(STREAM_DEMAND, demand)
+    .catch((err: unknown) => svc.logger.warn({ err }, "stream demand broadcast failed"));
+}
 
 type Query = Record<string, string | undefined>;
 
@@ -45,6 +55,7 @@ interface ResponseMeta {
 interface Vars {
   startedAt: number;
   hub: StreamHub;
+  demandTimer: NodeJS.Timeout | null;
   wss: WebSocketServer | null;
   /** moleculer-web's HTTP server. */
   server: Server;
@@ -298,19 +309,35 @@ export function apiService(config: Config): ServiceSchema {
       "anomaly.detected"(this: This, ctx: Context<AnomalyRecord>) {
         this.hub.anomaly(ctx.params);
       },
+      /** A node that joins learns at once that this one streams. */
+      "$node.connected"(this: This) {
+        if (this.hub.size > 0) announceDemand(this);
+      },
     },
 
     created(this: This) {
       this.startedAt = Date.now();
       this.wss = null;
-      const hub: StreamHub = new StreamHub(
-        config.stream,
-        streamMetricsHooks(this.broker, () => hub.size),
-      );
+      const metrics = streamMetricsHooks(this.broker, () => hub.size);
+      // The first stream opened and the last one closed change what aggregators publish.
+      const hub: StreamHub = new StreamHub(config.stream, {
+        onOpen: () => {
+          metrics.onOpen?.();
+          if (hub.size === 1) announceDemand(this);
+        },
+        onClose: (reason) => {
+          metrics.onClose?.(reason);
+          if (hub.size === 0) announceDemand(this);
+        },
+      });
       this.hub = hub;
+      this.demandTimer = null;
     },
 
     started(this: This) {
+      this.demandTimer = setInterval(() => {
+        if (this.hub.size > 0) announceDemand(this);
+      }, DEMAND_REFRESH_MS);
       if (config.http.dashboard && dashboard === null)
         this.logger.warn("dashboard not built (npm run build:dashboard): / answers 404");
       this.wss = attachWebSocket(this.server, this.hub, {
@@ -348,6 +375,7 @@ export function apiService(config: Config): ServiceSchema {
 
     // Runs before moleculer-web closes its server, which would otherwise wait for the streams.
     stopped(this: This) {
+      if (this.demandTimer) clearInterval(this.demandTimer);
       this.hub.stop();
       this.wss?.close();
       return Promise.resolve();

@@ -66,3 +66,13 @@ export interface SymbolBarJson {
   interval: string;
   bar: BarJson;
 }
+
+/**
+ * `stream.demand`: a gateway node has stream clients (`listening`) or no longer has. Aggregators
+ * publish forming bars (`bars.updated`) only while some node listens.
+ */
+export const STREAM_DEMAND = "stream.demand";
+export interface StreamDemand {
+  nodeID: string;
+  listening: boolean;
+}

@@ -179,6 +179,36 @@ describe("GET /api/stream", () => {
     }
   });
 
+  it("has the aggregator publish forming bars only while a client streams", async () => {
+    const agg = node.broker.getLocalService("aggregator") as unknown as {
+      listeners: Set<string>;
+      actors: { engine: { drainTouched(): string[] } };
+    };
+    const ticks = jest.spyOn(agg.actors.engine, "drainTouched");
+    const broadcast = jest.spyOn(node.broker, "broadcast");
+    const formingSent = () => broadcast.mock.calls.filter(([e]) => e === "bars.updated").length;
+    try {
+      // Every client of the earlier cases has gone: the feed trades, but nobody listens.
+      await eventually(() => (agg.listeners.size === 0 ? true : undefined), "no listener");
+      const since = ticks.mock.calls.length;
+      const before = formingSent();
+      await eventually(
+        () => (ticks.mock.calls.length >= since + 3 ? true : undefined),
+        "three forming ticks",
+      );
+      expect(formingSent()).toBe(before);
+
+      const c = await open("symbols=AAPL&intervals=1m");
+      await eventually(() => (c.of("bar").length > 0 ? true : undefined), "a forming bar");
+      expect(agg.listeners.has(node.broker.nodeID)).toBe(true);
+      c.close();
+      await eventually(() => (agg.listeners.size === 0 ? true : undefined), "the listener gone");
+    } finally {
+      ticks.mockRestore();
+      broadcast.mockRestore();
+    }
+  });
+
   it("refuses streams beyond STREAM_MAX_CONNECTIONS and frees a slot when a client leaves", async () => {
     const open4 = await Promise.all([1, 2, 3, 4].map(() => open("symbols=AAPL")));
     for (const c of open4) expect(c.res.status).toBe(200);
