@@ -30,6 +30,7 @@ import { memorySection } from "./memory";
 import { parseSection } from "./parse";
 import { recoverySection } from "./recovery";
 import { saturationSection } from "./saturation";
+import { quietKnownWarnings } from "../src/node/warnings";
 
 /** The sections, in run order. */
 export const SECTIONS: readonly Section[] = [
@@ -142,14 +143,6 @@ function busyWarning(cores: number, load: number, when: string): string | null {
   return load >= cores * 0.75
     ? `machine busy ${when} (1-minute load ${load.toFixed(2)} on ${cores} cores): figures are unreliable, rerun on an idle machine`
     : null;
-}
-
-/** kafkajs 2.2.4 schedules timers with negative delays on Node ≥ 23; the warning is noise. */
-function quietKnownWarnings(): void {
-  process.removeAllListeners("warning");
-  process.on("warning", (w) => {
-    if (w.name !== "TimeoutNegativeWarning") process.stderr.write(`${w.name}: ${w.message}\n`);
-  });
 }
 
 async function main(): Promise<void> {

@@ -8,20 +8,13 @@
 import { ConfigError, loadConfig, parseServiceList } from "../src/config";
 import { PortInUse } from "../src/node/ports";
 import { startNode } from "../app/start";
+import { quietKnownWarnings } from "../src/node/warnings";
 
 function servicesArg(argv: string[]): string | undefined {
   const i = argv.findIndex((a) => a === "--services" || a.startsWith("--services="));
   if (i < 0) return undefined;
   const arg = argv[i] ?? "";
   return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[i + 1];
-}
-
-/** kafkajs 2.2.4 schedules timers with negative delays on Node ≥ 23; the warning is noise. */
-function quietKnownWarnings(): void {
-  process.removeAllListeners("warning");
-  process.on("warning", (w) => {
-    if (w.name !== "TimeoutNegativeWarning") process.stderr.write(`${w.name}: ${w.message}\n`);
-  });
 }
 
 async function main(): Promise<void> {
