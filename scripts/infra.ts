@@ -24,6 +24,7 @@ import {
   stopPid,
   waitFor,
 } from "./infra/processes";
+import { quietKnownWarnings } from "../src/node/warnings";
 
 interface Report {
   ok: boolean;
@@ -289,20 +290,9 @@ async function forAll(fn: (svc: ServiceDef) => Promise<Report>): Promise<boolean
   return reports.every((r) => r.ok);
 }
 
-// kafkajs 2.2.4 schedules a negative setTimeout, which Node 24 reports as TimeoutNegativeWarning; it is
-// harmless and would clutter this CLI's output.
-function silenceKafkajsTimeoutWarning(): void {
-  const listeners = process.listeners("warning");
-  process.removeAllListeners("warning");
-  process.on("warning", (w: Error) => {
-    if (w.name === "TimeoutNegativeWarning") return;
-    for (const l of listeners) l(w);
-  });
-}
-
 async function main(): Promise<number> {
   const cmd = process.argv[2];
-  silenceKafkajsTimeoutWarning();
+  quietKnownWarnings();
   switch (cmd) {
     case "up":
       if (!(await forAll(up))) return 1;
