@@ -76,3 +76,19 @@ export interface StreamDemand {
   nodeID: string;
   listening: boolean;
 }
+
+/** Key of a bar on the bars topic: every version of one bar lands in one partition, in order. */
+export const barRecordKey = (symbol: string, interval: string, startMs: number): string =>
+  `${symbol}/${interval}/${startMs}`;
+
+/** Value of a bar on the bars topic: the bar as REST shows it, with its symbol, interval and version. */
+export interface BarRecord extends BarJson {
+  symbol: string;
+  interval: string;
+  /** (generation, revision): versions of one bar order by it; a consumer keeps the highest. */
+  version: [number, number];
+}
+
+export function barRecord(symbol: string, interval: string, bar: BarJson): BarRecord {
+  return { ...bar, symbol, interval, version: [bar.generation, bar.revision] };
+}

@@ -5,6 +5,7 @@
  */
 import { Kafka, logLevel } from "kafkajs";
 import { startKafka, type KafkaHandle } from "../../scripts/infra/kafka";
+import { ensureCompactedTopics } from "../../services/publisher/topics";
 import { Fenced, TransactionalPublisher } from "../../services/publisher/transactional";
 import { eventually } from "../support/node";
 
@@ -67,4 +68,26 @@ describe("transactional publisher", () => {
       await current.stop();
     }
   }, 120_000);
+
+  it("creates output topics compacted and refuses an existing one that deletes by age", async () => {
+    await ensureCompactedTopics(kafka, ["bars-c"], 3);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: 2, name: "bars-c", configNames: ["cleanup.policy"] }],
+      });
+      expect(resources[0]!.configEntries[0]!.configValue).toBe("compact");
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: "bars-d", numPartitions: 1 }],
+      });
+    } finally {
+      await admin.disconnect();
+    }
+    await expect(ensureCompactedTopics(kafka, ["bars-c", "bars-d"], 3)).rejects.toThrow(
+      /bars-d has cleanup.policy=delete/,
+    );
+  }, 60_000);
 });
