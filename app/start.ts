@@ -9,6 +9,7 @@ import { brokerOptions } from "../moleculer.config";
 import type { Config } from "../src/config";
 import { countLostNodes } from "../src/metrics";
 import { firstFreePort, portFree, PortInUse } from "../src/node/ports";
+import { publisherService } from "../services/publisher/publisher.service";
 import { SERVICE_FACTORIES } from "./services";
 
 export interface StartedNode {
@@ -34,6 +35,9 @@ export async function startNode(
       `METRICS_PORT ${given.metrics.port} is in use; metrics are served on ${config.metrics.port}`,
     );
   for (const name of config.services) broker.createService(SERVICE_FACTORIES[name](config));
+  // With BARS_TOPIC or ANOMALIES_TOPIC, every actor node can be the publisher.
+  if (config.publish !== null && config.services.some((s) => s === "aggregator" || s === "anomaly"))
+    broker.createService(publisherService(config));
   countLostNodes(broker);
   await broker.start();
   let url: string | null = null;

@@ -40,6 +40,8 @@ import {
 } from "../src/errors";
 import { M, registerMetrics, timed } from "../src/metrics";
 import { isNativeError, native, type Binding } from "../src/native";
+import { Outbox, splitOutbox, withOutbox, type Release } from "../src/publish/outbox";
+import { PUBLISHER_SHARD, type PublishReply } from "../src/contracts/publish";
 
 export interface ApplyParams {
   batch: Buffer;
@@ -87,6 +89,11 @@ export interface SymbolActorsVars {
   watch: StallWatch;
   /** The lease re-read after the last stall (see `afterStall`). */
   revalidating: Promise<void>;
+  /** Records waiting for Kafka, kept with each symbol's state (src/publish/outbox.ts). */
+  outbox: Outbox;
+  /** The running publish round, if any (one at a time keeps each symbol's records in order). */
+  publishing: Promise<void> | null;
+  publishTimer: NodeJS.Timeout | null;
 }
 
 export interface SymbolActorsMethods {
@@ -100,6 +107,15 @@ export interface SymbolActorsMethods {
   countHeld(): void;
   process(): ProcessReply;
   afterStall(): Promise<void>;
+  publishRound(): Promise<void>;
+  outboxStats(): OutboxStats;
+}
+
+export interface OutboxStats {
+  pending: number;
+  published: number;
+  /** Age of the oldest pending record, ms (null: none pending). */
+  oldestPendingMs: number | null;
 }
 
 type This = Service & SymbolActorsVars & SymbolActorsMethods;
@@ -116,6 +132,13 @@ function openStore(config: Config, broker: Service["broker"]): Promise<CustodySt
 }
 
 export function symbolActorsMixin(config: Config, role: ActorRole): Partial<ServiceSchema> {
+  // The topic this service's records go to (bars from the aggregator, anomalies from the detector).
+  const publishTopic =
+    config.publish === null
+      ? null
+      : role.bars
+        ? config.publish.barsTopic
+        : config.publish.anomaliesTopic;
   const mixin: Partial<ServiceSchema<ServiceSettingSchema, SymbolActorsMethods, SymbolActorsVars>> =
     {
       created(this: This) {
@@ -127,6 +150,9 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
         this.rebalancing = Promise.resolve();
         this.revalidating = Promise.resolve();
         this.watch = new StallWatch(STALL_TICK_MS);
+        this.outbox = new Outbox();
+        this.publishing = null;
+        this.publishTimer = null;
       },
 
       async started(this: This) {
@@ -139,9 +165,20 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           me,
           this.store,
           {
-            exportSymbol: (s) => engine.exportSymbol(s),
-            importSymbol: (state) => void engine.importSymbol(state, false),
-            removeSymbol: (s) => engine.removeSymbol(s),
+            // A symbol's outbox is written with its state, so it moves and restores with it.
+            exportSymbol: (s) => {
+              const state = engine.exportSymbol(s);
+              return state === null ? null : withOutbox(state, this.outbox.exportSymbol(s));
+            },
+            importSymbol: (state) => {
+              const parts = splitOutbox(state);
+              const symbol = engine.importSymbol(parts.engine, false);
+              if (parts.outbox !== null) this.outbox.importSymbol(symbol, parts.outbox);
+            },
+            removeSymbol: (s) => {
+              engine.removeSymbol(s);
+              this.outbox.removeSymbol(s);
+            },
           },
           {
             isLive: (h) => {
@@ -199,11 +236,17 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
           { bucket: config.custody.bucket, nats: config.custody.natsUrl !== null },
           "custody store open",
         );
+        if (publishTopic !== null)
+          this.publishTimer = setInterval(() => {
+            this.publishing ??= this.publishRound().finally(() => (this.publishing = null));
+          }, config.publish!.intervalMs);
       },
 
       /** A graceful stop hands every symbol to its next owner before the node leaves. */
       async stopped(this: This) {
         this.leaving = true;
+        if (this.publishTimer) clearInterval(this.publishTimer);
+        await this.publishing;
         await this.rebalancing;
         await this.pushAway();
         this.watch.stop();
@@ -394,6 +437,56 @@ export function symbolActorsMixin(config: Config, role: ActorRole): Partial<Serv
               }
             });
           return this.revalidating;
+        },
+
+        /**
+         * One publish round: the states with records not yet durable are written (under their
+         * leases), then every durable record goes to the publisher in one call; what it
+         * acknowledges leaves the outbox. A failure leaves everything for the next round.
+         */
+        async publishRound(this: This) {
+          try {
+            const undurable = this.outbox.undurable();
+            if (undurable.size > 0) {
+              const written = new Set(await this.custody.persist([...undurable.keys()]));
+              this.outbox.markDurable(new Map([...undurable].filter(([s]) => written.has(s))));
+            }
+            const releases: Release[] = this.outbox.releasable();
+            if (releases.length > 0) {
+              const reply = await this.broker.call<PublishReply, object>(
+                "publisher.publish",
+                { service: this.name, releases },
+                { meta: { shard: PUBLISHER_SHARD } },
+              );
+              const before = this.outbox.published;
+              for (const a of reply.acked) this.outbox.acked(a.symbol, a.through);
+              if (this.broker.isMetricsEnabled())
+                this.broker.metrics.increment(
+                  M.outboxPublished,
+                  { service: this.name },
+                  this.outbox.published - before,
+                );
+            }
+          } catch (err: unknown) {
+            this.logger.warn({ err: (err as Error).message }, "publish round failed; retrying");
+          } finally {
+            if (this.broker.isMetricsEnabled()) {
+              const { pending, oldestPendingMs } = this.outboxStats();
+              this.broker.metrics.set(M.outboxPending, pending, { service: this.name });
+              this.broker.metrics.set(M.outboxOldestPending, (oldestPendingMs ?? 0) / 1000, {
+                service: this.name,
+              });
+            }
+          }
+        },
+
+        outboxStats(this: This): OutboxStats {
+          const oldest = this.outbox.oldestAtMs();
+          return {
+            pending: this.outbox.pending,
+            published: this.outbox.published,
+            oldestPendingMs: oldest === null ? null : Math.max(0, Date.now() - oldest),
+          };
         },
 
         process(this: This): ProcessReply {

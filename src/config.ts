@@ -233,6 +233,24 @@ export const SETTINGS = [
       "Test hook: on SIGUSR2 the node blocks its event loop for this many ms (a starved process); 0 turns it off",
   },
   {
+    env: "BARS_TOPIC",
+    default: "",
+    description:
+      "Kafka topic (compacted, created if missing) that every closed bar and each later version of it is published to, exactly once for a read_committed consumer; empty: off. Needs `KAFKA_BROKERS`",
+  },
+  {
+    env: "ANOMALIES_TOPIC",
+    default: "",
+    description:
+      "Kafka topic (compacted, created if missing) that each anomaly, and its `cancelled` version after a bust, is published to, exactly once for a read_committed consumer; empty: off. Needs `KAFKA_BROKERS`",
+  },
+  {
+    env: "PUBLISH_INTERVAL_MS",
+    default: "500",
+    description:
+      "How often the actors make their pending bar versions and anomalies durable and hand them to the publisher (one Kafka transaction per round)",
+  },
+  {
     env: "CHECKPOINT_INTERVAL_MS",
     default: "10000",
     description:
@@ -654,6 +672,32 @@ function checkpoints(env: Env, store: Config["custody"], kafka: boolean): Config
   return { intervalMs };
 }
 
+/**
+ * `BARS_TOPIC` / `ANOMALIES_TOPIC`: off unless one is set. Exactly once needs the records' states
+ * to outlive a process (the custody store on NATS JetStream): a node restarted from memory would
+ * make and publish its bars again under versions already used.
+ */
+function publish(env: Env, kafka: KafkaConfig | null, store: Config["custody"]): Config["publish"] {
+  const bars = raw(env, "BARS_TOPIC");
+  const anomalies = raw(env, "ANOMALIES_TOPIC");
+  if (bars === "" && anomalies === "") return null;
+  if (kafka === null)
+    throw new ConfigError(
+      bars === "" ? "ANOMALIES_TOPIC" : "BARS_TOPIC",
+      "set, but KAFKA_BROKERS is empty: the topic needs a Kafka cluster",
+    );
+  if (store.natsUrl === null)
+    throw new ConfigError(
+      bars === "" ? "ANOMALIES_TOPIC" : "BARS_TOPIC",
+      "set, but there is no custody store: exactly-once publishing needs states kept in NATS JetStream (TRANSPORTER=nats://… or CHECKPOINT_NATS_URL)",
+    );
+  return {
+    barsTopic: bars === "" ? null : bars,
+    anomaliesTopic: anomalies === "" ? null : anomalies,
+    intervalMs: int(env, "PUBLISH_INTERVAL_MS", 10, 3_600_000),
+  };
+}
+
 /** Tickstream's parsed configuration. */
 export interface Config {
   transporter: string | null;
@@ -692,6 +736,7 @@ export interface Config {
   custody: { natsUrl: string | null; bucket: string };
   /** Checkpoint rounds (a cluster consuming Kafka); null otherwise. */
   checkpoints: { intervalMs: number } | null;
+  publish: { barsTopic: string | null; anomaliesTopic: string | null; intervalMs: number } | null;
   decoder: { mdEntryTypes: string };
   bars: {
     /** Live intervals roll-ups read, finest first (BAR_INTERVALS). */
@@ -789,6 +834,7 @@ export function loadConfig(env: Env = process.env): Config {
     kafka: kafkaConfig,
     custody: store,
     checkpoints: checkpoints(env, store, kafkaConfig !== null),
+    publish: publish(env, kafkaConfig, store),
     starveOnSigusr2Ms: int(env, "STARVE_ON_SIGUSR2_MS", 0, 600_000),
     decoder: { mdEntryTypes },
     bars: {

@@ -40,6 +40,9 @@ export const M = {
   historyDropped: "tickstream.history.bars.dropped",
   historyReadErrors: "tickstream.history.read.errors",
   nodesLost: "tickstream.cluster.nodes.lost",
+  outboxPending: "tickstream.outbox.pending",
+  outboxPublished: "tickstream.outbox.published",
+  outboxOldestPending: "tickstream.outbox.oldest_pending_seconds",
 } as const;
 
 const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -141,6 +144,24 @@ export function registerMetrics(broker: ServiceBroker): void {
     type: "gauge",
     name: M.historyBuffered,
     description: "Closed bars waiting to be written to the history store",
+  });
+  counter(
+    M.outboxPublished,
+    "Bar versions and anomalies the publisher committed to Kafka (BARS_TOPIC, ANOMALIES_TOPIC), by service",
+    ["service"],
+  );
+  metrics.register({
+    type: "gauge",
+    name: M.outboxPending,
+    description: "Bar versions and anomalies made but not yet committed to Kafka, by service",
+    labelNames: ["service"],
+  });
+  metrics.register({
+    type: "gauge",
+    name: M.outboxOldestPending,
+    description:
+      "Age of the oldest bar version or anomaly not yet committed to Kafka (0: none), by service",
+    labelNames: ["service"],
   });
   metrics.register({
     type: "gauge",

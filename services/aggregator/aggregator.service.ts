@@ -22,10 +22,13 @@ import type { StoredBar } from "../../src/history/store";
 import { M } from "../../src/metrics";
 import { countCorrections, noCorrections } from "../../src/actors/symbol-actors";
 import {
+  barRecord,
+  barRecordKey,
   LIVE_MS,
   STREAM_DEMAND,
   type LiveInterval,
   type StreamDemand,
+  type SymbolBarJson,
 } from "../../src/contracts/bars";
 import type {
   ActivityAnswer,
@@ -102,6 +105,7 @@ interface Methods extends SymbolActorsMethods {
   rolledBars(symbol: string, query: WindowQuery): Promise<RolledBarsAnswer>;
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
   publishClosed(closed: Binding.SymbolBar[]): void;
+  toOutbox(bars: readonly SymbolBarJson[]): void;
   publishRevised(revised: StoredBar[]): void;
   broadcastBars(event: "bars.closed" | "bars.updated", bars: readonly object[]): void;
   drainClosed(): void;
@@ -252,7 +256,11 @@ export function aggregatorService(config: Config): ServiceSchema {
       stats: {
         handler(this: This): AggregatorStats {
           // The engine counts for the node's life (handed-off symbols included) and sizes its state.
-          return { ...this.actors.engine.stats(), corrections: this.corrections };
+          return {
+            ...this.actors.engine.stats(),
+            corrections: this.corrections,
+            outbox: this.outboxStats(),
+          };
         },
       },
     },
@@ -374,18 +382,38 @@ export function aggregatorService(config: Config): ServiceSchema {
             });
           }
         }
-        this.broadcastBars(
-          "bars.closed",
-          closed.map((c) => ({ symbol: c.symbol, interval: c.interval, bar: toBarJson(c.bar) })),
-        );
+        const bars = closed.map((c) => ({
+          symbol: c.symbol,
+          interval: c.interval,
+          bar: toBarJson(c.bar),
+        }));
+        this.toOutbox(bars);
+        this.broadcastBars("bars.closed", bars);
       },
 
       publishRevised(this: This, revised: StoredBar[]) {
         this.history?.revised(revised);
-        this.broadcastBars(
-          "bars.closed",
-          revised.map((b) => ({ symbol: b.symbol, interval: b.interval, bar: storedBarJson(b) })),
-        );
+        const bars = revised.map((b) => ({
+          symbol: b.symbol,
+          interval: b.interval,
+          bar: storedBarJson(b),
+        }));
+        this.toOutbox(bars);
+        this.broadcastBars("bars.closed", bars);
+      },
+
+      /** With BARS_TOPIC: each closed bar version waits in its symbol's outbox for the publisher. */
+      toOutbox(this: This, bars: readonly SymbolBarJson[]) {
+        const topic = config.publish?.barsTopic;
+        if (!topic) return;
+        const now = Date.now();
+        for (const b of bars) {
+          const epoch = this.custody.epochOf(b.symbol);
+          if (epoch === undefined) continue; // dropped meanwhile: its new holder publishes
+          const key = barRecordKey(b.symbol, b.interval, b.bar.startMs);
+          const value = JSON.stringify(barRecord(b.symbol, b.interval, b.bar));
+          this.outbox.add(b.symbol, epoch, topic, key, value, now);
+        }
       },
 
       /** Broadcasts `bars` in events of at most BARS_PER_EVENT, in order. */

@@ -27,11 +27,18 @@ export interface AnomalyListParams {
 
 interface Vars extends SymbolActorsVars {
   recent: RecentAnomalies;
+  anomaliesTopic: string | null;
 }
 
 interface Methods extends SymbolActorsMethods {
   onApplied(result: Binding.ApplyResult, params: ApplyParams): void;
+  anomalyToOutbox(record: AnomalyRecord): void;
+  cancelToOutbox(symbol: string, tradeKey: string): void;
 }
+
+/** Key of an anomaly on the anomalies topic: its `cancelled` version replaces it under compaction. */
+export const anomalyKey = (a: Pick<AnomalyRecord, "symbol" | "tradeKey" | "detector">): string =>
+  `${a.symbol}/${a.tradeKey}/${a.detector}`;
 
 type This = Service & Vars & Methods;
 
@@ -75,6 +82,7 @@ export function anomalyService(config: Config): ServiceSchema {
             anomalies: this.recent.added,
             kept: this.recent.size,
             symbols: this.actors.engine.symbolCount(),
+            outbox: this.outboxStats(),
           };
         },
       },
@@ -87,10 +95,41 @@ export function anomalyService(config: Config): ServiceSchema {
     },
 
     methods: {
+      /**
+       * With ANOMALIES_TOPIC: the anomaly waits in its symbol's outbox, and is remembered with the
+       * symbol's state for as long as its trade may still be busted (the correction window).
+       */
+      anomalyToOutbox(this: This, record: AnomalyRecord) {
+        const epoch = this.custody.epochOf(record.symbol);
+        if (this.anomaliesTopic === null || epoch === undefined) return;
+        const key = anomalyKey(record);
+        const value = JSON.stringify(record);
+        this.outbox.add(record.symbol, epoch, this.anomaliesTopic, key, value, Date.now());
+        this.outbox.remember(
+          record.symbol,
+          { key, timeMs: record.timeMs, value },
+          record.timeMs - config.bars.correctionWindowMs,
+        );
+      },
+
+      /** The `cancelled` version of every remembered anomaly the busted trade raised. */
+      cancelToOutbox(this: This, symbol: string, tradeKey: string) {
+        const epoch = this.custody.epochOf(symbol);
+        if (this.anomaliesTopic === null || epoch === undefined) return;
+        for (const m of this.outbox.memos(symbol)) {
+          const a = JSON.parse(m.value) as AnomalyRecord;
+          if (a.tradeKey !== tradeKey || a.cancelled) continue;
+          const value = JSON.stringify({ ...a, cancelled: true });
+          this.outbox.add(symbol, epoch, this.anomaliesTopic, m.key, value, Date.now());
+          this.outbox.remember(symbol, { ...m, value }, -Infinity);
+        }
+      },
+
       onApplied(this: This, result: Binding.ApplyResult) {
         for (const c of result.corrected) {
           if (c.kind !== "cancel") continue;
           const { symbol, tradeKey } = c;
+          this.cancelToOutbox(symbol, tradeKey);
           this.broker
             .broadcast("anomaly.cancelled", { symbol, tradeKey })
             .catch((err: unknown) => this.logger.warn({ err }, "event broadcast failed"));
@@ -98,6 +137,7 @@ export function anomalyService(config: Config): ServiceSchema {
         for (const a of result.anomalies) {
           const record = toAnomalyRecord(a);
           this.recent.add(record);
+          this.anomalyToOutbox(record);
           if (this.broker.isMetricsEnabled())
             this.broker.metrics.increment(M.anomalies, { detector: a.detector });
           this.broker
@@ -108,6 +148,7 @@ export function anomalyService(config: Config): ServiceSchema {
     },
 
     created(this: This) {
+      this.anomaliesTopic = config.publish?.anomaliesTopic ?? null;
       this.recent = new RecentAnomalies(config.anomalyCapacity);
     },
   };

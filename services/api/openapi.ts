@@ -707,6 +707,17 @@ export function openApiDocument(): object {
                       required: ["nodeID"],
                       properties: {
                         nodeID: { type: "string" },
+                        publishing: {
+                          type: "object",
+                          description:
+                            "Bar versions (BARS_TOPIC) and anomalies (ANOMALIES_TOPIC) this node's actors made: pending (not yet committed to Kafka), published (committed since the node started), and the age of the oldest pending one (null: none)",
+                          required: ["pending", "published", "oldestPendingMs"],
+                          properties: {
+                            pending: { type: "integer", minimum: 0 },
+                            published: { type: "integer", minimum: 0 },
+                            oldestPendingMs: { type: ["integer", "null"], minimum: 0 },
+                          },
+                        },
                         corrections: {
                           type: "object",
                           description:

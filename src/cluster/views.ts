@@ -79,6 +79,7 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
         symbols: 0,
         corrections: { received: 0, unreferenced: 0, cancelled: 0, corrected: 0, skipped: {} },
         source: null,
+        publishing: { pending: 0, published: 0, oldestPendingMs: null },
       };
       nodes.set(nodeID, n);
     }
@@ -112,6 +113,14 @@ export async function statsView(caller: Caller): Promise<NodeStats[]> {
     );
   }
   for (const { nodeID, result: a } of anomaly) node(nodeID).anomalies = a.anomalies;
+  for (const { nodeID, result } of [...aggregator, ...anomaly]) {
+    const p = node(nodeID).publishing;
+    const o = result.outbox;
+    p.pending += o.pending;
+    p.published += o.published;
+    if (o.oldestPendingMs !== null)
+      p.oldestPendingMs = Math.max(p.oldestPendingMs ?? 0, o.oldestPendingMs);
+  }
   for (const { nodeID, result: i } of ingest) {
     const { source, live, ...counters } = i;
     node(nodeID).source = { name: source, live, ...counters };

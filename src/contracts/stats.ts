@@ -21,6 +21,16 @@ export interface CorrectionCounts {
   skipped: SkipCounts;
 }
 
+/** Records made for Kafka (BARS_TOPIC, ANOMALIES_TOPIC) and how far the publisher has them. */
+export interface OutboxStats {
+  /** Made and not yet committed to Kafka (waiting to be durable, or for the publisher). */
+  pending: number;
+  /** Committed by the publisher since the node started. */
+  published: number;
+  /** Age of the oldest pending one, ms; null when none is pending. */
+  oldestPendingMs: number | null;
+}
+
 /** `parser.stats`. */
 export interface ParserStats {
   records: number;
@@ -51,6 +61,7 @@ export interface AggregatorStats {
   corrections: CorrectionCounts;
   correctionsSkipped: number;
   journalTrades: number;
+  outbox: OutboxStats;
 }
 
 /** `anomaly.stats`. */
@@ -59,6 +70,7 @@ export interface AnomalyStats {
   anomalies: number;
   kept: number;
   symbols: number;
+  outbox: OutboxStats;
 }
 
 /** `ingest.stats`: the source's name and state, the pipeline's counters, then the source's own. */
@@ -99,6 +111,8 @@ export interface NodeStats {
     skipped: Record<string, number>;
   };
   source: ({ name: string; live: boolean } & Record<string, unknown>) | null;
+  /** Bar versions and anomalies on their way to Kafka, this node's actors together. */
+  publishing: OutboxStats;
 }
 
 /** A row of `GET /api/symbols`. */

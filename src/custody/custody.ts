@@ -306,6 +306,23 @@ export class Custody {
   }
 
   /**
+   * Writes the listed held states now, whether or not they were applied to since their last
+   * write (something kept with the state changed, e.g. its outbox). Resolves with the symbols
+   * whose write landed under this process's lease; a superseded one is dropped and left out;
+   * rejects when the store is unreachable.
+   */
+  async persist(symbols: readonly string[]): Promise<string[]> {
+    const done: string[] = [];
+    await mapLimit([...symbols], async (s) => {
+      const l = this.leases.get(s);
+      if (l?.phase !== "held") return;
+      await this.write(s, l, this.me);
+      if (this.leases.get(s) === l) done.push(s);
+    });
+    return done;
+  }
+
+  /**
    * Hands symbols over: writes each held one with no holder and forgets it. Returns the symbols
    * released (a symbol not held here, or dropped on the way, is not among them).
    */
