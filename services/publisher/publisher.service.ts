@@ -120,12 +120,15 @@ export function publisherService(config: Config): ServiceSchema {
           }
           batch.forEach((w, i) => w.resolve(replies[i]!));
         } catch (err: unknown) {
-          if (err instanceof Fenced) {
+          // Superseded, or the broker failed mid-transaction: the next call starts over (a new
+          // producer aborts whatever this one left open, and progress is read again).
+          if (err instanceof Fenced)
             this.logger.warn({ transactionalId }, "publisher superseded by another node");
-            this.producer = null;
-            this.ready = null;
-            this.progress.clear();
-          }
+          const producer = this.producer;
+          this.producer = null;
+          this.ready = null;
+          this.progress.clear();
+          await producer?.stop().catch(() => undefined);
           const e = err instanceof Error ? err : new Error(String(err));
           for (const w of batch) w.reject(e);
         }
